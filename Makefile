@@ -1,0 +1,59 @@
+# celery-platform: `make test` bootstraps everything from nothing (venv, Redis, Go builds) and runs every tier.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+STACK ?= dev
+PYTHON ?= python3
+VENV := venv
+BIN := $(VENV)/bin
+CHECKOV_VENV := build/checkov-venv
+
+.PHONY: setup system-deps test lint typecheck pytest render preview up bench lock clean
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+# Real Redis for the runtime tier: Debian's package (we are root in CI; a missing server fails the tests).
+system-deps:
+	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null; }
+	command -v go >/dev/null || { echo "go is required to build tools/kube-testenv and actionlint" >&2; exit 1; }
+
+setup: $(BIN)/.installed $(CHECKOV_VENV)/.installed system-deps
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy components infra
+
+pytest: setup
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+render: $(BIN)/.installed
+	$(BIN)/python -m infra.render $(STACK) -o build/$(STACK).yaml
+	cat build/$(STACK).yaml
+
+preview: $(BIN)/.installed
+	pulumi preview --stack $(STACK) --diff
+
+up: $(BIN)/.installed
+	pulumi up --stack $(STACK)
+
+lock:
+	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/pip install --quiet -r <(grep -v '^-e' requirements.txt)
+	build/lock-venv/bin/pip freeze
+
+clean:
+	rm -rf build .mypy_cache .ruff_cache .pytest_cache .hypothesis

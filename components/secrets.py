@@ -1,0 +1,197 @@
+"""PlatformSecrets: generated keys (pulumi-random) and secret config, in one Kubernetes Secret."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.labels import standard_labels
+from components.validation import (
+    Problem,
+    ValidationError,
+    check_database_url,
+    check_django_secret_key,
+    check_fernet_key,
+    check_redis_password,
+    check_sentry_dsn,
+    raise_if_any,
+)
+
+# Keys of the Kubernetes Secret; the workloads reference them with secretKeyRef.
+SECRET_KEY = "SECRET_KEY"
+FIELD_ENCRYPTION_KEY = "FIELD_ENCRYPTION_KEY"
+REDIS_PASSWORD = "REDIS_PASSWORD"
+DATABASE_URL = "DATABASE_URL"
+SENTRY_DSN = "SENTRY_DSN"
+
+DJANGO_KEY_LENGTH = 64
+# Django's own get_random_secret_key() alphabet, minus characters that need quoting in a shell or .env.
+DJANGO_KEY_SPECIALS = "!@#%^&*(-_=+)"
+REDIS_PASSWORD_LENGTH = 32
+FERNET_KEY_BYTES = 32
+
+
+def fernet_key_from_base64(standard_b64: str) -> str:
+    """Turn RandomBytes' standard base64 of 32 bytes into a Fernet key (URL-safe base64).
+
+    Both alphabets share 62 characters; only ``+`` and ``/`` become ``-`` and ``_``. The ``=``
+    padding stays, as in ``Fernet.generate_key()``.
+    """
+    return standard_b64.translate(str.maketrans("+/", "-_"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretsArgs:
+    """Arguments of PlatformSecrets. Values given here replace the generated ones and are validated."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of the Kubernetes Secret. Required."""
+    database_url: pulumi.Input[str]
+    """PostgreSQL URL for the app (``DATABASE_URL``), from secret config. Required."""
+    rotation: int = 0
+    """Bump to regenerate every generated key (a keeper of each random resource). Default: ``0``."""
+    sentry_dsn: pulumi.Input[str] | None = None
+    """Sentry DSN ``https://KEY@HOST/PROJECT``; no ``SENTRY_DSN`` key when unset. Default: unset."""
+    django_secret_key: pulumi.Input[str] | None = None
+    """Django ``SECRET_KEY``; generated (64 characters) when unset. Default: generated."""
+    field_encryption_key: pulumi.Input[str] | None = None
+    """Fernet key ``FIELD_ENCRYPTION_KEY``; generated from 32 random bytes when unset. Default: generated."""
+    redis_password: pulumi.Input[str] | None = None
+    """URL-safe Redis password; generated (32 letters and digits) when unset. Default: generated."""
+
+    def validate(self) -> list[Problem]:
+        """Return every problem with the plain values given (Outputs are checked when they resolve)."""
+        problems: list[Problem] = []
+        if self.rotation < 0:
+            problems.append(Problem("rotation", "cannot be negative", repr(self.rotation), "a whole number >= 0"))
+        for field, value, check in self._checked_values():
+            if isinstance(value, str):
+                problems += check(field, value)
+        return problems
+
+    def _checked_values(
+        self,
+    ) -> list[tuple[str, pulumi.Input[str] | None, Callable[[str, str], list[Problem]]]]:
+        return [
+            ("databaseUrl", self.database_url, check_database_url),
+            ("sentryDsn", self.sentry_dsn, check_sentry_dsn),
+            ("djangoSecretKey", self.django_secret_key, check_django_secret_key),
+            ("fieldEncryptionKey", self.field_encryption_key, check_fernet_key),
+            ("redisPassword", self.redis_password, check_redis_password),
+        ]
+
+
+def _checked(
+    subject: str, field: str, value: pulumi.Input[str], check: Callable[[str, str], list[Problem]]
+) -> pulumi.Output[str]:
+    """Return ``value`` as a secret Output that fails the deployment if it breaks ``check``."""
+
+    def verify(text: str) -> str:
+        raise_if_any(subject, check(field, text))
+        return text
+
+    return pulumi.Output.secret(pulumi.Output.from_input(value).apply(verify))
+
+
+class PlatformSecrets(pulumi.ComponentResource):
+    """Generate the platform's keys with pulumi-random and keep them in one Kubernetes Secret.
+
+    Every key is a secret Output. ``rotation`` is a keeper of every random resource, so bumping it
+    replaces all generated keys at once; a value given in ``SecretsArgs`` replaces its generated key.
+    """
+
+    secret_name: pulumi.Output[str]
+    django_secret_key: pulumi.Output[str]
+    field_encryption_key: pulumi.Output[str]
+    redis_password: pulumi.Output[str]
+    database_url: pulumi.Output[str]
+    sentry_dsn: pulumi.Output[str] | None
+
+    def __init__(self, resource_name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("celery-platform:index:PlatformSecrets", resource_name, None, opts)
+        subject = f"PlatformSecrets {resource_name!r}"
+        raise_if_any(subject, args.validate())
+        child = pulumi.ResourceOptions(parent=self)
+        keepers = {"rotation": str(args.rotation)}
+
+        if args.django_secret_key is None:
+            django = random.RandomPassword(
+                f"{resource_name}-django-secret-key",
+                length=DJANGO_KEY_LENGTH,
+                special=True,
+                override_special=DJANGO_KEY_SPECIALS,
+                min_lower=2,
+                min_upper=2,
+                min_numeric=2,
+                min_special=2,
+                keepers=keepers,
+                opts=child,
+            )
+            django_value: pulumi.Input[str] = django.result
+        else:
+            django_value = args.django_secret_key
+        # Generated keys are checked too: a rule broken by the generator must stop the deployment.
+        self.django_secret_key = _checked(subject, "djangoSecretKey", django_value, check_django_secret_key)
+
+        if args.field_encryption_key is None:
+            raw = random.RandomBytes(
+                f"{resource_name}-field-encryption-key", length=FERNET_KEY_BYTES, keepers=keepers, opts=child
+            )
+            fernet_value: pulumi.Input[str] = raw.base64.apply(fernet_key_from_base64)
+        else:
+            fernet_value = args.field_encryption_key
+        self.field_encryption_key = _checked(subject, "fieldEncryptionKey", fernet_value, check_fernet_key)
+
+        if args.redis_password is None:
+            password = random.RandomPassword(
+                f"{resource_name}-redis-password",
+                length=REDIS_PASSWORD_LENGTH,
+                special=False,
+                keepers=keepers,
+                opts=child,
+            )
+            redis_value: pulumi.Input[str] = password.result
+        else:
+            redis_value = args.redis_password
+        self.redis_password = _checked(subject, "redisPassword", redis_value, check_redis_password)
+
+        self.database_url = _checked(subject, "databaseUrl", args.database_url, check_database_url)
+        self.sentry_dsn = (
+            None if args.sentry_dsn is None else _checked(subject, "sentryDsn", args.sentry_dsn, check_sentry_dsn)
+        )
+
+        data: dict[str, pulumi.Output[str]] = {
+            SECRET_KEY: self.django_secret_key,
+            FIELD_ENCRYPTION_KEY: self.field_encryption_key,
+            REDIS_PASSWORD: self.redis_password,
+            DATABASE_URL: self.database_url,
+        }
+        if self.sentry_dsn is not None:
+            data[SENTRY_DSN] = self.sentry_dsn
+        self.keys = tuple(sorted(data))
+        self.secret = k8s.core.v1.Secret(
+            resource_name,
+            metadata={
+                "namespace": args.namespace,
+                "labels": standard_labels("celery-platform", resource_name, "secrets"),
+            },
+            type="Opaque",
+            string_data=pulumi.Output.all(**data).apply(pulumi.Output.secret),
+            opts=child,
+        )
+        self.secret_name = self.secret.metadata.name
+        self.register_outputs(
+            {
+                "secret_name": self.secret_name,
+                "django_secret_key": self.django_secret_key,
+                "field_encryption_key": self.field_encryption_key,
+                "redis_password": self.redis_password,
+            }
+        )
+
+
+__all__ = ["PlatformSecrets", "SecretsArgs", "ValidationError", "fernet_key_from_base64"]

@@ -1,0 +1,214 @@
+"""Validate-all-then-raise helpers shared by the components and the stack config.
+
+Every rule lives here once. A component's ``__init__`` and the stack-config schema both call the
+same ``check_*`` function, so a value that a reusing team passes in code and a value that a platform
+team sets in ``Pulumi.<stack>.yaml`` meet the same rule and the same message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+import pulumi
+from pydantic import ConfigDict, with_config
+from pydantic.alias_generators import to_camel
+
+from components.quantities import QuantityError, parse_cpu, parse_memory
+
+# Applied to every args dataclass: the stack config parses YAML straight into the components' own
+# typed args (camelCase keys, unknown keys refused), so there is one schema, not two.
+args_schema = with_config(ConfigDict(alias_generator=to_camel, extra="forbid", coerce_numbers_to_str=True))
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]+$")
+DJANGO_INSECURE_PREFIX = "django-insecure-"
+DJANGO_MIN_LENGTH = 50
+DJANGO_MIN_UNIQUE = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid field: where it is, what is wrong, what was given and what is allowed."""
+
+    field: str
+    problem: str
+    got: str
+    expected: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem} (got {self.got}, expected {self.expected})"
+
+
+class ValidationError(pulumi.RunError):
+    """Every problem found in one set of inputs, raised once, before anything is registered.
+
+    It subclasses ``pulumi.RunError`` so that the Pulumi CLI prints the sentence, not a traceback.
+    """
+
+    def __init__(self, subject: str, problems: Iterable[Problem]) -> None:
+        self.subject = subject
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{subject} is invalid ({len(self.problems)} problem(s)):\n{lines}")
+
+
+def raise_if_any(subject: str, problems: list[Problem]) -> None:
+    """Raise one ValidationError listing every problem, or return when there are none."""
+    if problems:
+        raise ValidationError(subject, problems)
+
+
+def shown(value: object) -> str:
+    """Render a non-secret value for an error message."""
+    return str(value) if isinstance(value, Decimal) else repr(value)
+
+
+def redacted(value: str) -> str:
+    """Show the shape of a secret value (punctuation kept, every letter and digit run masked).
+
+    Error messages must name the value without printing a secret: ``https://abc@x.io/1`` becomes
+    ``'https://*@*.*/*'``, enough to see that a scheme or an ``@`` is missing.
+    """
+    return "secret shaped " + repr(re.sub(r"[A-Za-z0-9]+", "*", value))
+
+
+def check_dns_label(field: str, value: str, max_length: int = 63) -> list[Problem]:
+    """Check a Kubernetes object name that must be an RFC 1123 label."""
+    if len(value) > max_length or not DNS_LABEL.match(value):
+        return [
+            Problem(
+                field,
+                "not a valid RFC 1123 label",
+                shown(value),
+                f"lowercase letters, digits and '-', starting and ending alphanumeric, at most {max_length} characters",
+            )
+        ]
+    return []
+
+
+def check_cpu(field: str, value: str, allow_zero: bool = False) -> list[Problem]:
+    """Check a CPU quantity such as ``400m`` or ``2`` (parsed by the kubernetes client)."""
+    try:
+        amount = parse_cpu(value)
+    except QuantityError as err:
+        return [Problem(field, f"not a CPU quantity: {err}", shown(value), "a quantity such as '250m' or '2'")]
+    if amount < 0 or (amount == 0 and not allow_zero):
+        return [Problem(field, "must be positive", shown(value), "a CPU quantity above 0")]
+    return []
+
+
+def check_memory(field: str, value: str, allow_zero: bool = False) -> list[Problem]:
+    """Check a memory quantity such as ``512Mi``; fractional bytes (``512m``) are refused."""
+    try:
+        amount = parse_memory(value)
+    except QuantityError as err:
+        return [Problem(field, f"not a memory quantity: {err}", shown(value), "a quantity such as '512Mi' or '1Gi'")]
+    if amount < 0 or (amount == 0 and not allow_zero):
+        return [Problem(field, "must be positive", shown(value), "a memory quantity above 0")]
+    return []
+
+
+def check_ratio(field: str, value: Decimal | float | int) -> list[Problem]:
+    """Check a LimitRange maxLimitRequestRatio: a limit may be at most this many times its request."""
+    if Decimal(str(value)) < 1:
+        return [Problem(field, "a limit/request ratio below 1 admits no container", shown(value), "a number >= 1")]
+    return []
+
+
+def check_count(field: str, value: int, minimum: int = 0) -> list[Problem]:
+    """Check a whole-number count such as replicas, concurrency or seconds."""
+    if value < minimum:
+        return [Problem(field, "too small", shown(value), f"a whole number >= {minimum}")]
+    return []
+
+
+def check_sentry_dsn(field: str, value: str) -> list[Problem]:
+    """Check a Sentry DSN shaped ``https://KEY@HOST/PROJECT`` (a malformed one crashes pods at start)."""
+    expected = "a DSN shaped 'https://KEY@HOST/PROJECT' with a numeric PROJECT"
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return [Problem(field, "not a URL", redacted(value), expected)]
+    project = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    if (
+        parts.scheme != "https"
+        or not parts.username
+        or not parts.hostname
+        or not port_ok
+        or not project.isdigit()
+        or parts.query
+        or parts.fragment
+    ):
+        return [Problem(field, "not a valid Sentry DSN", redacted(value), expected)]
+    return []
+
+
+POSTGRES_SCHEMES = ("postgres", "postgresql")
+
+
+def check_database_url(field: str, value: str) -> list[Problem]:
+    """Check a PostgreSQL URL ``postgres[ql][+driver]://USER:PASSWORD@HOST[:PORT]/DB``."""
+    expected = "a URL shaped 'postgresql://USER:PASSWORD@HOST:5432/DB'"
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return [Problem(field, "not a URL", redacted(value), expected)]
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in POSTGRES_SCHEMES:
+        return [Problem(field, "not a PostgreSQL URL", redacted(value), expected)]
+    if not parts.hostname or not port_ok or not parts.path.strip("/"):
+        return [Problem(field, "a PostgreSQL URL needs a host and a database name", redacted(value), expected)]
+    return []
+
+
+def check_django_secret_key(field: str, value: str) -> list[Problem]:
+    """Check Django's own rules for SECRET_KEY (``manage.py check --deploy``, security.W009)."""
+    problems = []
+    if len(value) < DJANGO_MIN_LENGTH or len(set(value)) < DJANGO_MIN_UNIQUE:
+        problems.append(
+            Problem(
+                field,
+                "too weak for Django",
+                f"{redacted(value)} of {len(value)} characters, {len(set(value))} unique",
+                f"at least {DJANGO_MIN_LENGTH} characters with at least {DJANGO_MIN_UNIQUE} unique",
+            )
+        )
+    if value.startswith(DJANGO_INSECURE_PREFIX):
+        problems.append(
+            Problem(field, "is Django's development key", redacted(value), f"no '{DJANGO_INSECURE_PREFIX}' prefix")
+        )
+    return problems
+
+
+def check_fernet_key(field: str, value: str) -> list[Problem]:
+    """Check a Fernet key: URL-safe base64 that decodes to exactly 32 bytes."""
+    expected = "URL-safe base64 of 32 bytes (44 characters, e.g. from Fernet.generate_key())"
+    try:
+        raw = base64.urlsafe_b64decode(value.encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return [Problem(field, "not URL-safe base64", redacted(value), expected)]
+    if len(raw) != 32 or not re.fullmatch(r"[A-Za-z0-9_-]{43}=", value):
+        return [Problem(field, f"decodes to {len(raw)} bytes", redacted(value), expected)]
+    return []
+
+
+def check_redis_password(field: str, value: str) -> list[Problem]:
+    """Check a Redis password that goes into ``redis://:PASSWORD@host`` without URL-encoding."""
+    if len(value) < 16 or not URL_SAFE.match(value):
+        return [
+            Problem(
+                field,
+                "not a URL-safe password of at least 16 characters",
+                f"{redacted(value)} of {len(value)} characters",
+                "letters, digits and '._~-' only, at least 16 characters",
+            )
+        ]
+    return []

@@ -1,0 +1,265 @@
+"""Render a stack offline: run the real program under the mock engine and print its Kubernetes objects.
+
+``python -m infra.render <stack> [-o FILE]`` reads ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml``, runs
+``infra/__main__.py`` in-process under ``pulumi.runtime.set_mocks`` and prints every Kubernetes
+object as multi-document YAML, in apply order. It behaves like pulumi-kubernetes where correctness
+depends on it (auto-names with a suffix, the default namespace). Generated, encrypted or absent
+secret values are placeholders; the output is the same bytes for the same input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import gc
+import hashlib
+import json
+import os
+import runpy
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config import PROJECT
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+PLACEHOLDER = "<secret>"
+# Install order, as Helm applies kinds: guardrails before the pods they admit, config before its users.
+KIND_ORDER = [
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "PersistentVolumeClaim",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "Pod",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+]
+CLUSTER_SCOPED = {"Namespace"}
+# Valid-looking stand-ins for secret config that is encrypted or absent: they pass validation, and
+# like every secret value they print only as PLACEHOLDER.
+RENDER_SECRET_STANDINS = {
+    "databaseUrl": "postgresql://render:render@database.invalid:5432/render",
+    "sentryDsn": "https://0123456789abcdef0123456789abcdef@sentry.invalid/1",
+    "djangoSecretKey": "render-stand-in-" + "abcdefghij" * 5,
+    "fieldEncryptionKey": base64.urlsafe_b64encode(bytes(32)).decode(),
+    "redisPassword": "renderstandinpassword0",
+}
+
+
+def _suffix(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:8]
+
+
+def _fake_random(name: str, length: int, alphabet: str) -> str:
+    """A deterministic stand-in for a random value of ``length`` characters from ``alphabet``."""
+    digest = b""
+    counter = 0
+    while len(digest) < length:
+        digest += hashlib.sha512(f"{name}/{counter}".encode()).digest()
+        counter += 1
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG) == "1b47061264138c4ac30d75fd1eb44270"
+
+
+def scrub(value: Any) -> Any:
+    """Replace every secret in ``value`` by PLACEHOLDER (keys of a secret mapping stay visible)."""
+    if _is_secret(value):
+        inner = value.get("value")
+        if isinstance(inner, dict):
+            return {k: PLACEHOLDER for k in sorted(inner)}
+        return PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+@dataclass
+class RenderMocks(pulumi.runtime.Mocks):
+    """The mock engine of the render: records Kubernetes inputs and answers as the providers would."""
+
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    resources: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
+    """Every stand-in random value handed out, so tests can prove none of them reaches the output."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = copy.deepcopy(dict(args.inputs))
+        self.resources.append((args.typ, args.name, copy.deepcopy(inputs)))
+        outputs = inputs
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+            if inputs.get("special", True):
+                alphabet += inputs.get("overrideSpecial", "!@#$%&*()-_=+[]{}<>:?")
+            outputs = {**inputs, "result": _fake_random(args.name, int(inputs["length"]), alphabet)}
+            self.generated.append(outputs["result"])
+        elif args.typ == "random:index/randomBytes:RandomBytes":
+            raw = hashlib.shake_256(args.name.encode()).digest(int(inputs["length"]))
+            outputs = {**inputs, "base64": base64.b64encode(raw).decode(), "hex": raw.hex()}
+            self.generated += [outputs["base64"], outputs["hex"]]
+        elif args.typ.startswith("kubernetes:"):
+            metadata = dict(inputs.get("metadata") or {})
+            # pulumi-kubernetes auto-names with a random suffix; ours is derived from the name.
+            metadata.setdefault("name", f"{args.name}-{_suffix(args.name)}")
+            if inputs.get("kind") not in CLUSTER_SCOPED:
+                metadata.setdefault("namespace", "default")
+            outputs = {**inputs, "metadata": metadata}
+            self.objects.append(outputs)
+        return f"{args.name}_id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+    def ordered(self) -> list[dict[str, Any]]:
+        """Return the Kubernetes objects, scrubbed, in apply order (kind, then namespace and name)."""
+
+        def rank(obj: dict[str, Any]) -> tuple[int, str, str]:
+            kind = obj.get("kind", "")
+            meta = obj["metadata"]
+            order = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+            return order, str(meta.get("namespace", "")), str(meta["name"])
+
+        return [_ordered_keys(scrub(obj)) for obj in sorted(self.objects, key=rank)]
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _ordered_keys(obj: dict[str, Any]) -> dict[str, Any]:
+    """Sort every mapping (the mock gives no fixed order); apiVersion, kind and metadata come first."""
+    obj = _sorted(obj)
+    head: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
+    return {**head, **{k: v for k, v in obj.items() if k not in head}}
+
+
+def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[str]]:
+    """Merge Pulumi.yaml defaults and Pulumi.<stack>.yaml into PULUMI_CONFIG form, with the secret keys."""
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    if not stack_file.exists():
+        raise SystemExit(f"no stack file {stack_file.name}: the stacks here are {available_stacks(root)}")
+    stack_values = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, decl in (project.get("config") or {}).items():
+        if isinstance(decl, Mapping) and "default" in decl:
+            config[f"{PROJECT}:{key}"] = _as_config_string(decl["default"])
+        if isinstance(decl, Mapping) and decl.get("secret"):
+            secret_keys.append(f"{PROJECT}:{key}")
+    for full_key, value in stack_values.items():
+        short = full_key.split(":", 1)[-1]
+        if isinstance(value, Mapping) and "secure" in value:
+            secret_keys.append(full_key)
+            value = RENDER_SECRET_STANDINS.get(short, PLACEHOLDER)
+        config[full_key] = _as_config_string(value)
+    for short, standin in RENDER_SECRET_STANDINS.items():
+        full_key = f"{PROJECT}:{short}"
+        if full_key in secret_keys and full_key not in config:
+            # Absent required secrets are set at `pulumi config set --secret` time; render uses a stand-in.
+            config[full_key] = standin
+    return config, sorted(set(secret_keys))
+
+
+def _as_config_string(value: Any) -> str:
+    """Pulumi passes every config value as a string, and lists and maps as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)
+
+
+def available_stacks(root: Path = ROOT) -> list[str]:
+    """Return the stacks that have a Pulumi.<stack>.yaml file."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+@dataclass
+class ProgramRun:
+    """What one run of the program left behind: the mocks' records and the program's globals."""
+
+    mocks: RenderMocks
+    globals: dict[str, Any]
+
+
+def run_program(stack: str, config: Mapping[str, str], secret_keys: list[str], root: Path = ROOT) -> ProgramRun:
+    """Run ``infra/__main__.py`` under the render mocks with ``config``."""
+    os.environ["PULUMI_CONFIG"] = json.dumps(dict(config))
+    os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secret_keys)
+    pulumi.runtime.config.set_all_config({}, secret_keys)
+    mocks = RenderMocks()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    program = str(root / "infra" / "__main__.py")
+    namespace: dict[str, Any] = {}
+    _sync_await(run_pulumi_func(lambda: namespace.update(runpy.run_path(program, run_name="__main__"))))
+    return ProgramRun(mocks, namespace)
+
+
+def render_documents(stack: str, root: Path = ROOT) -> list[dict[str, Any]]:
+    """Return the stack's Kubernetes objects, scrubbed and in apply order."""
+    config, secret_keys = stack_config(stack, root)
+    return run_program(stack, config, secret_keys, root).mocks.ordered()
+
+
+def to_yaml(documents: list[dict[str, Any]]) -> str:
+    """Dump ``documents`` as deterministic multi-document YAML."""
+    text: str = yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False, width=120)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; exits 2 with the validation message on invalid config."""
+    parser = argparse.ArgumentParser(prog="python -m infra.render", description=__doc__.splitlines()[0])
+    parser.add_argument("stack", help=f"stack name, one of {available_stacks()}")
+    parser.add_argument("-o", "--output", type=Path, help="write the YAML here instead of stdout")
+    options = parser.parse_args(argv)
+    try:
+        text = to_yaml(render_documents(options.stack))
+    except pulumi.RunError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if options.output:
+        options.output.parent.mkdir(parents=True, exist_ok=True)
+        options.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    # Collect the mock engine's event loops while asyncio can still close them cleanly; left to
+    # interpreter shutdown, their __del__ prints a spurious "Invalid file descriptor" traceback.
+    gc.collect()
+    sys.exit(code)
