@@ -68,8 +68,9 @@ class PlatformNamespace(pulumi.ComponentResource):
     quota: QuotaSpec
 
     def __init__(self, resource_name: str, args: NamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("celery-platform:index:PlatformNamespace", resource_name, None, opts)
+        # Validate before registering anything, the component included: nothing half applied.
         raise_if_any(f"PlatformNamespace {resource_name!r}", args.validate())
+        super().__init__("celery-platform:index:PlatformNamespace", resource_name, None, opts)
         self.limit_range = args.limit_range
         self.quota = args.quota
         child = pulumi.ResourceOptions(parent=self)

@@ -112,9 +112,10 @@ class PlatformSecrets(pulumi.ComponentResource):
     sentry_dsn: pulumi.Output[str] | None
 
     def __init__(self, resource_name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("celery-platform:index:PlatformSecrets", resource_name, None, opts)
         subject = f"PlatformSecrets {resource_name!r}"
+        # Validate before registering anything, the component included: nothing half applied.
         raise_if_any(subject, args.validate())
+        super().__init__("celery-platform:index:PlatformSecrets", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         keepers = {"rotation": str(args.rotation)}
 

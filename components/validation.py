@@ -70,12 +70,12 @@ def shown(value: object) -> str:
 
 
 def redacted(value: str) -> str:
-    """Show the shape of a secret value (punctuation kept, every letter and digit run masked).
+    """Show the shape of a secret value: URL punctuation kept, every other run of characters masked.
 
     Error messages must name the value without printing a secret: ``https://abc@x.io/1`` becomes
-    ``'https://*@*.*/*'``, enough to see that a scheme or an ``@`` is missing.
+    ``'*://*@*.*/*'``, enough to see that a scheme or an ``@`` is missing.
     """
-    return "secret shaped " + repr(re.sub(r"[A-Za-z0-9]+", "*", value))
+    return "secret shaped " + repr(re.sub(r"[^:/@.?#]+", "*", value))
 
 
 def check_dns_label(field: str, value: str, max_length: int = 63) -> list[Problem]:

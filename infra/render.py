@@ -243,9 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.render", description=__doc__.splitlines()[0])
     parser.add_argument("stack", help=f"stack name, one of {available_stacks()}")
     parser.add_argument("-o", "--output", type=Path, help="write the YAML here instead of stdout")
+    parser.add_argument("--project-dir", type=Path, default=ROOT, help="folder of Pulumi.yaml (default: this repo)")
     options = parser.parse_args(argv)
     try:
-        text = to_yaml(render_documents(options.stack))
+        text = to_yaml(render_documents(options.stack, options.project_dir))
     except pulumi.RunError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,47 @@
+"""Shared helpers: run code under the render mock engine and resolve its Outputs synchronously."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pulumi
+import pytest
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config import PROJECT
+from infra.render import RenderMocks
+
+T = TypeVar("T")
+
+
+def run(fn: Callable[[], T]) -> T:
+    """Run ``fn`` as a Pulumi program and wait until every resource it registered is done."""
+    box: list[T] = []
+    _sync_await(run_pulumi_func(lambda: box.append(fn())))
+    return box[0]
+
+
+def resolve(output: pulumi.Output[T]) -> T | None:
+    """Return the value an Output resolves to."""
+    return _sync_await(output.future())
+
+
+def is_secret(output: pulumi.Output[Any]) -> bool:
+    """Tell whether an Output is marked secret (the SDK's Output.is_secret, awaited)."""
+    return _sync_await(output.is_secret())
+
+
+def objects_of(mocks: RenderMocks, kind: str) -> list[dict[str, Any]]:
+    """Return the registered Kubernetes objects of one kind, as the provider would receive them."""
+    return [o for o in mocks.objects if o.get("kind") == kind]
+
+
+@pytest.fixture
+def mocks() -> Iterator[RenderMocks]:
+    """A fresh mock engine for one test."""
+    engine = RenderMocks()
+    pulumi.runtime.config.set_all_config({}, [])
+    pulumi.runtime.set_mocks(engine, project=PROJECT, stack="unit", preview=False)
+    yield engine

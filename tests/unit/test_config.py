@@ -1,0 +1,129 @@
+"""The stack config schema: each documented failure is refused with a message naming field and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.validation import ValidationError
+from infra.config import KEYS, REQUIRED, parse_stack_config
+
+ROOT = Path(__file__).resolve().parents[2]
+VALID: dict[str, Any] = {"databaseUrl": "postgresql://app:pw@db.internal:5432/app"}
+
+
+def problems_of(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ValidationError) as caught:
+        parse_stack_config({**VALID, **raw})
+    return [str(p) for p in caught.value.problems]
+
+
+def test_a_config_with_only_the_database_url_takes_every_default() -> None:
+    config = parse_stack_config(VALID)
+    assert config.namespace == "celery-platform"
+    assert config.limit_range.max_limit_request_ratio.cpu == 2
+    assert config.sentry_dsn == ""
+
+
+def test_fails_when_a_key_is_unknown() -> None:
+    [message] = problems_of({"replicaCount": "3"})
+    assert message.startswith("replicaCount: unknown config key (got '3', expected one of ")
+
+
+def test_fails_when_a_nested_key_is_unknown_and_lists_the_allowed_ones() -> None:
+    [message] = problems_of({"limitRange": "maxRatio: {cpu: 2}"})
+    assert message.startswith("limitRange.maxRatio: unknown key")
+    assert "maxLimitRequestRatio" in message
+
+
+def test_fails_when_a_value_has_the_wrong_type() -> None:
+    [message] = problems_of({"rotation": "often"})
+    assert message == "rotation: input should be a valid integer, unable to parse string as an integer " + (
+        "(got 'often', expected a whole number)"
+    )
+
+
+def test_fails_when_a_count_is_negative() -> None:
+    messages = problems_of({"rotation": "-1", "quota": "pods: -3"})
+    assert "rotation: too small (got -1, expected a whole number >= 0)" in messages
+    assert "quota.pods: a count cannot be negative (got -3, expected a whole number >= 0)" in messages
+
+
+def test_fails_when_a_quantity_is_malformed() -> None:
+    [message] = problems_of({"limitRange": "max: {cpu: 400mm, memory: 1Gi}"})
+    assert message.startswith("limitRange.max.cpu: not a CPU quantity")
+    assert "'400mm'" in message
+
+
+def test_fails_when_the_limit_range_ratio_is_below_one() -> None:
+    [message] = problems_of({"limitRange": "maxLimitRequestRatio: {cpu: 0.5}"})
+    assert message == (
+        "limitRange.maxLimitRequestRatio.cpu: a limit/request ratio below 1 admits no container "
+        "(got 0.5, expected a number >= 1)"
+    )
+
+
+def test_fails_when_the_limit_range_defaults_break_its_own_ratio() -> None:
+    [message] = problems_of({"limitRange": "maxLimitRequestRatio: {cpu: 1.5}"})
+    assert message.startswith("limitRange.default.cpu: the defaults alone break maxLimitRequestRatio")
+
+
+def test_fails_when_the_sentry_dsn_is_malformed_without_echoing_it() -> None:
+    [message] = problems_of({"sentryDsn": "https://sentry.example.com/12"})
+    assert message.startswith("sentryDsn: not a valid Sentry DSN (got secret shaped ")
+    assert "https://KEY@HOST/PROJECT" in message
+    assert "sentry.example.com" not in message
+
+
+def test_fails_when_the_database_is_not_postgres() -> None:
+    [message] = problems_of({"databaseUrl": "mysql://app:pw@db/app"})
+    assert message.startswith("databaseUrl: not a PostgreSQL URL")
+    assert "pw" not in message
+
+
+def test_fails_when_the_database_url_is_missing() -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_stack_config({})
+    assert [p.field for p in caught.value.problems] == ["databaseUrl"]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    messages = problems_of(
+        {
+            "namespace": "Celery_Prod",
+            "limitRange": "maxLimitRequestRatio: {cpu: 0.5}",
+            "sentryDsn": "nope",
+            "databaseUrl": "sqlite:///db",
+            "quota": "limitsCpu: 8cores",
+        }
+    )
+    fields = sorted(m.split(":")[0] for m in messages)
+    assert fields == ["databaseUrl", "limitRange.maxLimitRequestRatio.cpu", "namespace", "quota.limitsCpu", "sentryDsn"]
+
+
+def test_pulumi_yaml_declares_every_key_with_its_type_description_and_default() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    declared = project["config"]
+    assert set(declared) == {k.name for k in KEYS}
+    for key in KEYS:
+        decl = declared[key.name]
+        assert decl["type"] == key.pulumi_type, key.name
+        assert decl["description"] == key.description, key.name
+        assert decl.get("secret", False) == key.secret, key.name
+        if key.default is REQUIRED:
+            assert "default" not in decl, key.name
+        else:
+            assert decl["default"] == key.default, key.name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_each_stack_file_holds_only_known_keys_and_no_plain_secret(stack: str) -> None:
+    values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    known = {f"celery-platform:{k.name}": k for k in KEYS}
+    for full_key, value in values.items():
+        assert full_key in known, full_key
+        if known[full_key].secret:
+            assert isinstance(value, dict) and "secure" in value, f"{full_key} must be set with --secret"

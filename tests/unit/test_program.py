@@ -1,0 +1,48 @@
+"""The whole program, per real stack file, loaded through PULUMI_CONFIG like `pulumi up` would."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.render import ProgramRun, available_stacks, run_program, stack_config
+from tests.conftest import is_secret, resolve
+
+STACKS = available_stacks()
+
+
+def run_stack(stack: str) -> ProgramRun:
+    config, secret_keys = stack_config(stack)
+    return run_program(stack, config, secret_keys)
+
+
+def test_both_environments_have_a_stack_file() -> None:
+    assert STACKS == ["dev", "prod"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_program_exports_the_namespace_and_the_secret_name(stack: str) -> None:
+    program = run_stack(stack)
+    config, _ = stack_config(stack)
+    assert resolve(program.globals["namespace"].name) == config["celery-platform:namespace"]
+    secret_name = resolve(program.globals["secrets"].secret_name)
+    assert secret_name is not None and secret_name.startswith("celery-secrets-")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_secret_output_of_the_program_is_secret(stack: str) -> None:
+    secrets = run_stack(stack).globals["secrets"]
+    for name in ("django_secret_key", "field_encryption_key", "redis_password", "database_url"):
+        assert is_secret(getattr(secrets, name)), name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_namespace_guardrails_are_those_of_the_stack_file(stack: str) -> None:
+    import yaml
+
+    config, _ = stack_config(stack)
+    program = run_stack(stack)
+    [limit_range] = [o for o in program.mocks.objects if o["kind"] == "LimitRange"]
+    expected = yaml.safe_load(config["celery-platform:limitRange"])
+    got = limit_range["spec"]["limits"][0]
+    for part in ("defaultRequest", "default", "min", "max"):
+        assert got[part] == {k: str(v) for k, v in expected[part].items()}, part
