@@ -7,7 +7,7 @@ VENV := venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := build/checkov-venv
 
-.PHONY: setup system-deps test lint typecheck pytest render preview up bench lock clean
+.PHONY: setup venv system-deps test lint typecheck actionlint pytest render preview up bench lock clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,8 @@ system-deps:
 	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null; }
 	command -v go >/dev/null || { echo "go is required to build tools/kube-testenv and actionlint" >&2; exit 1; }
 
+venv: $(BIN)/.installed
+
 setup: $(BIN)/.installed $(CHECKOV_VENV)/.installed system-deps
 
 lint: setup
@@ -33,22 +35,30 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy components infra
+	$(BIN)/mypy components infra policy/celery_guardrails.py
+
+actionlint:
+	tools/actionlint.sh
 
 pytest: setup
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck actionlint pytest
 
 render: $(BIN)/.installed
 	$(BIN)/python -m infra.render $(STACK) -o build/$(STACK).yaml
 	cat build/$(STACK).yaml
 
-preview: $(BIN)/.installed
-	pulumi preview --stack $(STACK) --diff
+policy/venv/.installed: policy/requirements.txt
+	test -x policy/venv/bin/python || $(PYTHON) -m venv policy/venv
+	policy/venv/bin/python -m pip install --quiet -r policy/requirements.txt
+	touch $@
 
-up: $(BIN)/.installed
-	pulumi up --stack $(STACK)
+preview: $(BIN)/.installed policy/venv/.installed
+	pulumi preview --stack $(STACK) --diff --policy-pack policy
+
+up: $(BIN)/.installed policy/venv/.installed
+	pulumi up --stack $(STACK) --policy-pack policy
 
 lock:
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv

@@ -1,0 +1,112 @@
+"""The celery-platform-guardrails policy pack: thin adapters around celery_guardrails.
+
+This file only wires the pure validate functions into pulumi_policy. Constructing the PolicyPack
+starts the analyzer's gRPC server and blocks, so tests import celery_guardrails, never this file.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import celery_guardrails as guardrails
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyPack,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+Validate = Callable[[str, Mapping[str, Any]], Sequence[str]]
+
+
+def _report_all(messages: Sequence[str], report_violation: ReportViolation) -> None:
+    for message in messages:
+        report_violation(message, None)
+
+
+def _adapter(validate: Validate) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    def run(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        _report_all(validate(args.resource_type, args.props), report_violation)
+
+    return run
+
+
+def _resources(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    config = args.get_config()
+    messages = guardrails.validate_resources(
+        args.resource_type,
+        args.props,
+        max_cpu_ratio=config.get("maxCpuLimitRequestRatio", guardrails.DEFAULT_MAX_LIMIT_REQUEST_RATIO),
+        max_memory_ratio=config.get("maxMemoryLimitRequestRatio", guardrails.DEFAULT_MAX_LIMIT_REQUEST_RATIO),
+    )
+    _report_all(messages, report_violation)
+
+
+def _secret_env(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    allowed = args.get_config().get("allowedLiteralEnvNames", [])
+    _report_all(guardrails.validate_secret_env(args.resource_type, args.props, allowed), report_violation)
+
+
+def _beat_not_autoscaled(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    resources = [(resource.resource_type, resource.props) for resource in args.resources]
+    for index, message in guardrails.autoscaled_beat_violations(resources):
+        report_violation(message, args.resources[index].urn)
+
+
+_RATIO = {"type": "number", "minimum": 1, "default": 2}
+
+PolicyPack(
+    name="celery-platform-guardrails",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    description="Makes the failures of the hand-written Celery deployment impossible before `pulumi up`.",
+    policies=[
+        ResourceValidationPolicy(
+            name="containers-have-bounded-resources",
+            description="Every container and init container sets cpu and memory requests and limits, "
+            "with limit/request at most the configured ratio (default 2).",
+            validate=_resources,
+            config_schema=PolicyConfigSchema(
+                properties={"maxCpuLimitRequestRatio": _RATIO, "maxMemoryLimitRequestRatio": _RATIO}
+            ),
+        ),
+        ResourceValidationPolicy(
+            name="images-are-pinned",
+            description="No :latest or untagged images; use a version tag or an @sha256 digest.",
+            validate=_adapter(guardrails.validate_image_tags),
+        ),
+        ResourceValidationPolicy(
+            name="probes-check-health",
+            description="No exec probe that only inspects /proc or the process list, and no "
+            "`celery inspect ping` probe.",
+            validate=_adapter(guardrails.validate_probes),
+        ),
+        ResourceValidationPolicy(
+            name="celery-beat-runs-at-most-once",
+            description="A workload running celery beat has at most one replica and, as a Deployment, "
+            "the Recreate strategy.",
+            validate=_adapter(guardrails.validate_beat_singleton),
+        ),
+        StackValidationPolicy(
+            name="celery-beat-is-not-autoscaled",
+            description="No HorizontalPodAutoscaler or KEDA ScaledObject targets a celery beat workload.",
+            validate=_beat_not_autoscaled,
+        ),
+        ResourceValidationPolicy(
+            name="secrets-come-from-secret-refs",
+            description="Env vars with secret-looking names use valueFrom.secretKeyRef, never a literal value.",
+            validate=_secret_env,
+            config_schema=PolicyConfigSchema(
+                properties={"allowedLiteralEnvNames": {"type": "array", "items": {"type": "string"}, "default": []}}
+            ),
+        ),
+        ResourceValidationPolicy(
+            name="pods-are-restricted",
+            description="Pod Security Standards restricted: runAsNonRoot, no privilege escalation, "
+            "capabilities drop ALL, seccomp RuntimeDefault, not privileged, no host namespaces.",
+            validate=_adapter(guardrails.validate_security_context),
+        ),
+    ],
+)
