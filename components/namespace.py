@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components.guardrails import LimitRangeSpec, QuotaSpec
 from components.labels import standard_labels
-from components.validation import Problem, check_dns_label, raise_if_any, shown
+from components.validation import Problem, check_dns_label, raise_if_any, shown, untyped
 
 POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
 
@@ -49,11 +49,6 @@ class NamespaceArgs:
                 )
             )
         return problems
-
-
-def _spec(value: dict[str, Any]) -> Any:
-    """Hand a plain Kubernetes mapping to the typed SDK (its TypedDicts cannot describe built dicts)."""
-    return value
 
 
 class PlatformNamespace(pulumi.ComponentResource):
@@ -101,27 +96,27 @@ class PlatformNamespace(pulumi.ComponentResource):
         self.limit_range_object = k8s.core.v1.LimitRange(
             f"{resource_name}-limits",
             metadata=meta("limits"),
-            spec=_spec({"limits": args.limit_range.to_k8s_limits()}),
+            spec=untyped({"limits": args.limit_range.to_k8s_limits()}),
             opts=in_ns,
         )
         self.quota_object = k8s.core.v1.ResourceQuota(
             f"{resource_name}-quota",
             metadata=meta("quota"),
-            spec=_spec({"hard": args.quota.hard()}),
+            spec=untyped({"hard": args.quota.hard()}),
             opts=in_ns,
         )
         # Nothing may talk to or from a pod unless a policy says so; components add their own allows.
         self.default_deny = k8s.networking.v1.NetworkPolicy(
             f"{resource_name}-default-deny",
             metadata=meta("default-deny"),
-            spec=_spec({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+            spec=untyped({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
             opts=in_ns,
         )
         dns_ports = [{"protocol": proto, "port": 53} for proto in ("UDP", "TCP")]
         self.allow_egress = k8s.networking.v1.NetworkPolicy(
             f"{resource_name}-allow-egress",
             metadata=meta("allow-egress"),
-            spec=_spec(
+            spec=untyped(
                 {
                     "podSelector": {},
                     "policyTypes": ["Egress"],

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from urllib.parse import urlsplit
 
 import pulumi
@@ -56,6 +57,11 @@ class ValidationError(pulumi.RunError):
         self.problems = tuple(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{subject} is invalid ({len(self.problems)} problem(s)):\n{lines}")
+
+
+def untyped(value: Any) -> Any:
+    """Hand a plain Kubernetes mapping to the typed SDK, whose TypedDicts cannot describe built dicts."""
+    return value
 
 
 def raise_if_any(subject: str, problems: list[Problem]) -> None:

@@ -3,8 +3,10 @@
 import pulumi
 
 from components.namespace import NamespaceArgs, PlatformNamespace
+from components.redis import RedisBroker, RedisBrokerArgs
 from components.secrets import PlatformSecrets, SecretsArgs
-from infra.config import load_stack_config
+from components.workers import CeleryWorkers, CeleryWorkersArgs
+from infra.config import load_stack_config, workload_settings
 
 
 def _secret(value: str) -> pulumi.Output[str] | None:
@@ -32,5 +34,32 @@ secrets = PlatformSecrets(
     opts=pulumi.ResourceOptions(depends_on=[namespace]),
 )
 
+broker = RedisBroker(
+    "redis",
+    RedisBrokerArgs(
+        namespace=namespace.name,
+        secrets=secrets,
+        spec=config.redis,
+        cluster_domain=config.cluster_domain,
+        limit_range=namespace.limit_range,
+    ),
+)
+workers = CeleryWorkers(
+    "celery",
+    CeleryWorkersArgs(
+        namespace=namespace.name,
+        secrets=secrets,
+        broker=broker,
+        settings=workload_settings(config),
+        pools=config.pools,
+        beat=config.beat,
+        limit_range=namespace.limit_range,
+    ),
+)
+
 pulumi.export("namespace", namespace.name)
 pulumi.export("secretName", secrets.secret_name)
+pulumi.export("brokerHost", broker.host)
+pulumi.export("brokerPort", broker.port)
+pulumi.export("brokerUrl", broker.url)
+pulumi.export("workerDeployments", {name: d.metadata.name for name, d in workers.deployments.items()})

@@ -23,7 +23,9 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
+from components.admission import check_limit_range, check_quota, check_routes
 from components.guardrails import LimitRangeSpec, QuotaSpec
+from components.redis import redis_plan
 from components.validation import (
     Problem,
     ValidationError,
@@ -34,8 +36,11 @@ from components.validation import (
     check_fernet_key,
     check_redis_password,
     check_sentry_dsn,
+    raise_if_any,
     redacted,
 )
+from components.workers import WorkloadSettings, celery_plans, validate_pools
+from components.workloads import BeatSpec, PoolSpec, RedisSpec
 
 PROJECT = "celery-platform"
 REQUIRED: Any = object()
@@ -67,8 +72,8 @@ class Key:
     python_type: Any
     description: str
     default: Any = REQUIRED
-    secret: bool = False
     structured: bool = False
+    secret: bool = False
 
     @property
     def attribute(self) -> str:
@@ -98,9 +103,45 @@ KEYS: tuple[Key, ...] = (
         LimitRangeSpec,
         "YAML: the namespace LimitRange (defaultRequest, default, min, max, maxLimitRequestRatio).",
         "{}",
+        True,
+    ),
+    Key("quota", "string", QuotaSpec, "YAML: the namespace ResourceQuota totals.", "{}", True),
+    Key("image", "string", str, "The app image with Celery and the tasks, pinned by tag or digest."),
+    Key("celeryApp", "string", str, "The Celery app as `celery -A` takes it.", "app"),
+    Key("longestTaskSeconds", "integer", int, "Longest task: grace period and visibility timeout follow it.", 300),
+    Key("heartbeatMaxAgeSeconds", "integer", int, "Liveness: how stale the worker heartbeat may be.", 60),
+    Key("queues", "array", list[str], "Every queue the app uses; each must have a consuming pool.", []),
+    Key(
+        "taskRoutes",
+        "string",
+        dict[str, str],
+        "YAML: task name to queue, checked against the pools.",
+        "{}",
         structured=True,
     ),
-    Key("quota", "string", QuotaSpec, "YAML: the namespace ResourceQuota totals.", "{}", structured=True),
+    Key(
+        "redis",
+        "string",
+        RedisSpec,
+        "YAML: the Redis broker (image, persistent, storageSize, resources).",
+        "{}",
+        structured=True,
+    ),
+    Key(
+        "pools",
+        "string",
+        list[PoolSpec],
+        "YAML: worker pools (name, queues, replicas, concurrency, resources).",
+        structured=True,
+    ),
+    Key(
+        "beat",
+        "string",
+        BeatSpec,
+        "YAML: the single beat (enabled, maxIntervalSeconds, resources).",
+        "{}",
+        structured=True,
+    ),
     Key("databaseUrl", "string", str, "Secret: PostgreSQL URL of the app's database.", secret=True),
     Key("sentryDsn", "string", str, "Secret, optional: Sentry DSN https://KEY@HOST/PROJECT.", "", secret=True),
     Key(
@@ -134,6 +175,11 @@ _RULES: dict[str, typing.Callable[[str, Any], list[Problem]]] = {
     "rotation": check_count,
     "limitRange": lambda field, spec: spec.validate(field),
     "quota": lambda field, spec: spec.validate(field),
+    "longestTaskSeconds": lambda field, value: check_count(field, value, 1),
+    "heartbeatMaxAgeSeconds": lambda field, value: check_count(field, value, 10),
+    "redis": lambda field, spec: spec.validate(field),
+    "pools": lambda field, pools: validate_pools(pools),
+    "beat": lambda field, spec: spec.validate(field),
     "databaseUrl": check_database_url,
     "sentryDsn": _check_secret(check_sentry_dsn),
     "djangoSecretKey": _check_secret(check_django_secret_key),
@@ -151,6 +197,15 @@ class StackConfig:
     rotation: int
     limit_range: LimitRangeSpec
     quota: QuotaSpec
+    image: str
+    celery_app: str
+    longest_task_seconds: int
+    heartbeat_max_age_seconds: int
+    queues: list[str]
+    task_routes: dict[str, str]
+    redis: RedisSpec
+    pools: list[PoolSpec]
+    beat: BeatSpec
     database_url: str
     sentry_dsn: str
     django_secret_key: str
@@ -269,7 +324,34 @@ def parse_stack_config(
         values[key.attribute] = value
     if problems:
         raise ValidationError(subject, problems)
-    return StackConfig(**values)
+    config = StackConfig(**values)
+    raise_if_any(subject, admission_problems(config))
+    return config
+
+
+def workload_settings(config: StackConfig) -> WorkloadSettings:
+    """Return the settings every Celery pod of the stack shares."""
+    return WorkloadSettings(
+        image=config.image,
+        app=config.celery_app,
+        redis_image=config.redis.image,
+        longest_task_seconds=config.longest_task_seconds,
+        heartbeat_max_age_seconds=config.heartbeat_max_age_seconds,
+    )
+
+
+def admission_problems(config: StackConfig) -> list[Problem]:
+    """Check every pod of the stack against its LimitRange and ResourceQuota, and every queue for a pool."""
+    settings = workload_settings(config)
+    problems = settings.validate()
+    if problems:
+        return problems
+    plans = [redis_plan(config.redis), *celery_plans(settings, config.pools, config.beat)]
+    for plan in plans:
+        problems += check_limit_range(plan, config.limit_range)
+    problems += check_quota(plans, config.quota, config.limit_range)
+    problems += check_routes({p.name: p.queues for p in config.pools}, config.queues, config.task_routes)
+    return problems
 
 
 def load_stack_config() -> StackConfig:

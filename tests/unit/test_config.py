@@ -12,7 +12,11 @@ from components.validation import ValidationError
 from infra.config import KEYS, REQUIRED, parse_stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
-VALID: dict[str, Any] = {"databaseUrl": "postgresql://app:pw@db.internal:5432/app"}
+VALID: dict[str, Any] = {
+    "databaseUrl": "postgresql://app:pw@db.internal:5432/app",
+    "image": "registry.example.com/app:1.0.0",
+    "pools": "- {name: main, queues: [default]}",
+}
 
 
 def problems_of(raw: dict[str, Any]) -> list[str]:
@@ -21,7 +25,7 @@ def problems_of(raw: dict[str, Any]) -> list[str]:
     return [str(p) for p in caught.value.problems]
 
 
-def test_a_config_with_only_the_database_url_takes_every_default() -> None:
+def test_a_config_with_only_the_required_keys_takes_every_default() -> None:
     config = parse_stack_config(VALID)
     assert config.namespace == "celery-platform"
     assert config.limit_range.max_limit_request_ratio.cpu == 2
@@ -87,7 +91,7 @@ def test_fails_when_the_database_is_not_postgres() -> None:
 def test_fails_when_the_database_url_is_missing() -> None:
     with pytest.raises(ValidationError) as caught:
         parse_stack_config({})
-    assert [p.field for p in caught.value.problems] == ["databaseUrl"]
+    assert [p.field for p in caught.value.problems] == ["image", "pools", "databaseUrl"]
 
 
 def test_every_problem_is_reported_at_once() -> None:

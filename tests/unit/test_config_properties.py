@@ -23,6 +23,8 @@ BASE: dict[str, Any] = {
         "maxLimitRequestRatio": {"cpu": 2, "memory": 2},
     },
     "quota": {"requestsCpu": "2", "pods": 20},
+    "image": "registry.example.com/app:1.0.0",
+    "pools": [{"name": "main", "queues": ["default"], "concurrency": 2}],
 }
 
 scalars = st.one_of(

@@ -1,0 +1,185 @@
+"""Admission arithmetic before apply: LimitRanger and ResourceQuota, recomputed on our pod specs.
+
+The functions read plain Kubernetes pod specs (camelCase mappings) so that the same code checks
+the specs we are about to create and the YAML that ``infra.render`` prints. They follow the API
+server: requests default to limits, then LimitRanger fills unset values from the LimitRange
+defaults, then checks min, max and maxLimitRequestRatio on every container and init container.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from components.guardrails import LimitRangeSpec, QuotaSpec
+from components.quantities import parse_cpu, parse_memory
+from components.validation import Problem
+
+RESOURCES = ("cpu", "memory")
+_PARSE = {"cpu": parse_cpu, "memory": parse_memory}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodPlan:
+    """A workload as admission sees it: whose pods, how many at worst, and their spec."""
+
+    owner: str
+    """Who the pods belong to, for messages (``pools[main]``, ``redis``, ``beat``)."""
+    replicas: int
+    """Pods in the steady state."""
+    surge: int
+    """Extra pods a rollout may add (RollingUpdate maxSurge; 0 for Recreate and StatefulSets)."""
+    pod_spec: Mapping[str, Any]
+    """The pod template's spec."""
+    claims: Sequence[str] = field(default_factory=tuple)
+    """Storage requests of each pod's PersistentVolumeClaims (StatefulSet volumeClaimTemplates)."""
+
+
+def _amount(resource: str, value: Any) -> Decimal:
+    return _PARSE[resource](value)
+
+
+def effective_resources(
+    container: Mapping[str, Any], limit_range: LimitRangeSpec
+) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """Return the container's requests and limits after API defaulting and LimitRanger defaults."""
+    resources = container.get("resources") or {}
+    limits = {r: _amount(r, v) for r, v in (resources.get("limits") or {}).items() if r in RESOURCES}
+    requests = {r: _amount(r, v) for r, v in (resources.get("requests") or {}).items() if r in RESOURCES}
+    for resource in RESOURCES:
+        if resource not in requests and resource in limits:
+            requests[resource] = limits[resource]  # API defaulting: an unset request equals the limit
+        limits.setdefault(resource, limit_range.default.amounts()[resource])
+        requests.setdefault(resource, limit_range.default_request.amounts()[resource])
+    return requests, limits
+
+
+def _containers(pod_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    return [("initContainers", c) for c in pod_spec.get("initContainers") or []] + [
+        ("containers", c) for c in pod_spec.get("containers") or []
+    ]
+
+
+def _fmt(resource: str, value: Decimal) -> str:
+    if resource == "cpu":
+        return f"{int(value * 1000)}m"
+    return f"{value / 1024**2:g}Mi"
+
+
+def check_limit_range(plan: PodPlan, limit_range: LimitRangeSpec) -> list[Problem]:
+    """Return every LimitRange violation of the plan's containers, as the LimitRanger would refuse them."""
+    problems = []
+    minimum, maximum = limit_range.min.amounts(), limit_range.max.amounts()
+    ratio = {"cpu": limit_range.max_limit_request_ratio.cpu, "memory": limit_range.max_limit_request_ratio.memory}
+    for _, container in _containers(plan.pod_spec):
+        where = f"{plan.owner}.{container['name']}"
+        requests, limits = effective_resources(container, limit_range)
+        for r in RESOURCES:
+            if requests[r] < minimum[r]:
+                problems.append(
+                    Problem(
+                        f"{where}.requests.{r}",
+                        "is below the LimitRange min",
+                        _fmt(r, requests[r]),
+                        f">= {_fmt(r, minimum[r])}",
+                    )
+                )
+            if limits[r] > maximum[r]:
+                problems.append(
+                    Problem(
+                        f"{where}.limits.{r}",
+                        "is above the LimitRange max",
+                        _fmt(r, limits[r]),
+                        f"<= {_fmt(r, maximum[r])}",
+                    )
+                )
+            if requests[r] > limits[r]:
+                problems.append(
+                    Problem(
+                        f"{where}.requests.{r}", "is above its limit", _fmt(r, requests[r]), f"<= {_fmt(r, limits[r])}"
+                    )
+                )
+            elif requests[r] > 0 and limits[r] / requests[r] > ratio[r]:
+                problems.append(
+                    Problem(
+                        f"{where}.{r}",
+                        "limit/request ratio is above the LimitRange maxLimitRequestRatio",
+                        f"{_fmt(r, limits[r])}/{_fmt(r, requests[r])} = {limits[r] / requests[r]:g}",
+                        f"at most {ratio[r]}",
+                    )
+                )
+    return problems
+
+
+def pod_totals(pod_spec: Mapping[str, Any], limit_range: LimitRangeSpec) -> dict[str, Decimal]:
+    """Return what one pod counts against the quota: max(sum of containers, largest init container)."""
+    totals: dict[str, Decimal] = {}
+    effective = [(kind, effective_resources(c, limit_range)) for kind, c in _containers(pod_spec)]
+    for r in RESOURCES:
+        for side, index in (("requests", 0), ("limits", 1)):
+            app = sum((res[index][r] for kind, res in effective if kind == "containers"), Decimal(0))
+            init = max((res[index][r] for kind, res in effective if kind == "initContainers"), default=Decimal(0))
+            totals[f"{side}.{r}"] = max(app, init)
+    return totals
+
+
+def check_quota(plans: Iterable[PodPlan], quota: QuotaSpec, limit_range: LimitRangeSpec) -> list[Problem]:
+    """Return a problem per quota line that the worst case (every pod plus rollout surge) would exceed."""
+    plans = list(plans)
+    hard = quota.amounts()
+    used: dict[str, Decimal] = dict.fromkeys(hard, Decimal(0))
+    shares: dict[str, list[str]] = {k: [] for k in hard}
+    for plan in plans:
+        pods = plan.replicas + plan.surge
+        for key, per_pod in pod_totals(plan.pod_spec, limit_range).items():
+            used[key] += per_pod * pods
+            shares[key].append(f"{plan.owner} {pods} x {_fmt(key.split('.')[1], per_pod)}")
+        used["pods"] += pods
+        shares["pods"].append(f"{plan.owner} {pods}")
+        for claim in plan.claims:
+            used["persistentvolumeclaims"] += plan.replicas
+            used["requests.storage"] += parse_memory(claim) * plan.replicas
+            shares["requests.storage"].append(f"{plan.owner} {plan.replicas} x {claim}")
+    problems = []
+    for key, total in used.items():
+        if total > hard[key]:
+            resource = key.split(".")[-1]
+            shown = str(int(total)) if key in ("pods", "persistentvolumeclaims") else _fmt(resource, total)
+            bound = str(int(hard[key])) if key in ("pods", "persistentvolumeclaims") else _fmt(resource, hard[key])
+            problems.append(
+                Problem(
+                    f"quota.{key}",
+                    "the worst case (all replicas plus rollout surge) exceeds the ResourceQuota",
+                    f"{shown} ({'; '.join(shares[key])})",
+                    f"at most {bound}",
+                )
+            )
+    return problems
+
+
+def check_routes(pools: Mapping[str, Sequence[str]], queues: Iterable[str], routes: Mapping[str, str]) -> list[Problem]:
+    """Return a problem for every named or routed queue that no pool consumes."""
+    consumed = {q for qs in pools.values() for q in qs}
+    problems = []
+    for queue in sorted(set(queues) - consumed):
+        problems.append(
+            Problem(
+                f"queues[{queue}]",
+                "no pool consumes this queue",
+                repr(queue),
+                f"a pool listing it ({sorted(consumed)})",
+            )
+        )
+    for task, queue in sorted(routes.items()):
+        if queue not in consumed:
+            problems.append(
+                Problem(
+                    f"taskRoutes.{task}",
+                    "routes to a queue no pool consumes",
+                    repr(queue),
+                    f"one of {sorted(consumed)}",
+                )
+            )
+    return problems

@@ -1,0 +1,231 @@
+"""Heartbeat and ready files that give Celery workers and beat cheap, meaningful Kubernetes probes.
+
+This module is shipped in a ConfigMap, mounted at ``/etc/celery-platform/hooks`` and put on
+``PYTHONPATH``. It needs only the standard library and Celery, and the probes that read its files
+need only ``sh``, ``test``, ``stat`` and ``date``: no Python start-up, no broker round trip.
+
+Worker (``celery -A <app> worker --include celery_platform_hooks ...``)
+    ``--include`` imports this module in ``WorkController.setup_includes()``, which runs before
+    ``worker_init`` is sent and before the worker blueprint is built from ``app.steps['worker']``
+    (Celery 5.7, ``celery/worker/worker.py``). The ``worker_init`` handler below therefore still has
+    time to add :class:`HeartbeatStep` to the blueprint of the very app the worker runs.
+
+    * :class:`HeartbeatStep` requires the worker Timer and touches ``$CELERY_PLATFORM_HEARTBEAT_FILE``
+      every second with ``w.timer.call_repeatedly``. With the prefork pool and Redis the Timer is
+      driven by the worker's event loop, so a fresh file proves that the loop which reads from the
+      broker and hands tasks to the pool is turning. Busy pool children do not stop it; a frozen or
+      wedged main process does.
+    * ``worker_ready`` creates ``$CELERY_PLATFORM_READY_FILE``; ``worker_shutdown`` removes it and
+      stops the heartbeat.
+    * ``worker_init`` removes both files first: an emptyDir outlives a container restart, and a ready
+      file left by a crashed container would let the next one pass its startup probe at once.
+
+Beat (``celery -A celery_platform_hooks:app beat ...`` with ``CELERY_PLATFORM_APP=<the user's -A>``)
+    ``celery beat`` has no ``--include``. Beat does import ``conf.include``, but the only way to set
+    it from the command line (``celery beat -- include=...``) replaces the user's list rather than
+    extending it. The candidates were:
+
+    * The schedule file's mtime. No code to load, but only ``PersistentScheduler`` writes it, and
+      only every ``Scheduler.sync_every`` (180 s, a class attribute, not a setting); its name gains a
+      suffix that depends on the ``dbm`` backend in the image (``.db``, ``.dat``...); and
+      database-backed schedulers (django-celery-beat, RedBeat) never write it, so the probe would
+      restart a healthy beat forever.
+    * Beat's remote control (new in 5.7) answers ``celery inspect ping``: a Python start-up and a
+      broker round trip per probe, which the design rules out.
+    * ``--loader celery_platform_hooks:Loader``: documented, but it silently replaces a custom
+      loader class, and is silently ignored when the app passes ``loader=``.
+    * ``sitecustomize`` or an entry-point plugin on ``PYTHONPATH``: global side effects, and they
+      shadow what the image already has.
+    * Chosen: this module is the ``-A`` target. Its ``app`` attribute resolves
+      ``$CELERY_PLATFORM_APP`` with Celery's own ``find_app`` (what ``-A`` would have done), so the
+      app, its loader, its config and its scheduler class stay exactly the user's. Resolving it also
+      connects ``beat_init``, whose handler wraps the ``tick`` method of that one scheduler
+      *instance* so that each pass of the scheduling loop touches ``$CELERY_PLATFORM_HEARTBEAT_FILE``.
+      The signal is as meaningful as it gets (the loop that sends periodic tasks really turned) and
+      works with any scheduler class. The cost is indirection in the command line, and the probe's
+      max age must exceed beat's ``--max-interval``, the longest the loop sleeps between passes.
+      It cannot fail silently: if this module is missing, beat does not start at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from celery import bootsteps, signals
+
+__all__ = ["APP_ENV", "HEARTBEAT_ENV", "READY_ENV", "HeartbeatStep", "install_beat_heartbeat"]
+
+HEARTBEAT_ENV = "CELERY_PLATFORM_HEARTBEAT_FILE"
+READY_ENV = "CELERY_PLATFORM_READY_FILE"
+APP_ENV = "CELERY_PLATFORM_APP"
+HEARTBEAT_INTERVAL_SECONDS = 1.0
+
+logger = logging.getLogger("celery_platform_hooks")
+
+
+def _path_from_env(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value) if value else None
+
+
+class _Toucher:
+    """Touches one file, logging a failure once per streak instead of once a second."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._failing = False
+
+    def touch(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.touch()
+        except OSError as exc:
+            # Not raised: a stale heartbeat already makes the liveness probe fail, which is the
+            # right outcome, and an exception would only be swallowed by the timer anyway.
+            if not self._failing:
+                logger.error("celery_platform_hooks: cannot touch %s: %r", self.path, exc)
+            self._failing = True
+        else:
+            if self._failing:
+                logger.warning("celery_platform_hooks: touching %s works again", self.path)
+            self._failing = False
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Worker
+# ---------------------------------------------------------------------------------------------------
+
+
+class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery ships no type hints
+    """Worker bootstep that touches the heartbeat file every second from the worker Timer."""
+
+    requires = ("celery.worker.components:Timer",)
+    label = "celery-platform heartbeat"
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.tref: Any = None
+        path = _path_from_env(HEARTBEAT_ENV)
+        self.toucher = _Toucher(path) if path is not None else None
+
+    def include_if(self, parent: Any) -> bool:
+        return self.toucher is not None
+
+    def start(self, parent: Any) -> None:
+        assert self.toucher is not None  # include_if guarantees it
+        self.toucher.touch()
+        self.tref = parent.timer.call_repeatedly(HEARTBEAT_INTERVAL_SECONDS, self.toucher.touch)
+
+    def stop(self, parent: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+    # A cold shutdown calls terminate() instead of stop().
+    terminate = stop
+
+
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    """Clear files left by a previous container and add the heartbeat step to this worker."""
+    heartbeat, ready = _path_from_env(HEARTBEAT_ENV), _path_from_env(READY_ENV)
+    if heartbeat is None or ready is None:
+        logger.warning(
+            "celery_platform_hooks: %s or %s is unset, so the probes will never pass",
+            HEARTBEAT_ENV,
+            READY_ENV,
+        )
+    _remove(heartbeat)
+    _remove(ready)
+    # worker_init is sent just before the blueprint is built from app.steps['worker'].
+    sender.app.steps["worker"].add(HeartbeatStep)
+
+
+def _on_worker_ready(**_: Any) -> None:
+    ready = _path_from_env(READY_ENV)
+    if ready is not None:
+        _Toucher(ready).touch()
+
+
+def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
+    _remove(_path_from_env(READY_ENV))
+    # The blueprint has normally stopped the step already; this covers shutdowns that skip it.
+    for step in getattr(sender, "steps", None) or ():
+        if isinstance(step, HeartbeatStep):
+            step.stop(sender)
+
+
+signals.worker_init.connect(_on_worker_init, weak=False)
+signals.worker_ready.connect(_on_worker_ready, weak=False)
+signals.worker_shutdown.connect(_on_worker_shutdown, weak=False)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Beat
+# ---------------------------------------------------------------------------------------------------
+
+
+def _on_beat_init(sender: Any = None, **_: Any) -> None:
+    """Make each pass of this beat's scheduling loop touch the heartbeat file."""
+    path = _path_from_env(HEARTBEAT_ENV)
+    if path is None:
+        logger.warning("celery_platform_hooks: %s is unset, so beat's probes will never pass", HEARTBEAT_ENV)
+        return
+    # Removed, not touched: the file appears only once the first pass has really completed.
+    _remove(path)
+    toucher = _Toucher(path)
+    scheduler = sender.scheduler
+    tick = scheduler.tick
+
+    def tick_and_touch(*args: Any, **kwargs: Any) -> Any:
+        interval = tick(*args, **kwargs)
+        toucher.touch()
+        return interval
+
+    # An instance attribute: the user's scheduler class is left untouched.
+    scheduler.tick = tick_and_touch
+
+
+def install_beat_heartbeat() -> None:
+    """Connect the beat heartbeat; resolving this module's ``app`` attribute does it for you."""
+    signals.beat_init.connect(_on_beat_init, weak=False, dispatch_uid="celery_platform_hooks.beat")
+
+
+def _load_user_app() -> Any:
+    from celery.app.utils import find_app
+
+    target = os.environ.get(APP_ENV, "").strip()
+    if not target:
+        raise RuntimeError(
+            f"celery_platform_hooks: {APP_ENV} is unset; set it to the value you would pass to "
+            "`celery -A` (for example `proj` or `proj.celery:app`)"
+        )
+    try:
+        app = find_app(target)
+    except Exception as exc:
+        # Re-raised as RuntimeError because the CLI would read an AttributeError escaping from
+        # here as "this module has no attribute app", which hides the real cause.
+        raise RuntimeError(f"celery_platform_hooks: cannot load {APP_ENV}={target!r}: {exc!r}") from exc
+    heartbeat = _path_from_env(HEARTBEAT_ENV)
+    if heartbeat is not None:
+        # beat_args() puts the schedule file next to the heartbeat, and PersistentScheduler crashes
+        # (reporting a "corrupted schedule file") when that directory does not exist yet.
+        heartbeat.parent.mkdir(parents=True, exist_ok=True)
+    install_beat_heartbeat()
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve ``app`` lazily, so a worker that imports this module never loads anything extra."""
+    if name == "app":
+        app = _load_user_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

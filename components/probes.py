@@ -1,0 +1,191 @@
+"""Probe commands, env and args that tie worker and beat containers to the celery_platform_hooks module.
+
+Pure functions, no Pulumi: the pod-spec builder calls them and plain pytest tests them. The probes
+are exec argv lists that need only ``test``, ``sh``, ``stat`` and ``date``, which every Debian-based
+Python image has. They never start Python or Celery (``celery inspect ping`` costs seconds of CPU and
+leaks reply keys in Redis) and never read ``/proc/1/cmdline`` (which proves nothing).
+
+How the files get written is explained in ``components/hooks/celery_platform_hooks.py``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+
+__all__ = [
+    "BEAT_APP_TARGET",
+    "HOOKS_FILENAME",
+    "HOOKS_MODULE",
+    "HOOKS_MOUNT_PATH",
+    "ProbeCommands",
+    "beat_args",
+    "beat_env",
+    "beat_probe_commands",
+    "hooks_source",
+    "worker_env",
+    "worker_include_args",
+    "worker_probe_commands",
+]
+
+HOOKS_MODULE = "celery_platform_hooks"
+HOOKS_FILENAME = f"{HOOKS_MODULE}.py"
+HOOKS_MOUNT_PATH = "/etc/celery-platform/hooks"
+#: What beat passes to ``celery -A``; the module resolves the user's app from CELERY_PLATFORM_APP.
+BEAT_APP_TARGET = f"{HOOKS_MODULE}:app"
+
+HEARTBEAT_ENV = "CELERY_PLATFORM_HEARTBEAT_FILE"
+READY_ENV = "CELERY_PLATFORM_READY_FILE"
+APP_ENV = "CELERY_PLATFORM_APP"
+
+WORKER_HEARTBEAT_FILENAME = "worker.heartbeat"
+WORKER_READY_FILENAME = "worker.ready"
+BEAT_HEARTBEAT_FILENAME = "beat.heartbeat"
+BEAT_SCHEDULE_FILENAME = "celerybeat-schedule"
+
+# $1 is the file, $2 the max age. A missing file fails in stat. The echo ends up in the kubelet's
+# probe-failure event, which is the first thing an operator reads.
+_FRESH_SCRIPT = "; ".join(
+    [
+        'mtime=$(stat -c %Y -- "$1") || exit 1',
+        "age=$(( $(date +%s) - mtime ))",
+        '[ "$age" -le "$2" ] && exit 0',
+        'echo "$1 was last touched ${age}s ago (limit $2s)"',
+        "exit 1",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ProbeCommands:
+    """Exec argv lists for a container's startup, liveness and readiness probes."""
+
+    startup: list[str]
+    liveness: list[str]
+    readiness: list[str]
+
+
+def hooks_source() -> str:
+    """Return the text of celery_platform_hooks.py, for the ConfigMap; works from an installed package."""
+    return files("components").joinpath("hooks").joinpath(HOOKS_FILENAME).read_text(encoding="utf-8")
+
+
+def _exists(path: str) -> list[str]:
+    return ["test", "-f", path]
+
+
+def _fresh(path: str, max_age_seconds: int) -> list[str]:
+    # "sh" is $0; the path and the age travel as arguments so no quoting can break the script.
+    return ["sh", "-c", _FRESH_SCRIPT, "sh", path, str(max_age_seconds)]
+
+
+def _check_state_dir(state_dir: str) -> None:
+    if not posixpath.isabs(state_dir):
+        raise ValueError(f"state_dir: must be an absolute path (got {state_dir!r})")
+
+
+def _pythonpath(extra_pythonpath: Sequence[str]) -> str:
+    # A container env var replaces the image's PYTHONPATH instead of extending it, so whatever the
+    # image needed there has to be passed back in explicitly.
+    return ":".join([HOOKS_MOUNT_PATH, *extra_pythonpath])
+
+
+def worker_include_args() -> list[str]:
+    """Return the ``celery worker`` options that load the hooks module."""
+    return ["--include", HOOKS_MODULE]
+
+
+def worker_env(state_dir: str, *, extra_pythonpath: Sequence[str] = ()) -> dict[str, str]:
+    """Return the env a worker container needs for the hooks: file paths and PYTHONPATH.
+
+    ``extra_pythonpath`` is appended after the hooks mount. Default: nothing appended.
+    """
+    _check_state_dir(state_dir)
+    return {
+        HEARTBEAT_ENV: posixpath.join(state_dir, WORKER_HEARTBEAT_FILENAME),
+        READY_ENV: posixpath.join(state_dir, WORKER_READY_FILENAME),
+        "PYTHONPATH": _pythonpath(extra_pythonpath),
+    }
+
+
+def worker_probe_commands(state_dir: str, heartbeat_max_age_seconds: int) -> ProbeCommands:
+    """Return the worker's probes: ready file present (startup, readiness), fresh heartbeat (liveness).
+
+    The heartbeat is touched every second by the worker's event loop, so the max age is how long
+    that loop may stand still before the kubelet counts a failure. Note that it also stands still
+    while the worker reconnects to its broker.
+    """
+    _check_state_dir(state_dir)
+    if heartbeat_max_age_seconds < 2:
+        raise ValueError(
+            f"heartbeat_max_age_seconds: too small (got {heartbeat_max_age_seconds}, expected at least 2, "
+            "because the file is touched once a second and its mtime is read in whole seconds)"
+        )
+    env = worker_env(state_dir)
+    ready = env[READY_ENV]
+    return ProbeCommands(
+        startup=_exists(ready),
+        liveness=_fresh(env[HEARTBEAT_ENV], heartbeat_max_age_seconds),
+        readiness=_exists(ready),
+    )
+
+
+def beat_args(state_dir: str, max_interval_seconds: int) -> list[str]:
+    """Return the arguments after ``celery`` for beat: ``-A <hooks>:app beat -s <file> --max-interval N``.
+
+    ``-A`` names the hooks module, which loads the user's app from CELERY_PLATFORM_APP (see
+    :func:`beat_env`); further ``beat`` options such as ``--loglevel`` may be appended. The schedule
+    file lives in the writable state_dir because the root filesystem is read-only, and
+    ``--max-interval`` bounds how long beat sleeps between passes, hence between heartbeats.
+    """
+    _check_state_dir(state_dir)
+    if max_interval_seconds < 1:
+        raise ValueError(f"max_interval_seconds: too small (got {max_interval_seconds}, expected at least 1)")
+    return [
+        "-A",
+        BEAT_APP_TARGET,
+        "beat",
+        "--schedule",
+        posixpath.join(state_dir, BEAT_SCHEDULE_FILENAME),
+        "--max-interval",
+        str(max_interval_seconds),
+    ]
+
+
+def beat_env(state_dir: str, app: str, *, extra_pythonpath: Sequence[str] = ()) -> dict[str, str]:
+    """Return the env a beat container needs: the user's ``-A`` value, heartbeat path, PYTHONPATH.
+
+    ``extra_pythonpath`` is appended after the hooks mount. Default: nothing appended.
+    """
+    _check_state_dir(state_dir)
+    if not app.strip():
+        raise ValueError("app: must name the Celery app as `celery -A` would take it (got an empty string)")
+    return {
+        APP_ENV: app,
+        HEARTBEAT_ENV: posixpath.join(state_dir, BEAT_HEARTBEAT_FILENAME),
+        "PYTHONPATH": _pythonpath(extra_pythonpath),
+    }
+
+
+def beat_probe_commands(state_dir: str, max_interval_seconds: int, heartbeat_max_age_seconds: int) -> ProbeCommands:
+    """Return beat's probes: heartbeat present (startup, readiness), fresh heartbeat (liveness).
+
+    Beat touches the heartbeat after every pass of its scheduling loop, and sleeps at most
+    ``max_interval_seconds`` between passes, so the max age must exceed that interval with room for
+    a slow pass (sending due tasks, syncing the schedule).
+    """
+    _check_state_dir(state_dir)
+    if heartbeat_max_age_seconds <= max_interval_seconds + 1:
+        raise ValueError(
+            f"heartbeat_max_age_seconds: too small (got {heartbeat_max_age_seconds}, expected more than "
+            f"max_interval_seconds + 1 = {max_interval_seconds + 1}, because beat may sleep that long "
+            "between heartbeats)"
+        )
+    heartbeat = posixpath.join(state_dir, BEAT_HEARTBEAT_FILENAME)
+    return ProbeCommands(
+        startup=_exists(heartbeat),
+        liveness=_fresh(heartbeat, heartbeat_max_age_seconds),
+        readiness=_exists(heartbeat),
+    )

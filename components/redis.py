@@ -1,0 +1,202 @@
+"""RedisBroker: a StatefulSet of one Redis, its Services, NetworkPolicy and the broker URL Secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.admission import PodPlan, check_limit_range
+from components.guardrails import LimitRangeSpec
+from components.labels import PART_OF, selector_labels, standard_labels
+from components.secrets import REDIS_PASSWORD, PlatformSecrets
+from components.validation import raise_if_any, untyped
+from components.workloads import (
+    REDIS_DATA,
+    REDIS_PORT,
+    RedisSpec,
+    build_pod_spec,
+    exec_probe,
+    secret_env,
+    security_context,
+)
+
+REDIS_UID = 999  # the official image's redis user
+
+
+def redis_pod_spec(spec: RedisSpec, secret_name: Any) -> dict[str, Any]:
+    """Return Redis's pod spec: password from the Secret, noeviction, authenticated probes."""
+    ping = ["sh", "-c", f"redis-cli -h 127.0.0.1 -p {REDIS_PORT} ping | grep -q PONG"]
+    container = {
+        "name": "redis",
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["redis-server"],
+        "args": [
+            "--port",
+            str(REDIS_PORT),
+            # $(REDIS_PASSWORD) is expanded by the kubelet from the env below; no literal secret.
+            "--requirepass",
+            "$(REDIS_PASSWORD)",
+            "--maxmemory",
+            str(spec.maxmemory_bytes()),
+            # kombu keeps queue bindings in plain keys: evicting one silently loses a queue.
+            "--maxmemory-policy",
+            "noeviction",
+            "--appendonly",
+            "yes" if spec.persistent else "no",
+            "--save",
+            "",
+            "--dir",
+            REDIS_DATA,
+        ],
+        "env": [
+            secret_env("REDIS_PASSWORD", secret_name, REDIS_PASSWORD),
+            secret_env("REDISCLI_AUTH", secret_name, REDIS_PASSWORD),
+        ],
+        "ports": [{"name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
+        "resources": spec.resources.to_k8s(),
+        "securityContext": security_context(),
+        "volumeMounts": [{"name": "data", "mountPath": REDIS_DATA}],
+        "startupProbe": exec_probe(ping, period=2, failures=30),
+        "livenessProbe": exec_probe(ping, period=10, failures=3),
+        "readinessProbe": exec_probe(ping, period=5, failures=2),
+    }
+    volumes = [] if spec.persistent else [{"name": "data", "emptyDir": {}}]
+    return build_pod_spec(
+        container=container, init_containers=[], volumes=volumes, run_as_user=REDIS_UID, grace_seconds=30
+    )
+
+
+def redis_plan(spec: RedisSpec) -> PodPlan:
+    """Return Redis's pods as admission sees them."""
+    return PodPlan(
+        owner="redis",
+        replicas=1,
+        surge=0,
+        pod_spec=redis_pod_spec(spec, "secret"),
+        claims=(spec.storage_size,) if spec.persistent else (),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisBrokerArgs:
+    """Arguments of RedisBroker."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of every object. Required."""
+    secrets: PlatformSecrets
+    """Where the Redis password comes from. Required."""
+    spec: RedisSpec = field(default_factory=RedisSpec)
+    """Image, persistence and resources. Default: ``RedisSpec()``."""
+    cluster_domain: str = "cluster.local"
+    """The cluster's DNS domain, for the broker host. Default: ``"cluster.local"``."""
+    limit_range: LimitRangeSpec | None = None
+    """Check the pod against this LimitRange before registering anything. Default: no check."""
+
+
+class RedisBroker(pulumi.ComponentResource):
+    """A single Redis broker: StatefulSet, stable Service, NetworkPolicy and a broker-URL Secret.
+
+    ``host``, ``port`` and ``url`` derive from the Service's outputs and ``cluster_domain``, never
+    from a typed name: rename the component and every consumer follows.
+    """
+
+    host: pulumi.Output[str]
+    port: int
+    url: pulumi.Output[str]
+    url_secret_name: pulumi.Output[str]
+
+    def __init__(self, resource_name: str, args: RedisBrokerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        subject = f"RedisBroker {resource_name!r}"
+        problems = args.spec.validate("redis")
+        if not problems and args.limit_range is not None:
+            problems += check_limit_range(redis_plan(args.spec), args.limit_range)
+        raise_if_any(subject, problems)
+        super().__init__("celery-platform:index:RedisBroker", resource_name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        labels = standard_labels("redis", resource_name, "broker")
+        selector = selector_labels("redis", resource_name)
+
+        def meta(name: str) -> Any:
+            return {"name": name, "namespace": args.namespace, "labels": labels}
+
+        ports = [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis", "protocol": "TCP"}]
+        headless = k8s.core.v1.Service(
+            f"{resource_name}-headless",
+            metadata=meta(f"{resource_name}-headless"),
+            spec=untyped({"clusterIP": "None", "selector": selector, "ports": ports}),
+            opts=child,
+        )
+        self.service = k8s.core.v1.Service(
+            resource_name,
+            metadata=meta(resource_name),
+            spec=untyped({"type": "ClusterIP", "selector": selector, "ports": ports}),
+            opts=child,
+        )
+        self.port = REDIS_PORT
+        self.host = pulumi.Output.all(self.service.metadata.name, self.service.metadata.namespace).apply(
+            lambda parts: f"{parts[0]}.{parts[1]}.svc.{args.cluster_domain}"
+        )
+        self.url = pulumi.Output.secret(
+            pulumi.Output.all(args.secrets.redis_password, self.host).apply(
+                lambda parts: f"redis://:{parts[0]}@{parts[1]}:{REDIS_PORT}/0"
+            )
+        )
+        self.url_secret = k8s.core.v1.Secret(
+            f"{resource_name}-url",
+            metadata={"namespace": args.namespace, "labels": labels},
+            type="Opaque",
+            # Secret because url is: apply keeps the secrecy of its input.
+            string_data=self.url.apply(lambda url: {"CELERY_BROKER_URL": url}),
+            opts=child,
+        )
+        self.url_secret_name = self.url_secret.metadata.name
+
+        pod_spec = redis_pod_spec(args.spec, args.secrets.secret_name)
+        claim_templates = []
+        if args.spec.persistent:
+            claim_spec: dict[str, Any] = {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": args.spec.storage_size}},
+            }
+            if args.spec.storage_class:
+                claim_spec["storageClassName"] = args.spec.storage_class
+            claim_templates = [{"metadata": {"name": "data", "labels": labels}, "spec": claim_spec}]
+        self.stateful_set = k8s.apps.v1.StatefulSet(
+            resource_name,
+            metadata=meta(resource_name),
+            spec=untyped(
+                {
+                    "replicas": 1,
+                    "serviceName": headless.metadata.name,
+                    "selector": {"matchLabels": selector},
+                    "podManagementPolicy": "OrderedReady",
+                    "updateStrategy": {"type": "RollingUpdate"},
+                    "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+                    "volumeClaimTemplates": claim_templates,
+                }
+            ),
+            opts=child,
+        )
+        # Only this platform's pods may reach Redis, and only on its port.
+        self.network_policy = k8s.networking.v1.NetworkPolicy(
+            f"{resource_name}-ingress",
+            metadata=meta(f"{resource_name}-ingress"),
+            spec=untyped(
+                {
+                    "podSelector": {"matchLabels": selector},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [
+                        {
+                            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}],
+                            "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        self.register_outputs({"host": self.host, "port": self.port, "url": self.url})

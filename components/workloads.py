@@ -1,0 +1,393 @@
+"""Pure pod-spec builders for the broker, the worker pools and beat: no Pulumi resources here.
+
+``build_pod_spec`` serves both worker and beat. Every value a probe, a command or the admission
+arithmetic relies on is computed here, so plain pytest checks it and the components only wire it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from components import probes
+from components.guardrails import Resources
+from components.quantities import parse_memory
+from components.validation import Problem, args_schema, check_count, check_dns_label, check_memory, shown
+
+STATE_DIR = "/tmp/celery-platform"
+TMP_MOUNT = "/tmp"
+REDIS_PORT = 6379
+REDIS_DATA = "/data"
+# Memory a prefork parent and the interpreter need before any child runs a task.
+WORKER_BASE_MEMORY = 128 * 1024**2
+# Share of the memory limit that children may use before Celery recycles them (headroom for the parent).
+CHILD_MEMORY_SHARE = Decimal("0.8")
+# Below this per-child budget a worker is likely to be OOM-killed while loading its tasks.
+MIN_CHILD_MEMORY = 96 * 1024**2
+
+
+@args_schema
+@dataclass(frozen=True, kw_only=True)
+class PodResources:
+    """Requests and limits of one container."""
+
+    requests: Resources
+    """What the scheduler reserves and the quota counts."""
+    limits: Resources
+    """The ceiling; memory beyond it is an OOM kill of the whole container."""
+
+    def validate(self, field: str) -> list[Problem]:
+        """Return the problems of both halves, and a limit below its request."""
+        problems = self.requests.validate(f"{field}.requests") + self.limits.validate(f"{field}.limits")
+        if problems:
+            return problems
+        for resource, request in self.requests.amounts().items():
+            if request > self.limits.amounts()[resource]:
+                problems.append(
+                    Problem(
+                        f"{field}.limits.{resource}",
+                        "is below its request",
+                        shown(getattr(self.limits, resource)),
+                        f"at least {getattr(self.requests, resource)!r}",
+                    )
+                )
+        return problems
+
+    def to_k8s(self) -> dict[str, dict[str, str]]:
+        """Return the container's ``resources`` mapping."""
+        return {"requests": self.requests.to_k8s(), "limits": self.limits.to_k8s()}
+
+
+def _res(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> PodResources:
+    return PodResources(
+        requests=Resources(cpu=cpu, memory=memory), limits=Resources(cpu=cpu_limit, memory=memory_limit)
+    )
+
+
+@args_schema
+@dataclass(frozen=True, kw_only=True)
+class PoolSpec:
+    """One worker pool: a Deployment that consumes a list of queues."""
+
+    name: str
+    """Pool name (RFC 1123 label); the Deployment is ``<platform>-<name>`` and nodes ``<name>@<pod>``."""
+    queues: Sequence[str]
+    """Queues this pool consumes (``-Q``). Required: a pool with no queue does nothing."""
+    replicas: int = 1
+    """Pods. Default: ``1``."""
+    concurrency: int = 2
+    """Prefork children per pod, always passed explicitly (billiard would count the node's CPUs). Default: ``2``."""
+    resources: PodResources = field(default_factory=lambda: _res("100m", "256Mi", "200m", "512Mi"))
+    """Worker container resources. Default: ``100m``/``256Mi`` requests, ``200m``/``512Mi`` limits."""
+
+    def validate(self, field: str) -> list[Problem]:
+        """Return every problem of this pool."""
+        problems = check_dns_label(f"{field}.name", self.name, max_length=40)
+        if not self.queues:
+            problems.append(Problem(f"{field}.queues", "is empty", "[]", "at least one queue name"))
+        problems += check_count(f"{field}.replicas", self.replicas)
+        problems += check_count(f"{field}.concurrency", self.concurrency, minimum=1)
+        problems += self.resources.validate(f"{field}.resources")
+        return problems
+
+
+@args_schema
+@dataclass(frozen=True, kw_only=True)
+class BeatSpec:
+    """The single Celery beat."""
+
+    enabled: bool = True
+    """Run beat at all. Default: ``True``."""
+    max_interval_seconds: int = 30
+    """Longest sleep of beat's loop (``--max-interval``), which bounds its heartbeat. Default: ``30``."""
+    resources: PodResources = field(default_factory=lambda: _res("50m", "128Mi", "100m", "256Mi"))
+    """Beat container resources. Default: ``50m``/``128Mi`` requests, ``100m``/``256Mi`` limits."""
+
+    def validate(self, field: str) -> list[Problem]:
+        """Return every problem of beat's settings."""
+        return check_count(f"{field}.maxIntervalSeconds", self.max_interval_seconds, 1) + self.resources.validate(
+            f"{field}.resources"
+        )
+
+
+@args_schema
+@dataclass(frozen=True, kw_only=True)
+class RedisSpec:
+    """The Redis broker."""
+
+    image: str = "redis:7.2.7"
+    """Redis image, pinned by tag or digest. Default: ``"redis:7.2.7"``."""
+    persistent: bool = False
+    """Keep data on a PersistentVolumeClaim (append-only file); an emptyDir otherwise. Default: ``False``."""
+    storage_size: str = "1Gi"
+    """PVC size when persistent. Default: ``"1Gi"``."""
+    storage_class: str = ""
+    """PVC storage class; empty means the cluster default. Default: ``""``."""
+    resources: PodResources = field(default_factory=lambda: _res("100m", "256Mi", "200m", "512Mi"))
+    """Redis container resources; ``maxmemory`` is 80% of the memory limit.
+    Default: ``100m``/``256Mi`` requests, ``200m``/``512Mi`` limits."""
+
+    def validate(self, field: str) -> list[Problem]:
+        """Return every problem of the broker's settings."""
+        problems = self.resources.validate(f"{field}.resources")
+        if (":" not in self.image.rsplit("/", 1)[-1] and "@" not in self.image) or self.image.endswith(":latest"):
+            problems.append(
+                Problem(f"{field}.image", "is not pinned", shown(self.image), "an image with a tag or digest")
+            )
+        if self.persistent:
+            problems += check_memory(f"{field}.storageSize", self.storage_size)
+        return problems
+
+    def maxmemory_bytes(self) -> int:
+        """Return Redis ``maxmemory``: 80% of the memory limit, leaving room for fork and buffers."""
+        return int(parse_memory(self.resources.limits.memory) * Decimal("0.8"))
+
+
+def max_memory_per_child_kib(resources: PodResources, concurrency: int) -> int:
+    """Return ``--max-memory-per-child`` (KiB): the limit's child share, less the parent, split by concurrency.
+
+    A child over it is replaced after its task instead of growing until the kernel kills the whole
+    container with no traceback (cgroup v2), the likeliest "exits silently" of the report.
+    """
+    limit = parse_memory(resources.limits.memory)
+    budget = limit * CHILD_MEMORY_SHARE - WORKER_BASE_MEMORY
+    return max(int(budget / concurrency / 1024), 1)
+
+
+def memory_warning(field: str, pool: PoolSpec) -> str | None:
+    """Return a warning when the memory limit leaves each child less than MIN_CHILD_MEMORY."""
+    per_child = max_memory_per_child_kib(pool.resources, pool.concurrency) * 1024
+    if per_child < MIN_CHILD_MEMORY:
+        return (
+            f"{field}: memory limit {pool.resources.limits.memory} leaves {per_child // 1024**2}Mi per child at "
+            f"concurrency {pool.concurrency} (below {MIN_CHILD_MEMORY // 1024**2}Mi): expect OOM kills; raise the "
+            "limit or lower the concurrency"
+        )
+    return None
+
+
+def worker_args(app: str, pool: PoolSpec) -> list[str]:
+    """Return the worker's args after ``celery``: every flag that the report's failures call for."""
+    return [
+        "-A",
+        app,
+        "worker",
+        "-Q",
+        ",".join(pool.queues),
+        "-n",
+        f"{pool.name}@%h",
+        "--concurrency",
+        str(pool.concurrency),
+        "--max-memory-per-child",
+        str(max_memory_per_child_kib(pool.resources, pool.concurrency)),
+        "--prefetch-multiplier",
+        "1",
+        # Mingle makes workers that start together wait on each other; gossip is n^2 broker chatter.
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        "INFO",
+        *probes.worker_include_args(),
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refs:
+    """Names and addresses the pods reference, plain strings or Pulumi Outputs."""
+
+    secret_name: Any
+    """The PlatformSecrets Secret."""
+    secret_keys: Sequence[str]
+    """Keys present in that Secret."""
+    broker_secret_name: Any
+    """The RedisBroker's Secret that holds CELERY_BROKER_URL."""
+    broker_host: Any
+    """The broker's host name, from its Service."""
+    hooks_config_map: Any = None
+    """The ConfigMap holding the hooks module (workers and beat)."""
+
+
+def secret_env(name: str, secret: Any, key: str, optional: bool = False) -> dict[str, Any]:
+    """Return an env entry read from a Secret key (never a literal value)."""
+    ref: dict[str, Any] = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
+def app_env(refs: Refs, longest_task_seconds: int) -> list[dict[str, Any]]:
+    """Return the env every Celery container gets: secrets by reference, then task timing settings."""
+    from components.secrets import DATABASE_URL, FIELD_ENCRYPTION_KEY, SECRET_KEY, SENTRY_DSN
+
+    env = [secret_env("CELERY_BROKER_URL", refs.broker_secret_name, "CELERY_BROKER_URL")]
+    env += [secret_env(key, refs.secret_name, key) for key in (SECRET_KEY, FIELD_ENCRYPTION_KEY, DATABASE_URL)]
+    if SENTRY_DSN in refs.secret_keys:
+        env.append(secret_env(SENTRY_DSN, refs.secret_name, SENTRY_DSN))
+    env += [
+        # Redis redelivers an unacked task after the visibility timeout: it must outlast the longest task.
+        {"name": "CELERY_VISIBILITY_TIMEOUT_SECONDS", "value": str(visibility_timeout_seconds(longest_task_seconds))},
+        {"name": "CELERY_TASK_ACKS_LATE", "value": "true"},
+        {"name": "CELERY_WORKER_PREFETCH_MULTIPLIER", "value": "1"},
+    ]
+    return env
+
+
+def visibility_timeout_seconds(longest_task_seconds: int) -> int:
+    """Return the broker visibility timeout: twice the longest task, at least an hour."""
+    return max(2 * longest_task_seconds, 3600)
+
+
+def grace_period_seconds(longest_task_seconds: int) -> int:
+    """Return terminationGracePeriodSeconds: the longest task plus time to ack and exit."""
+    return longest_task_seconds + 30
+
+
+def security_context(read_only: bool = True) -> dict[str, Any]:
+    """Return the restricted container securityContext."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security_context(run_as_user: int) -> dict[str, Any]:
+    """Return the restricted pod securityContext (non-root user, group and fsGroup)."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": run_as_user,
+        "runAsGroup": run_as_user,
+        "fsGroup": run_as_user,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def exec_probe(argv: list[str], period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
+    """Return an exec probe; timeoutSeconds is at least 5 because exec timeouts are enforced."""
+    return {
+        "exec": {"command": argv},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": max(timeout, 5),
+        "successThreshold": 1,
+    }
+
+
+def wait_for_broker(redis_image: str, refs: Refs, resources: PodResources) -> dict[str, Any]:
+    """Return the init container that waits until Redis answers PONG, instead of crash-looping."""
+    script = (
+        'until redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; '
+        'do echo "waiting for the broker at $REDIS_HOST:$REDIS_PORT"; sleep 2; done'
+    )
+    return {
+        "name": "wait-for-broker",
+        "image": redis_image,
+        "command": ["sh", "-c", script],
+        "env": [
+            {"name": "REDIS_HOST", "value": refs.broker_host},
+            {"name": "REDIS_PORT", "value": str(REDIS_PORT)},
+            # redis-cli reads the password from REDISCLI_AUTH, so it never shows in the process list.
+            secret_env("REDISCLI_AUTH", refs.secret_name, "REDIS_PASSWORD"),
+        ],
+        "resources": resources.to_k8s(),
+        "securityContext": security_context(),
+    }
+
+
+def build_pod_spec(
+    *,
+    container: Mapping[str, Any],
+    init_containers: Sequence[Mapping[str, Any]],
+    volumes: Sequence[Mapping[str, Any]],
+    run_as_user: int,
+    grace_seconds: int,
+    spread_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return a restricted pod spec around one main container; serves workers, beat and Redis."""
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(run_as_user),
+        "terminationGracePeriodSeconds": grace_seconds,
+        "initContainers": list(init_containers),
+        "containers": [dict(container)],
+        "volumes": list(volumes),
+    }
+    if spread_labels:
+        spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": key,
+                # ScheduleAnyway: spreading is a preference; a one-node dev cluster must still schedule.
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": dict(spread_labels)},
+            }
+            for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+        ]
+    return spec
+
+
+def celery_volumes(refs: Refs) -> list[dict[str, Any]]:
+    """Return the writable /tmp and the hooks ConfigMap volumes of a Celery pod."""
+    return [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "hooks", "configMap": {"name": refs.hooks_config_map, "defaultMode": 0o444}},
+    ]
+
+
+CELERY_MOUNTS = [
+    {"name": "tmp", "mountPath": TMP_MOUNT},
+    {"name": "hooks", "mountPath": probes.HOOKS_MOUNT_PATH, "readOnly": True},
+]
+
+
+def worker_container(
+    *, image: str, app: str, pool: PoolSpec, refs: Refs, longest_task_seconds: int, heartbeat_max_age_seconds: int
+) -> dict[str, Any]:
+    """Return the worker container: exec-form celery as PID 1, secrets by reference, file probes."""
+    commands = probes.worker_probe_commands(STATE_DIR, heartbeat_max_age_seconds)
+    env = app_env(refs, longest_task_seconds)
+    env += [{"name": k, "value": v} for k, v in probes.worker_env(STATE_DIR).items()]
+    return {
+        "name": "worker",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["celery"],
+        "args": worker_args(app, pool),
+        "env": env,
+        "resources": pool.resources.to_k8s(),
+        "securityContext": security_context(),
+        "volumeMounts": CELERY_MOUNTS,
+        # Startup waits for the ready file (the init container already waited for the broker).
+        "startupProbe": exec_probe(commands.startup, period=5, failures=60),
+        "livenessProbe": exec_probe(commands.liveness, period=10, failures=3),
+        "readinessProbe": exec_probe(commands.readiness, period=10, failures=3),
+    }
+
+
+def beat_container(
+    *, image: str, app: str, beat: BeatSpec, refs: Refs, longest_task_seconds: int, heartbeat_max_age_seconds: int
+) -> dict[str, Any]:
+    """Return the beat container: schedule in the writable state dir, heartbeat from its loop."""
+    max_age = max(heartbeat_max_age_seconds, 2 * beat.max_interval_seconds + 2)
+    commands = probes.beat_probe_commands(STATE_DIR, beat.max_interval_seconds, max_age)
+    env = app_env(refs, longest_task_seconds)
+    env += [{"name": k, "value": v} for k, v in probes.beat_env(STATE_DIR, app).items()]
+    return {
+        "name": "beat",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["celery"],
+        "args": [*probes.beat_args(STATE_DIR, beat.max_interval_seconds), "--loglevel", "INFO"],
+        "env": env,
+        "resources": beat.resources.to_k8s(),
+        "securityContext": security_context(),
+        "volumeMounts": CELERY_MOUNTS,
+        "startupProbe": exec_probe(commands.startup, period=5, failures=60),
+        "livenessProbe": exec_probe(commands.liveness, period=10, failures=3),
+        "readinessProbe": exec_probe(commands.readiness, period=10, failures=3),
+    }
