@@ -23,7 +23,7 @@ from components.workloads import (
     security_context,
 )
 
-REDIS_UID = 999  # the official image's redis user
+REDIS_UID = 10999  # a high UID that clashes with no host user; the command bypasses the entrypoint
 
 
 def redis_pod_spec(spec: RedisSpec, secret_name: Any) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def redis_pod_spec(spec: RedisSpec, secret_name: Any) -> dict[str, Any]:
         "livenessProbe": exec_probe(ping, period=10, failures=3),
         "readinessProbe": exec_probe(ping, period=5, failures=2),
     }
-    volumes = [] if spec.persistent else [{"name": "data", "emptyDir": {}}]
+    volumes = [] if spec.persistent else [{"name": "data", "emptyDir": {"sizeLimit": spec.storage_size}}]
     return build_pod_spec(
         container=container, init_containers=[], volumes=volumes, run_as_user=REDIS_UID, grace_seconds=30
     )

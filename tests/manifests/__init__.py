@@ -1,0 +1,1 @@
+"""Checks of the rendered manifests with independent oracles: schemas, checkov and admission arithmetic."""
