@@ -114,8 +114,10 @@ def worker_probe_commands(state_dir: str, heartbeat_max_age_seconds: int) -> Pro
     """Return the worker's probes: ready file present (startup, readiness), fresh heartbeat (liveness).
 
     The heartbeat is touched every second by the worker's event loop, so the max age is how long
-    that loop may stand still before the kubelet counts a failure. Note that it also stands still
-    while the worker reconnects to its broker.
+    that loop may stand still before the kubelet counts a failure. The loop also stands still while
+    the worker reconnects to its broker, for the outage plus up to 30 s of reconnect back-off (a
+    10 s Redis outage measured as an 11-13 s gap), so size the max age above the outages that must
+    not restart workers.
     """
     _check_state_dir(state_dir)
     if heartbeat_max_age_seconds < 2:

@@ -230,6 +230,8 @@ def app_env(refs: Refs, longest_task_seconds: int) -> list[dict[str, Any]]:
         {"name": "CELERY_VISIBILITY_TIMEOUT_SECONDS", "value": str(visibility_timeout_seconds(longest_task_seconds))},
         {"name": "CELERY_TASK_ACKS_LATE", "value": "true"},
         {"name": "CELERY_WORKER_PREFETCH_MULTIPLIER", "value": "1"},
+        # Unbuffered, so that the last lines before a crash reach the container log.
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
     return env
 

@@ -14,7 +14,10 @@ Worker (``celery -A <app> worker --include celery_platform_hooks ...``)
       every second with ``w.timer.call_repeatedly``. With the prefork pool and Redis the Timer is
       driven by the worker's event loop, so a fresh file proves that the loop which reads from the
       broker and hands tasks to the pool is turning. Busy pool children do not stop it; a frozen or
-      wedged main process does.
+      wedged main process does, and so does a lost broker: while the consumer reconnects (kombu
+      backs off 2, 4, 6 ... up to 30 s between attempts) the loop does not turn. A 10 s Redis outage
+      measured as an 11-13 s heartbeat gap (Celery 5.7, tests/runtime/test_hooks_broker_outage.py),
+      so the liveness max age must cover the broker outages to be ridden out, plus 30 s.
     * ``worker_ready`` creates ``$CELERY_PLATFORM_READY_FILE``; ``worker_shutdown`` removes it and
       stops the heartbeat.
     * ``worker_init`` removes both files first: an emptyDir outlives a container restart, and a ready
@@ -43,7 +46,8 @@ Beat (``celery -A celery_platform_hooks:app beat ...`` with ``CELERY_PLATFORM_AP
       *instance* so that each pass of the scheduling loop touches ``$CELERY_PLATFORM_HEARTBEAT_FILE``.
       The signal is as meaningful as it gets (the loop that sends periodic tasks really turned) and
       works with any scheduler class. The cost is indirection in the command line, and the probe's
-      max age must exceed beat's ``--max-interval``, the longest the loop sleeps between passes.
+      max age must exceed beat's ``--max-interval``, the longest the loop sleeps between passes,
+      plus a pass that blocks on a lost broker (a 10 s Redis outage measured as a 9-12 s gap).
       It cannot fail silently: if this module is missing, beat does not start at all.
 """
 
