@@ -21,12 +21,12 @@ from components.workloads import (
     PodResources,
     PoolSpec,
     Refs,
-    _res,
     beat_container,
     build_pod_spec,
     celery_volumes,
     grace_period_seconds,
     memory_warning,
+    pod_resources,
     wait_for_broker,
     worker_container,
 )
@@ -50,7 +50,7 @@ class WorkloadSettings:
     """Liveness: how stale the heartbeat may be; covers a broker reconnect. Default: ``60``."""
     run_as_user: int = 10001
     """Non-root UID (and GID, fsGroup) of Celery pods. Default: ``10001``."""
-    init_resources: PodResources = field(default_factory=lambda: _res("10m", "16Mi", "20m", "32Mi"))
+    init_resources: PodResources = field(default_factory=lambda: pod_resources("10m", "16Mi", "20m", "32Mi"))
     """Resources of the wait-for-broker init container (LimitRange applies to it too).
     Default: ``10m``/``16Mi`` requests, ``20m``/``32Mi`` limits."""
 
@@ -71,43 +71,52 @@ class WorkloadSettings:
         return problems
 
 
-def worker_pod_spec(settings: WorkloadSettings, pool: PoolSpec, refs: Refs, instance: str) -> dict[str, Any]:
-    """Return a pool's pod spec (the same function feeds admission and the Deployment)."""
+def celery_pod_spec(
+    settings: WorkloadSettings,
+    refs: Refs,
+    container: dict[str, Any],
+    grace_seconds: int,
+    spread_labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return a Celery pod spec: the broker wait, the writable /tmp and the hooks around one container."""
     return build_pod_spec(
-        container=worker_container(
-            image=settings.image,
-            app=settings.app,
-            pool=pool,
-            refs=refs,
-            longest_task_seconds=settings.longest_task_seconds,
-            heartbeat_max_age_seconds=settings.heartbeat_max_age_seconds,
-        ),
+        container=container,
         init_containers=[wait_for_broker(settings.redis_image, refs, settings.init_resources)],
         volumes=celery_volumes(refs),
         run_as_user=settings.run_as_user,
-        grace_seconds=grace_period_seconds(settings.longest_task_seconds),
-        spread_labels=selector_labels("celery-worker", instance),
+        grace_seconds=grace_seconds,
+        spread_labels=spread_labels,
     )
+
+
+def worker_pod_spec(settings: WorkloadSettings, pool: PoolSpec, refs: Refs, instance: str) -> dict[str, Any]:
+    """Return a pool's pod spec (the same function feeds admission and the Deployment)."""
+    container = worker_container(
+        image=settings.image,
+        app=settings.app,
+        pool=pool,
+        refs=refs,
+        longest_task_seconds=settings.longest_task_seconds,
+        heartbeat_max_age_seconds=settings.heartbeat_max_age_seconds,
+    )
+    grace = grace_period_seconds(settings.longest_task_seconds)
+    return celery_pod_spec(settings, refs, container, grace, selector_labels("celery-worker", instance))
 
 
 def beat_pod_spec(settings: WorkloadSettings, beat: BeatSpec, refs: Refs) -> dict[str, Any]:
-    """Return beat's pod spec."""
-    return build_pod_spec(
-        container=beat_container(
-            image=settings.image,
-            app=settings.app,
-            beat=beat,
-            refs=refs,
-            longest_task_seconds=settings.longest_task_seconds,
-            heartbeat_max_age_seconds=settings.heartbeat_max_age_seconds,
-        ),
-        init_containers=[wait_for_broker(settings.redis_image, refs, settings.init_resources)],
-        volumes=celery_volumes(refs),
-        run_as_user=settings.run_as_user,
-        grace_seconds=30,
+    """Return beat's pod spec; beat runs no task, so a short grace period suffices."""
+    container = beat_container(
+        image=settings.image,
+        app=settings.app,
+        beat=beat,
+        refs=refs,
+        longest_task_seconds=settings.longest_task_seconds,
+        heartbeat_max_age_seconds=settings.heartbeat_max_age_seconds,
     )
+    return celery_pod_spec(settings, refs, container, grace_seconds=30)
 
 
+# Stand-in names for admission planning: only resources matter there, never what a ref points to.
 PLAN_REFS = Refs(
     secret_name="secrets", secret_keys=(), broker_secret_name="broker", broker_host="redis", hooks_config_map="hooks"
 )

@@ -60,7 +60,8 @@ class PodResources:
         return {"requests": self.requests.to_k8s(), "limits": self.limits.to_k8s()}
 
 
-def _res(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> PodResources:
+def pod_resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> PodResources:
+    """Return PodResources from request and limit quantities."""
     return PodResources(
         requests=Resources(cpu=cpu, memory=memory), limits=Resources(cpu=cpu_limit, memory=memory_limit)
     )
@@ -79,7 +80,7 @@ class PoolSpec:
     """Pods. Default: ``1``."""
     concurrency: int = 2
     """Prefork children per pod, always passed explicitly (billiard would count the node's CPUs). Default: ``2``."""
-    resources: PodResources = field(default_factory=lambda: _res("100m", "256Mi", "200m", "512Mi"))
+    resources: PodResources = field(default_factory=lambda: pod_resources("100m", "256Mi", "200m", "512Mi"))
     """Worker container resources. Default: ``100m``/``256Mi`` requests, ``200m``/``512Mi`` limits."""
 
     def validate(self, field: str) -> list[Problem]:
@@ -102,7 +103,7 @@ class BeatSpec:
     """Run beat at all. Default: ``True``."""
     max_interval_seconds: int = 30
     """Longest sleep of beat's loop (``--max-interval``), which bounds its heartbeat. Default: ``30``."""
-    resources: PodResources = field(default_factory=lambda: _res("50m", "128Mi", "100m", "256Mi"))
+    resources: PodResources = field(default_factory=lambda: pod_resources("50m", "128Mi", "100m", "256Mi"))
     """Beat container resources. Default: ``50m``/``128Mi`` requests, ``100m``/``256Mi`` limits."""
 
     def validate(self, field: str) -> list[Problem]:
@@ -125,7 +126,7 @@ class RedisSpec:
     """PVC size when persistent. Default: ``"1Gi"``."""
     storage_class: str = ""
     """PVC storage class; empty means the cluster default. Default: ``""``."""
-    resources: PodResources = field(default_factory=lambda: _res("100m", "256Mi", "200m", "512Mi"))
+    resources: PodResources = field(default_factory=lambda: pod_resources("100m", "256Mi", "200m", "512Mi"))
     """Redis container resources; ``maxmemory`` is 80% of the memory limit.
     Default: ``100m``/``256Mi`` requests, ``200m``/``512Mi`` limits."""
 
@@ -347,21 +348,27 @@ CELERY_MOUNTS = [
 ]
 
 
-def worker_container(
-    *, image: str, app: str, pool: PoolSpec, refs: Refs, longest_task_seconds: int, heartbeat_max_age_seconds: int
+def celery_container(
+    *,
+    name: str,
+    image: str,
+    args: list[str],
+    hook_env: Mapping[str, str],
+    resources: PodResources,
+    refs: Refs,
+    longest_task_seconds: int,
+    commands: probes.ProbeCommands,
 ) -> dict[str, Any]:
-    """Return the worker container: exec-form celery as PID 1, secrets by reference, file probes."""
-    commands = probes.worker_probe_commands(STATE_DIR, heartbeat_max_age_seconds)
-    env = app_env(refs, longest_task_seconds)
-    env += [{"name": k, "value": v} for k, v in probes.worker_env(STATE_DIR).items()]
+    """Return a Celery container (worker or beat): exec-form celery as PID 1, secrets by reference, file probes."""
+    env = app_env(refs, longest_task_seconds) + [{"name": k, "value": v} for k, v in hook_env.items()]
     return {
-        "name": "worker",
+        "name": name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["celery"],
-        "args": worker_args(app, pool),
+        "args": args,
         "env": env,
-        "resources": pool.resources.to_k8s(),
+        "resources": resources.to_k8s(),
         "securityContext": security_context(),
         "volumeMounts": CELERY_MOUNTS,
         # Startup waits for the ready file (the init container already waited for the broker).
@@ -371,25 +378,35 @@ def worker_container(
     }
 
 
+def worker_container(
+    *, image: str, app: str, pool: PoolSpec, refs: Refs, longest_task_seconds: int, heartbeat_max_age_seconds: int
+) -> dict[str, Any]:
+    """Return a pool's worker container; liveness is the heartbeat of the worker's event loop."""
+    return celery_container(
+        name="worker",
+        image=image,
+        args=worker_args(app, pool),
+        hook_env=probes.worker_env(STATE_DIR),
+        resources=pool.resources,
+        refs=refs,
+        longest_task_seconds=longest_task_seconds,
+        commands=probes.worker_probe_commands(STATE_DIR, heartbeat_max_age_seconds),
+    )
+
+
 def beat_container(
     *, image: str, app: str, beat: BeatSpec, refs: Refs, longest_task_seconds: int, heartbeat_max_age_seconds: int
 ) -> dict[str, Any]:
-    """Return the beat container: schedule in the writable state dir, heartbeat from its loop."""
+    """Return the beat container: schedule in the writable state dir, heartbeat from its scheduling loop."""
+    # Beat may sleep max_interval between heartbeats: the max age must cover two of those.
     max_age = max(heartbeat_max_age_seconds, 2 * beat.max_interval_seconds + 2)
-    commands = probes.beat_probe_commands(STATE_DIR, beat.max_interval_seconds, max_age)
-    env = app_env(refs, longest_task_seconds)
-    env += [{"name": k, "value": v} for k, v in probes.beat_env(STATE_DIR, app).items()]
-    return {
-        "name": "beat",
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["celery"],
-        "args": [*probes.beat_args(STATE_DIR, beat.max_interval_seconds), "--loglevel", "INFO"],
-        "env": env,
-        "resources": beat.resources.to_k8s(),
-        "securityContext": security_context(),
-        "volumeMounts": CELERY_MOUNTS,
-        "startupProbe": exec_probe(commands.startup, period=5, failures=60),
-        "livenessProbe": exec_probe(commands.liveness, period=10, failures=3),
-        "readinessProbe": exec_probe(commands.readiness, period=10, failures=3),
-    }
+    return celery_container(
+        name="beat",
+        image=image,
+        args=[*probes.beat_args(STATE_DIR, beat.max_interval_seconds), "--loglevel", "INFO"],
+        hook_env=probes.beat_env(STATE_DIR, app),
+        resources=beat.resources,
+        refs=refs,
+        longest_task_seconds=longest_task_seconds,
+        commands=probes.beat_probe_commands(STATE_DIR, beat.max_interval_seconds, max_age),
+    )
