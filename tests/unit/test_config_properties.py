@@ -87,3 +87,41 @@ def test_a_mutated_config_is_valid_or_fails_with_one_clear_error(
     assert config.limit_range.validate("limitRange") == []
     assert config.quota.validate("quota") == []
     assert config.rotation >= 0
+
+
+STACK_MUTATIONS = st.sampled_from(
+    [
+        ("celery-platform:pools", "replicas"),
+        ("celery-platform:pools", "concurrency"),
+        ("celery-platform:pools", "queues"),
+        ("celery-platform:pools", "name"),
+        ("celery-platform:limitRange", "maxLimitRequestRatio"),
+        ("celery-platform:quota", "pods"),
+        ("celery-platform:quota", "requestsCpu"),
+        ("celery-platform:redis", "resources"),
+        ("celery-platform:beat", "maxIntervalSeconds"),
+    ]
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stack=st.sampled_from(["dev", "prod"]), where=STACK_MUTATIONS, new_value=values)
+def test_a_mutated_real_stack_runs_as_a_program_or_fails_with_one_clear_error(
+    stack: str, where: tuple[str, str], new_value: Any
+) -> None:
+    """The whole program, not just the schema: no mutation may crash it with anything but ValidationError."""
+    from infra.render import run_program, stack_config
+
+    config, secret_keys = stack_config(stack)
+    key, field = where
+    document = yaml.safe_load(config[key])
+    target = document[0] if isinstance(document, list) else document
+    target[field] = new_value
+    config = {**config, key: yaml.safe_dump(document)}
+    try:
+        program = run_program(stack, config, secret_keys)
+    except ValidationError as err:
+        assert err.problems and all(str(p).startswith(f"{p.field}: ") for p in err.problems)
+        return
+    kinds = {o["kind"] for o in program.mocks.objects}
+    assert {"Namespace", "LimitRange", "ResourceQuota", "Secret", "StatefulSet"} <= kinds
