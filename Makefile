@@ -35,7 +35,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy components infra policy/celery_guardrails.py
+	$(BIN)/mypy components infra provider examples/consumer/__main__.py policy/celery_guardrails.py
 
 actionlint:
 	tools/actionlint.sh
