@@ -14,10 +14,14 @@ KUBE_TESTENV_BUILD_TIMEOUT (s, default 3600).
 
 Helpers:
   apply_manifests(api_client, docs, field_manager="celery-platform")
-      server-side apply of plain dicts, in order, with strict field validation.
+      server-side apply of plain dicts, in order, with strict field validation;
+      returns the objects as the server stored them.
   wait_for_default_service_account(api_client, namespace)
       the ServiceAccount admission plugin rejects pods until the serviceaccount
       controller has created ``default`` in a new namespace.
+
+Report: a test that calls ``record_property("cluster_table", text)`` gets ``text`` printed in
+the terminal summary (no ``-s`` needed).
 """
 
 from __future__ import annotations
@@ -147,8 +151,8 @@ class KubeAPI:
     log_path: Path
     process: subprocess.Popen[bytes] = field(repr=False)
 
-    def apply(self, docs: list[dict[str, Any]], field_manager: str = "celery-platform") -> None:
-        apply_manifests(self.api_client, docs, field_manager=field_manager)
+    def apply(self, docs: list[dict[str, Any]], field_manager: str = "celery-platform") -> list[dict[str, Any]]:
+        return apply_manifests(self.api_client, docs, field_manager=field_manager)
 
     def wait_for_default_service_account(self, namespace: str, timeout_s: float = 60.0) -> None:
         wait_for_default_service_account(self.api_client, namespace, timeout_s)
@@ -235,6 +239,22 @@ def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
         assert not left, f"processes survived kube-testenv shutdown: {left}"
 
 
+# --------------------------------------------------------------------------- report
+
+CLUSTER_TABLE = "cluster_table"
+"""``record_property(CLUSTER_TABLE, text)`` in a test: the text is printed in the terminal summary."""
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print every table the cluster tests recorded, so it shows without ``-s``."""
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            for name, value in getattr(rep, "user_properties", ()):
+                if name == CLUSTER_TABLE and getattr(rep, "when", "call") == "call":
+                    terminalreporter.write_sep("-", f"cluster tier: {rep.nodeid}")
+                    terminalreporter.write_line(str(value))
+
+
 # --------------------------------------------------------------------------- apply
 
 
@@ -299,28 +319,32 @@ def resource_path(api_client: client.ApiClient, doc: dict[str, Any]) -> str:
 
 def apply_manifests(
     api_client: client.ApiClient, docs: list[dict[str, Any]], field_manager: str = "celery-platform"
-) -> None:
-    """Server-side apply each document, in order (force, fieldValidation=Strict).
+) -> list[dict[str, Any]]:
+    """Server-side apply each document, in order (force, fieldValidation=Strict); return the served objects.
 
     The REST path is resolved from apiVersion/kind through the server's discovery, so any
     served kind works. Raises ``ApiException`` (with the server's message) on rejection.
     """
+    served = []
     for doc in docs:
         if not doc:
             continue
         path = resource_path(api_client, doc)
         try:
-            _request(
-                api_client,
-                "PATCH",
-                path,
-                query=[("fieldManager", field_manager), ("force", "true"), ("fieldValidation", "Strict")],
-                body=doc,
-                content_type="application/apply-patch+yaml",
+            served.append(
+                _request(
+                    api_client,
+                    "PATCH",
+                    path,
+                    query=[("fieldManager", field_manager), ("force", "true"), ("fieldValidation", "Strict")],
+                    body=doc,
+                    content_type="application/apply-patch+yaml",
+                )
             )
         except ApiException as exc:
             exc.reason = f"{exc.reason}: applying {doc['kind']} {path}"
             raise
+    return served
 
 
 def wait_for_default_service_account(api_client: client.ApiClient, namespace: str, timeout_s: float = 60.0) -> None:
