@@ -40,7 +40,7 @@ from components.validation import (
     redacted,
 )
 from components.workers import WorkloadSettings, celery_plans, validate_pools
-from components.workloads import BeatSpec, PoolSpec, RedisSpec
+from components.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
 
 PROJECT = "celery-platform"
 REQUIRED: Any = object()
@@ -142,6 +142,14 @@ KEYS: tuple[Key, ...] = (
         "{}",
         structured=True,
     ),
+    Key(
+        "initResources",
+        "string",
+        PodResources,
+        "YAML: resources of the wait-for-broker init container (requests, limits); LimitRange applies to it.",
+        "{requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 20m, memory: 32Mi}}",
+        structured=True,
+    ),
     Key("databaseUrl", "string", str, "Secret: PostgreSQL URL of the app's database.", secret=True),
     Key("sentryDsn", "string", str, "Secret, optional: Sentry DSN https://KEY@HOST/PROJECT.", "", secret=True),
     Key(
@@ -180,6 +188,7 @@ _RULES: dict[str, typing.Callable[[str, Any], list[Problem]]] = {
     "redis": lambda field, spec: spec.validate(field),
     "pools": lambda field, pools: validate_pools(pools),
     "beat": lambda field, spec: spec.validate(field),
+    "initResources": lambda field, spec: spec.validate(field),
     "databaseUrl": check_database_url,
     "sentryDsn": _check_secret(check_sentry_dsn),
     "djangoSecretKey": _check_secret(check_django_secret_key),
@@ -206,6 +215,7 @@ class StackConfig:
     redis: RedisSpec
     pools: list[PoolSpec]
     beat: BeatSpec
+    init_resources: PodResources
     database_url: str
     sentry_dsn: str
     django_secret_key: str
@@ -337,6 +347,7 @@ def workload_settings(config: StackConfig) -> WorkloadSettings:
         redis_image=config.redis.image,
         longest_task_seconds=config.longest_task_seconds,
         heartbeat_max_age_seconds=config.heartbeat_max_age_seconds,
+        init_resources=config.init_resources,
     )
 
 

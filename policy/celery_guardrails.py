@@ -446,10 +446,11 @@ def validate_security_context(resource_type: str, props: Mapping[str, Any]) -> l
 
         where = container.label
         if effective("runAsNonRoot") is not True:
-            violations.append(
-                f"{where}: securityContext.runAsNonRoot is not true (neither on the container "
-                "nor the pod); allowed: true"
-            )
+            # The container's own value wins over the pod's, so say which one decided.
+            value = effective("runAsNonRoot")
+            shown = "unset" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+            source = "the container" if _get(sc, "runAsNonRoot") is not None else "the pod (the container sets none)"
+            violations.append(f"{where}: securityContext.runAsNonRoot is {shown} on {source}; allowed: true")
         if _number(effective("runAsUser")) == 0:
             violations.append(f"{where}: securityContext.runAsUser is 0 (root); allowed: a non-zero UID")
         if _get(sc, "allowPrivilegeEscalation") is not False:

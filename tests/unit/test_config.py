@@ -32,6 +32,34 @@ def test_a_config_with_only_the_required_keys_takes_every_default() -> None:
     assert config.sentry_dsn == ""
 
 
+def test_the_init_container_default_in_pulumi_yaml_is_the_components_default() -> None:
+    from components.workers import WorkloadSettings
+
+    assert parse_stack_config(VALID).init_resources == WorkloadSettings(image="x:1", app="a").init_resources
+
+
+def test_fails_when_the_init_container_cannot_fit_a_tight_limit_range() -> None:
+    messages = problems_of(
+        {
+            "limitRange": "maxLimitRequestRatio: {cpu: 1.5}\ndefault: {cpu: 150m, memory: 256Mi}",
+            "pools": "- {name: main, queues: [default], resources: {requests: {cpu: 100m, memory: 256Mi}, "
+            "limits: {cpu: 150m, memory: 512Mi}}}",
+            "beat": "resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 150m, memory: 256Mi}}",
+            "redis": "resources: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: 150m, memory: 512Mi}}",
+        }
+    )
+    assert any(m.startswith("pools[main].wait-for-broker.cpu: limit/request ratio") for m in messages)
+    fixed = {
+        "limitRange": "maxLimitRequestRatio: {cpu: 1.5}\ndefault: {cpu: 150m, memory: 256Mi}",
+        "pools": "- {name: main, queues: [default], resources: {requests: {cpu: 100m, memory: 256Mi}, "
+        "limits: {cpu: 150m, memory: 512Mi}}}",
+        "beat": "resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 150m, memory: 256Mi}}",
+        "redis": "resources: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: 150m, memory: 512Mi}}",
+        "initResources": "{requests: {cpu: 20m, memory: 16Mi}, limits: {cpu: 30m, memory: 32Mi}}",
+    }
+    assert parse_stack_config({**VALID, **fixed}).init_resources.limits.cpu == "30m"
+
+
 def test_fails_when_a_key_is_unknown() -> None:
     [message] = problems_of({"replicaCount": "3"})
     assert message.startswith("replicaCount: unknown config key (got '3', expected one of ")

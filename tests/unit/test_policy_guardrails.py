@@ -510,7 +510,16 @@ def test_any_name_ending_in_a_secret_word_looks_secret(prefix: str, word: str) -
 def test_fails_when_run_as_non_root_is_set_nowhere() -> None:
     pod = pod_spec(securityContext={"seccompProfile": {"type": "RuntimeDefault"}})
     messages = g.validate_security_context(*workload("Deployment", pod))
-    assert len(messages) == 1 and "runAsNonRoot is not true" in messages[0] and "allowed: true" in messages[0]
+    assert len(messages) == 1
+    assert "runAsNonRoot is unset on the pod (the container sets none); allowed: true" in messages[0]
+
+
+def test_fails_when_a_container_overrides_the_pods_run_as_non_root_and_says_so() -> None:
+    pod = pod_spec(securityContext={"seccompProfile": {"type": "RuntimeDefault"}, "runAsNonRoot": True})
+    pod["containers"][0]["securityContext"]["runAsNonRoot"] = False
+    messages = g.validate_security_context(*workload("Deployment", pod))
+    assert len(messages) == 1
+    assert "runAsNonRoot is false on the container; allowed: true" in messages[0]
 
 
 def test_fails_when_a_container_runs_as_uid_0() -> None:
