@@ -60,6 +60,10 @@ preview: $(BIN)/.installed policy/venv/.installed
 up: $(BIN)/.installed policy/venv/.installed
 	pulumi up --stack $(STACK) --policy-pack policy
 
+# Ratios measured side by side in one run (probe cost, cold start, render cost); never part of `make test`.
+bench: $(BIN)/.installed system-deps
+	$(BIN)/python -m benchmarks.run
+
 lock:
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/pip install --quiet -r <(grep -v '^-e' requirements.txt)

@@ -269,15 +269,26 @@ def pod_security_context(run_as_user: int) -> dict[str, Any]:
     }
 
 
-def exec_probe(argv: list[str], period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
-    """Return an exec probe; timeoutSeconds is at least 5 because exec timeouts are enforced."""
-    return {
+# A container killed by its liveness or startup probe is wedged: it cannot finish tasks, and a stopped
+# process ignores SIGTERM, so it gets this grace instead of the pod's (which covers the longest task).
+PROBE_KILL_GRACE_SECONDS = 30
+
+
+def exec_probe(argv: list[str], period: int, failures: int, timeout: int = 5, kills: bool = False) -> dict[str, Any]:
+    """Return an exec probe; timeoutSeconds is at least 5 because exec timeouts are enforced.
+
+    ``kills`` marks a liveness or startup probe, which gets its own terminationGracePeriodSeconds.
+    """
+    probe: dict[str, Any] = {
         "exec": {"command": argv},
         "periodSeconds": period,
         "failureThreshold": failures,
         "timeoutSeconds": max(timeout, 5),
         "successThreshold": 1,
     }
+    if kills:
+        probe["terminationGracePeriodSeconds"] = PROBE_KILL_GRACE_SECONDS
+    return probe
 
 
 def wait_for_broker(redis_image: str, refs: Refs, resources: PodResources) -> dict[str, Any]:
@@ -372,8 +383,8 @@ def celery_container(
         "securityContext": security_context(),
         "volumeMounts": CELERY_MOUNTS,
         # Startup waits for the ready file (the init container already waited for the broker).
-        "startupProbe": exec_probe(commands.startup, period=5, failures=60),
-        "livenessProbe": exec_probe(commands.liveness, period=10, failures=3),
+        "startupProbe": exec_probe(commands.startup, period=5, failures=60, kills=True),
+        "livenessProbe": exec_probe(commands.liveness, period=10, failures=3, kills=True),
         "readinessProbe": exec_probe(commands.readiness, period=10, failures=3),
     }
 

@@ -22,10 +22,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
 from celery import Celery
+
+if TYPE_CHECKING:
+    from tests.runtime.harness import Kubelet
 
 from components.probes import (
     HOOKS_MOUNT_PATH,
@@ -132,13 +136,14 @@ class RedisServer:
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
-    """Factory of started redis-servers, each on its own free port with a password."""
+    """Factory of redis-servers, each on its own free port with a password; started unless ``start=False``."""
     servers: list[RedisServer] = []
 
-    def make() -> RedisServer:
+    def make(start: bool = True) -> RedisServer:
         server = RedisServer(port=free_port(), workdir=tmp_path / f"redis-{len(servers)}")
         servers.append(server)
-        server.start()
+        if start:
+            server.start()
         return server
 
     yield make
@@ -353,3 +358,32 @@ def start_beat(
         return beat
 
     return start
+
+
+@pytest.fixture
+def kubelet(tmp_path: Path, redis_server: Callable[..., RedisServer]) -> Iterator[Callable[..., Kubelet]]:
+    """Factory: ``kubelet(stack, overrides={}, broker=None)`` runs that render's pods as local processes.
+
+    The rendered broker Service is mapped to ``broker`` (a new, started redis-server by default);
+    Secret keys get valid test values (see ``tests/runtime/harness.py``). Every pod is killed at the end.
+    """
+    from tests.runtime import harness
+
+    made: list[Kubelet] = []
+
+    def make(stack: str, overrides: Mapping[str, object] | None = None, broker: RedisServer | None = None) -> Kubelet:
+        server = broker or redis_server()
+        manifests = harness.Manifests(harness.render(stack, overrides))
+        host, port = harness.broker_fqdn(manifests)
+        cluster = harness.Cluster(
+            manifests=manifests,
+            secret_values=harness.test_secret_values(server.password, host, port),
+            service_addresses={"redis": ("127.0.0.1", server.port)},
+        )
+        node = harness.Kubelet(manifests, cluster, tmp_path / f"kubelet-{len(made)}", broker=server)
+        made.append(node)
+        return node
+
+    yield make
+    for node in made:
+        node.shutdown()

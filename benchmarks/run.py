@@ -1,0 +1,331 @@
+"""``make bench``: ratios measured side by side in one run, printed as a table.
+
+1. Probe cost: our rendered liveness probe against ``celery inspect ping -d <node>``, on the same
+   prod main worker with every child busy. CPU seconds are the probes' own (children's rusage).
+2. Cold start to ready, Redis starting 10 s late: our rendered prod worker (one replica) against the
+   report's setup (its flags, its ``/proc/1/cmdline`` probes with its timings, no broker wait).
+3. Program cost: render time of dev, prod and a synthetic 64-pool stack, in-process.
+
+Both pods run through the runtime tier's harness (``tests/runtime/harness.py``), so the probes run
+with the rendered (or the report's) periods, delays, timeouts and thresholds. Nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.runtime import harness
+
+PASSWORD = "bench-Pa55word"
+QUEUES = ["default", "high", "low", "email", "reports", "media", "webhooks", "maintenance"]
+
+
+class Redis:
+    """A throw-away redis-server on a free port."""
+
+    def __init__(self, workdir: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self) -> str:
+        return f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not installed (make test installs it)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", PASSWORD]
+        argv += ["--dir", str(self.workdir), "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return
+            time.sleep(0.05)
+        raise SystemExit("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def kubelet(stack: str, redis: Redis, workdir: Path) -> Iterator[harness.Kubelet]:
+    manifests = harness.Manifests(harness.render(stack))
+    host, port = harness.broker_fqdn(manifests)
+    cluster = harness.Cluster(
+        manifests=manifests,
+        secret_values=harness.test_secret_values(PASSWORD, host, port),
+        service_addresses={"redis": ("127.0.0.1", redis.port)},
+    )
+    node = harness.Kubelet(manifests, cluster, workdir, broker=redis)
+    try:
+        yield node
+    finally:
+        node.shutdown()
+
+
+def measured(action: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall seconds and children's CPU seconds (user + system) of action, and its result."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    result = action()
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, result
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def probe_cost(workdir: Path, rounds: int) -> list[tuple[str, str, str, str]]:
+    redis = Redis(workdir / "redis-probe")
+    redis.start()
+    try:
+        with kubelet("prod", redis, workdir / "probe") as node:
+            pod = node.create_pod("celery-main")
+            if not harness.wait_until(lambda: pod.ready, 90):
+                raise SystemExit(pod.describe())
+            args = pod.main.argv
+            concurrency = int(args[args.index("--concurrency") + 1])
+            client = harness.celery_client(redis.url(), ["reports"])
+            for _ in range(concurrency):
+                client.send_task("sample_app.tasks.long_task", args=(600,), queue="reports")
+            time.sleep(3)  # every child busy
+            nodename = args[args.index("-n") + 1].replace("%h", pod.name)
+            ping_argv = ["celery", "-A", "sample_app", "inspect", "ping", "-d", nodename]
+            ours, theirs = [], []
+            timeout = float(pod.main.probes["liveness"]["timeoutSeconds"])
+            for _ in range(rounds):
+                ours.append(
+                    measured(
+                        lambda: harness.run_exec_probe(
+                            pod.probe_argv("liveness"), pod.main.env, harness.SAMPLE_APP_DIR, timeout
+                        )
+                    )
+                )
+                theirs.append(
+                    measured(lambda: harness.run_exec_probe(ping_argv, pod.main.env, harness.SAMPLE_APP_DIR, 30))
+                )
+            reply_keys = len(redis_client(redis).keys("*reply.celery.pidbox*"))
+            client.close()
+    finally:
+        redis.stop()
+    o_wall, o_cpu = statistics.median(w for w, _, _ in ours), statistics.median(c for _, c, _ in ours)
+    t_wall, t_cpu = statistics.median(w for w, _, _ in theirs), statistics.median(c for _, c, _ in theirs)
+    o_ok = sum(r[0] == 0 for _, _, r in ours)
+    t_ok = sum(r[0] == 0 for _, _, r in theirs)
+    return [
+        ("probe: wall s (median)", f"{o_wall:.3f}", f"{t_wall:.3f}", f"{t_wall / o_wall:.0f}x"),
+        ("probe: CPU s (median)", f"{o_cpu:.3f}", f"{t_cpu:.3f}", f"{t_cpu / max(o_cpu, 1e-3):.0f}x"),
+        ("probe: passed / rounds", f"{o_ok}/{rounds}", f"{t_ok}/{rounds}", "-"),
+        ("probe: pidbox reply keys left in Redis", "0", str(reply_keys), "-"),
+    ]
+
+
+def redis_client(redis: Redis) -> Any:
+    import redis as redis_py
+
+    return redis_py.Redis(host="127.0.0.1", port=redis.port, password=PASSWORD)
+
+
+def report_pod_spec(ours: dict[str, Any]) -> dict[str, Any]:
+    """The report's worker: its flags and /proc/1/cmdline probes, no init container, no hooks.
+
+    The env keeps our Secret-backed values (the report fixed its secrets and broker host by hand) and
+    drops the hooks' variables; Kubernetes defaults fill what the report does not state
+    (timeoutSeconds 1, failureThreshold 3 for liveness and readiness).
+    """
+    container = dict(ours["containers"][0])
+    queues = container["args"][container["args"].index("-Q") + 1]
+    concurrency = container["args"][container["args"].index("--concurrency") + 1]
+    grep = {"exec": {"command": ["sh", "-c", "grep -q celery /proc/1/cmdline"]}}
+    container.update(
+        command=["celery"],
+        args=[
+            *["-A", "sample_app", "worker", "--loglevel=info", f"--concurrency={concurrency}", "-Q", queues],
+            *["--without-gossip", "--without-mingle", "--without-heartbeat"],
+        ],
+        env=[e for e in container["env"] if not e["name"].startswith("CELERY_PLATFORM_") and e["name"] != "PYTHONPATH"],
+        startupProbe={**grep, "initialDelaySeconds": 30, "periodSeconds": 10, "failureThreshold": 30},
+        livenessProbe={**grep, "periodSeconds": 30},
+        readinessProbe={**grep, "periodSeconds": 15},
+        volumeMounts=[],
+    )
+    return {**ours, "containers": [container], "initContainers": [], "volumes": []}
+
+
+def cold_start(workdir: Path, redis_late_seconds: float) -> list[tuple[str, str, str, str]]:
+    redis = Redis(workdir / "redis-cold")
+    rows: dict[str, dict[str, float | int | str]] = {}
+    with kubelet("prod", redis, workdir / "cold") as node:
+        ours = harness.Pod("ours-0", node.pod_spec("celery-main"), node.cluster, workdir / "cold" / "ours-0")
+        theirs = harness.Pod(
+            "report-0", report_pod_spec(node.pod_spec("celery-main")), node.cluster, workdir / "cold" / "report-0"
+        )
+        node.pods += [ours, theirs]
+        t0 = time.monotonic()
+        ours.start()
+        theirs.start()
+        time.sleep(redis_late_seconds)
+        redis.start()
+        try:
+            harness.wait_until(lambda: ours.ready and theirs.ready, 120)
+            harness.wait_until(lambda: all(" ready." in p.log() for p in (ours, theirs)), 30)
+            for label, pod in (("ours", ours), ("report", theirs)):
+                ready = pod.ready_since - t0 if pod.ready_since else float("nan")
+                rows[label] = {"ready": ready, "restarts": pod.restarts, "consuming": _consuming_at(pod) - t0}
+        finally:
+            node.shutdown()
+            redis.stop()
+    o, r = rows["ours"], rows["report"]
+    return [
+        (
+            "cold start: s to Ready (Redis +10 s)",
+            f"{o['ready']:.1f}",
+            f"{r['ready']:.1f}",
+            f"{r['ready'] / o['ready']:.2f}x",
+        ),  # type: ignore[operator]
+        ("cold start: s to consuming", f"{o['consuming']:.1f}", f"{r['consuming']:.1f}", "-"),
+        (
+            "cold start: Ready before broker up?",
+            _yes(o["ready"], redis_late_seconds),
+            _yes(r["ready"], redis_late_seconds),
+            "-",
+        ),
+        ("cold start: restarts", str(o["restarts"]), str(r["restarts"]), "-"),
+    ]
+
+
+def _yes(ready: Any, late: float) -> str:
+    return "yes" if float(ready) < late else "no"
+
+
+def _consuming_at(pod: harness.Pod) -> float:
+    # The worker's own "<node> ready." line: connected to the broker and consuming. Its mtime is late
+    # by at most the log flush; the main container's log file is the pod's last log.
+    for path in reversed(pod.logs):
+        text = path.read_text(errors="replace")
+        if " ready." in text:
+            line = next(x for x in text.splitlines() if " ready." in x)
+            stamp = line.split("]", 1)[0].strip("[").split(": ", 1)[0]
+            wall = (
+                time.mktime(time.strptime(stamp.split(",")[0], "%Y-%m-%d %H:%M:%S")) + int(stamp.split(",")[1]) / 1000
+            )
+            return time.monotonic() - (time.time() - wall)
+    return float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def synthetic_overrides(pools: int) -> dict[str, Any]:
+    queues = [f"q{i}" for i in range(pools)]
+    pool_list = [
+        {
+            "name": f"p{i}",
+            "queues": [queues[i]],
+            "replicas": 1,
+            "concurrency": 1,
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "200m", "memory": "512Mi"}},
+        }
+        for i in range(pools)
+    ]
+    quota = {
+        "requestsCpu": "200",
+        "requestsMemory": "400Gi",
+        "limitsCpu": "400",
+        "limitsMemory": "800Gi",
+        "pods": 1000,
+        "persistentVolumeClaims": 2,
+        "requestsStorage": "20Gi",
+    }
+    return {"queues": queues, "pools": yaml.safe_dump(pool_list), "quota": yaml.safe_dump(quota)}
+
+
+def program_cost(workdir: Path, rounds: int) -> list[tuple[str, str, str, str]]:
+    from infra.render import ROOT, render_documents
+
+    project = workdir / "synthetic"
+    project.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
+    stack = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    stack["config"].update({f"celery-platform:{k}": v for k, v in synthetic_overrides(64).items()})
+    (project / "Pulumi.synthetic64.yaml").write_text(yaml.safe_dump(stack))
+    (project / "infra").symlink_to(ROOT / "infra")
+    timings: dict[str, tuple[float, int, int]] = {}
+    for label, stack_name, root in (("dev", "dev", ROOT), ("prod", "prod", ROOT), ("64 pools", "synthetic64", project)):
+        best, count = float("inf"), 0
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            docs = render_documents(stack_name, root)
+            best = min(best, time.perf_counter() - t0)
+            count = len(docs)
+            gc.collect()
+        pools = sum(d["kind"] == "Deployment" for d in docs)
+        timings[label] = (best, count, pools)
+    base = timings["prod"][0]
+    rows = []
+    for label, (seconds, objects, pools) in timings.items():
+        rows.append(
+            (
+                f"render {label} ({pools} pools, {objects} objects): s",
+                f"{seconds:.2f}",
+                f"{seconds / objects * 1000:.1f} ms/object",
+                f"{seconds / base:.2f}x prod",
+            )
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--probe-rounds", type=int, default=5)
+    parser.add_argument("--render-rounds", type=int, default=3)
+    parser.add_argument("--redis-late-seconds", type=float, default=10)
+    parser.add_argument("--only", choices=["probe", "cold", "program"], action="append")
+    options = parser.parse_args(argv)
+    only = set(options.only or ["probe", "cold", "program"])
+    rows: list[tuple[str, str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="celery-bench-") as tmp:
+        workdir = Path(tmp)
+        if "probe" in only:
+            rows += probe_cost(workdir, options.probe_rounds)
+        if "cold" in only:
+            rows += cold_start(workdir, options.redis_late_seconds)
+        if "program" in only:
+            rows += program_cost(workdir, options.render_rounds)
+    header = ("measure", "ours", "baseline (ping / report / per object)", "ratio")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    line = "+".join("-" * (w + 2) for w in widths)
+    print(line)
+    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print(line)
+    for row in rows:
+        print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
