@@ -23,7 +23,11 @@ def _parse(value: object) -> Decimal:
 def parse_cpu(value: object) -> Decimal:
     """Return cores as a Decimal: ``'400m'`` gives ``0.4``."""
     amount = _parse(value)
-    if amount != amount.quantize(Decimal("0.001")):
+    try:
+        exact = amount == amount.quantize(Decimal("0.001"))
+    except InvalidOperation as err:  # more digits than Decimal's context holds
+        raise QuantityError(f"{value!r} is too large a quantity") from err
+    if not exact:
         raise QuantityError(f"{value!r} is finer than 1m, the smallest CPU unit")
     return amount
 
@@ -34,6 +38,10 @@ def parse_memory(value: object) -> Decimal:
     A fractional byte count is refused: ``512m`` is 0.512 bytes, almost always a typo for ``512Mi``.
     """
     amount = _parse(value)
+    try:
+        amount.quantize(Decimal(1))
+    except InvalidOperation as err:  # more digits than Decimal's context holds
+        raise QuantityError(f"{value!r} is too large a quantity") from err
     if amount != amount.to_integral_value():
         raise QuantityError(f"{value!r} is a fraction of a byte (did you mean Mi?)")
     return amount

@@ -31,7 +31,7 @@ def test_cpu_and_memory_parse_like_the_api_server() -> None:
     assert format_memory(parse_memory("1536Mi")) == "1536Mi"
 
 
-@pytest.mark.parametrize("value", ["400mm", "abc", "", "1.5.5", "--1"])
+@pytest.mark.parametrize("value", ["400mm", "abc", "", "1.5.5", "--1", "1e+25", "1e+40"])
 def test_fails_when_a_quantity_is_malformed(value: str) -> None:
     [problem] = check_cpu("pools[0].cpu", value)
     assert problem.field == "pools[0].cpu"
