@@ -12,6 +12,7 @@ from components.admission import PodPlan, check_limit_range
 from components.guardrails import LimitRangeSpec
 from components.labels import PART_OF, selector_labels, standard_labels
 from components.secrets import REDIS_PASSWORD, PlatformSecrets
+from components.statefulset import stateful_set_of_one
 from components.validation import raise_if_any, untyped
 from components.workloads import (
     REDIS_DATA,
@@ -124,12 +125,6 @@ class RedisBroker(pulumi.ComponentResource):
             return {"name": name, "namespace": args.namespace, "labels": labels}
 
         ports = [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis", "protocol": "TCP"}]
-        headless = k8s.core.v1.Service(
-            f"{resource_name}-headless",
-            metadata=meta(f"{resource_name}-headless"),
-            spec=untyped({"clusterIP": "None", "selector": selector, "ports": ports}),
-            opts=child,
-        )
         self.service = k8s.core.v1.Service(
             resource_name,
             metadata=meta(resource_name),
@@ -156,7 +151,7 @@ class RedisBroker(pulumi.ComponentResource):
         self.url_secret_name = self.url_secret.metadata.name
 
         pod_spec = redis_pod_spec(args.spec, args.secrets.secret_name)
-        claim_templates = []
+        claim_templates: list[dict[str, Any]] = []
         if args.spec.persistent:
             claim_spec: dict[str, Any] = {
                 "accessModes": ["ReadWriteOnce"],
@@ -165,20 +160,14 @@ class RedisBroker(pulumi.ComponentResource):
             if args.spec.storage_class:
                 claim_spec["storageClassName"] = args.spec.storage_class
             claim_templates = [{"metadata": {"name": "data", "labels": labels}, "spec": claim_spec}]
-        self.stateful_set = k8s.apps.v1.StatefulSet(
+        self.stateful_set = stateful_set_of_one(
             resource_name,
-            metadata=meta(resource_name),
-            spec=untyped(
-                {
-                    "replicas": 1,
-                    "serviceName": headless.metadata.name,
-                    "selector": {"matchLabels": selector},
-                    "podManagementPolicy": "OrderedReady",
-                    "updateStrategy": {"type": "RollingUpdate"},
-                    "template": {"metadata": {"labels": labels}, "spec": pod_spec},
-                    "volumeClaimTemplates": claim_templates,
-                }
-            ),
+            namespace=args.namespace,
+            labels=labels,
+            selector=selector,
+            pod_spec=pod_spec,
+            ports=ports,
+            claim_templates=claim_templates,
             opts=child,
         )
         # Only this platform's pods may reach Redis, and only on its port.

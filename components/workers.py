@@ -15,6 +15,7 @@ from components.guardrails import LimitRangeSpec
 from components.labels import selector_labels, standard_labels
 from components.redis import RedisBroker
 from components.secrets import PlatformSecrets
+from components.statefulset import stateful_set_of_one
 from components.validation import Problem, check_count, raise_if_any, shown, untyped
 from components.workloads import (
     BeatSpec,
@@ -256,25 +257,11 @@ class CeleryWorkers(pulumi.ComponentResource):
         name = f"{resource_name}-beat"
         labels = standard_labels("celery-beat", resource_name, "beat")
         selector = selector_labels("celery-beat", resource_name)
-        meta: Any = {"name": name, "namespace": args.namespace, "labels": labels}
-        service = k8s.core.v1.Service(
+        return stateful_set_of_one(
             name,
-            metadata=meta,
-            spec=untyped({"clusterIP": "None", "selector": selector, "ports": [{"name": "none", "port": 80}]}),
-            opts=child,
-        )
-        return k8s.apps.v1.StatefulSet(
-            name,
-            metadata=meta,
-            spec=untyped(
-                {
-                    "replicas": 1,
-                    "serviceName": service.metadata.name,
-                    "selector": {"matchLabels": selector},
-                    "podManagementPolicy": "OrderedReady",
-                    "updateStrategy": {"type": "RollingUpdate"},
-                    "template": {"metadata": {"labels": labels}, "spec": beat_pod_spec(args.settings, args.beat, refs)},
-                }
-            ),
+            namespace=args.namespace,
+            labels=labels,
+            selector=selector,
+            pod_spec=beat_pod_spec(args.settings, args.beat, refs),
             opts=child,
         )
