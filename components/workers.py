@@ -10,10 +10,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import probes
-from components.admission import PodPlan, check_limit_range
-from components.guardrails import LimitRangeSpec
+from components.admission import PodPlan, check_limit_range, check_quota
+from components.guardrails import LimitRangeSpec, QuotaSpec
 from components.labels import selector_labels, standard_labels
-from components.redis import RedisBroker
+from components.redis import RedisBroker, redis_plan
 from components.secrets import PlatformSecrets
 from components.statefulset import stateful_set_of_one
 from components.validation import Problem, check_count, raise_if_any, shown, untyped
@@ -21,6 +21,7 @@ from components.workloads import (
     BeatSpec,
     PodResources,
     PoolSpec,
+    RedisSpec,
     Refs,
     beat_container,
     build_pod_spec,
@@ -137,6 +138,23 @@ def celery_plans(settings: WorkloadSettings, pools: Sequence[PoolSpec], beat: Be
     if beat.enabled:
         plans.append(PodPlan(owner="beat", replicas=1, surge=0, pod_spec=beat_pod_spec(settings, beat, PLAN_REFS)))
     return plans
+
+
+def platform_problems(
+    settings: WorkloadSettings,
+    redis: RedisSpec,
+    pools: Sequence[PoolSpec],
+    beat: BeatSpec,
+    limit_range: LimitRangeSpec,
+    quota: QuotaSpec | None,
+) -> list[Problem]:
+    """Check every pod of a platform (broker, pools, beat) against the LimitRange, the worst case
+    against the quota when there is one: what the API server would refuse, found at preview."""
+    plans = [redis_plan(redis), *celery_plans(settings, pools, beat)]
+    problems = [p for plan in plans for p in check_limit_range(plan, limit_range)]
+    if quota is not None:
+        problems += check_quota(plans, quota, limit_range)
+    return problems
 
 
 def validate_pools(pools: Sequence[PoolSpec]) -> list[Problem]:

@@ -23,9 +23,8 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
-from components.admission import check_limit_range, check_quota, check_routes
+from components.admission import check_routes
 from components.guardrails import LimitRangeSpec, QuotaSpec
-from components.redis import redis_plan
 from components.validation import (
     Problem,
     ValidationError,
@@ -39,7 +38,7 @@ from components.validation import (
     raise_if_any,
     redacted,
 )
-from components.workers import WorkloadSettings, celery_plans, validate_pools
+from components.workers import WorkloadSettings, platform_problems, validate_pools
 from components.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
 
 PROJECT = "celery-platform"
@@ -357,10 +356,7 @@ def admission_problems(config: StackConfig) -> list[Problem]:
     problems = settings.validate()
     if problems:
         return problems
-    plans = [redis_plan(config.redis), *celery_plans(settings, config.pools, config.beat)]
-    for plan in plans:
-        problems += check_limit_range(plan, config.limit_range)
-    problems += check_quota(plans, config.quota, config.limit_range)
+    problems += platform_problems(settings, config.redis, config.pools, config.beat, config.limit_range, config.quota)
     problems += check_routes({p.name: p.queues for p in config.pools}, config.queues, config.task_routes)
     return problems
 

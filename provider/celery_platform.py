@@ -15,13 +15,12 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
-from components.admission import check_limit_range, check_quota
 from components.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
 from components.namespace import NamespaceArgs, PlatformNamespace
-from components.redis import RedisBroker, RedisBrokerArgs, redis_plan
+from components.redis import RedisBroker, RedisBrokerArgs
 from components.secrets import PlatformSecrets, SecretsArgs
 from components.validation import Problem, check_dns_label, raise_if_any
-from components.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings, celery_plans, validate_pools
+from components.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings, platform_problems, validate_pools
 from components.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
 
 PACKAGE = "celery-platform"
@@ -266,11 +265,9 @@ class CeleryPlatform(pulumi.ComponentResource):
         problems = _problems(args["namespace"], limit_range, quota if create_namespace else None, redis)
         problems += secrets_args.validate() + settings.validate() + validate_pools(pools) + beat.validate("beat")
         if not problems and limit_range is not None:
-            plans = [redis_plan(redis), *celery_plans(settings, pools, beat)]
-            for plan in plans:
-                problems += check_limit_range(plan, limit_range)
-            if create_namespace:
-                problems += check_quota(plans, quota, limit_range)
+            problems += platform_problems(
+                settings, redis, pools, beat, limit_range, quota if create_namespace else None
+            )
         raise_if_any(f"CeleryPlatform {name!r}", problems)
         super().__init__(TYPE_TOKEN, name, None, opts)
 
