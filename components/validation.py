@@ -84,6 +84,14 @@ def redacted(value: str) -> str:
     return "secret shaped " + repr(re.sub(r"[^:/@.?#]+", "*", value))
 
 
+def check_image_pinned(field: str, image: str) -> list[Problem]:
+    """Check that an image names a tag other than ``latest``, or a digest: a rollout must be repeatable."""
+    last = image.rsplit("/", 1)[-1]
+    if "@" in last or (":" in last and not last.endswith(":latest")):
+        return []
+    return [Problem(field, "is not pinned", shown(image), "an image with a tag (not latest) or a digest")]
+
+
 def check_dns_label(field: str, value: str, max_length: int = 63) -> list[Problem]:
     """Check a Kubernetes object name that must be an RFC 1123 label."""
     if len(value) > max_length or not DNS_LABEL.match(value):

@@ -16,7 +16,7 @@ from components.labels import selector_labels, standard_labels
 from components.redis import RedisBroker, redis_plan
 from components.secrets import PlatformSecrets
 from components.statefulset import stateful_set_of_one
-from components.validation import Problem, check_count, raise_if_any, shown, untyped
+from components.validation import Problem, check_count, check_image_pinned, raise_if_any, shown, untyped
 from components.workloads import (
     BeatSpec,
     PodResources,
@@ -58,12 +58,7 @@ class WorkloadSettings:
 
     def validate(self) -> list[Problem]:
         """Return every problem of the shared settings."""
-        problems = []
-        last = self.image.rsplit("/", 1)[-1]
-        if ("@" not in last and ":" not in last) or last.endswith(":latest"):
-            problems.append(
-                Problem("image", "is not pinned", shown(self.image), "an image with a tag (not latest) or digest")
-            )
+        problems = check_image_pinned("image", self.image)
         if not self.app.strip():
             problems.append(Problem("celeryApp", "is empty", shown(self.app), "the app as `celery -A` takes it"))
         problems += check_count("longestTaskSeconds", self.longest_task_seconds, 1)

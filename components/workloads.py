@@ -14,7 +14,15 @@ from typing import Any
 from components import probes
 from components.guardrails import Resources
 from components.quantities import parse_memory
-from components.validation import Problem, args_schema, check_count, check_dns_label, check_memory, shown
+from components.validation import (
+    Problem,
+    args_schema,
+    check_count,
+    check_dns_label,
+    check_image_pinned,
+    check_memory,
+    shown,
+)
 
 STATE_DIR = "/tmp/celery-platform"
 TMP_MOUNT = "/tmp"
@@ -133,10 +141,7 @@ class RedisSpec:
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of the broker's settings."""
         problems = self.resources.validate(f"{field}.resources")
-        if (":" not in self.image.rsplit("/", 1)[-1] and "@" not in self.image) or self.image.endswith(":latest"):
-            problems.append(
-                Problem(f"{field}.image", "is not pinned", shown(self.image), "an image with a tag or digest")
-            )
+        problems += check_image_pinned(f"{field}.image", self.image)
         if self.persistent:
             problems += check_memory(f"{field}.storageSize", self.storage_size)
         return problems

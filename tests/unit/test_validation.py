@@ -135,3 +135,26 @@ def test_fails_when_a_redis_password_would_need_url_encoding() -> None:
     assert "URL-safe" in problem.problem
     with pytest.raises(QuantityError):
         parse_memory("1.5.5Gi")
+
+
+@pytest.mark.parametrize(
+    ("image", "pinned"),
+    [
+        ("redis:7.2.7", True),
+        ("registry.example.com:5000/team/app:1.0.3", True),
+        ("ghcr.io/acme/app@sha256:" + "a" * 64, True),
+        ("redis", False),
+        ("redis:latest", False),
+        ("registry.example.com:5000/team/app", False),
+    ],
+)
+def test_an_image_is_pinned_only_by_a_real_tag_or_a_digest(image: str, pinned: bool) -> None:
+    from components.validation import check_image_pinned
+
+    problems = check_image_pinned("image", image)
+    assert (problems == []) == pinned
+    if problems:
+        assert (
+            str(problems[0])
+            == f"image: is not pinned (got {image!r}, expected an image with a tag (not latest) or a digest)"
+        )
