@@ -252,11 +252,11 @@ def grace_period_seconds(longest_task_seconds: int) -> int:
     return longest_task_seconds + 30
 
 
-def security_context(read_only: bool = True) -> dict[str, Any]:
-    """Return the restricted container securityContext."""
+def security_context() -> dict[str, Any]:
+    """Return the restricted container securityContext, with a read-only root filesystem."""
     return {
         "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": read_only,
+        "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
