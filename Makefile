@@ -9,7 +9,9 @@ CHECKOV_VENV := build/checkov-venv
 
 .PHONY: setup venv system-deps test lint typecheck actionlint pytest render preview up bench lock clean
 
-$(BIN)/.installed: requirements.txt pyproject.toml
+# components/ is installed in setuptools' strict editable mode (a link tree that mypy can follow), so a
+# module added to or removed from it (the folder's mtime) re-links the package.
+$(BIN)/.installed: requirements.txt pyproject.toml components components/hooks
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
@@ -35,7 +37,10 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy components infra provider examples/consumer/__main__.py policy/celery_guardrails.py
+	@# mypy cannot follow setuptools' package-dir mapping from the sources: a link names components/ as the package.
+	mkdir -p .typecheck && ln -sfn ../components .typecheck/celery_platform
+	$(BIN)/mypy .typecheck/celery_platform infra/__main__.py provider policy/celery_guardrails.py
+	$(BIN)/mypy examples/consumer/__main__.py
 
 actionlint:
 	tools/actionlint.sh
@@ -46,7 +51,7 @@ pytest: setup
 test: lint typecheck actionlint pytest
 
 render: $(BIN)/.installed
-	$(BIN)/python -m infra.render $(STACK) -o build/$(STACK).yaml
+	$(BIN)/python -m celery_platform.render $(STACK) -o build/$(STACK).yaml
 	cat build/$(STACK).yaml
 
 policy/venv/.installed: policy/requirements.txt

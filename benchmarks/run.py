@@ -31,6 +31,7 @@ import yaml
 from tests.runtime import harness
 
 PASSWORD = "bench-Pa55word"
+ROOT = Path(__file__).resolve().parents[1]
 QUEUES = ["default", "high", "low", "email", "reports", "media", "webhooks", "maintenance"]
 
 
@@ -264,7 +265,7 @@ def synthetic_overrides(pools: int) -> dict[str, Any]:
 
 
 def program_cost(workdir: Path, rounds: int) -> list[tuple[str, str, str, str]]:
-    from infra.render import ROOT, render_documents
+    from celery_platform.render import render_documents
 
     project = workdir / "synthetic"
     project.mkdir(parents=True, exist_ok=True)

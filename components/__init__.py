@@ -2,7 +2,7 @@
 
 Compose them in your own stack, each with one frozen, keyword-only dataclass of arguments::
 
-    from components import CeleryWorkers, CeleryWorkersArgs, PoolSpec, RedisBroker, RedisBrokerArgs
+    from celery_platform import CeleryWorkers, CeleryWorkersArgs, PoolSpec, RedisBroker, RedisBrokerArgs
 
 - ``PlatformNamespace`` (``NamespaceArgs``): a namespace with Pod Security ``restricted``, a
   LimitRange (``LimitRangeSpec``), a ResourceQuota (``QuotaSpec``) and default-deny NetworkPolicies.
@@ -20,27 +20,27 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Public name -> defining module. Imported on first use (PEP 562): `import components.quantities`
+# Public name -> defining module. Imported on first use (PEP 562): `import celery_platform.quantities`
 # or the hooks module must not pull in pulumi, pydantic and the Kubernetes SDK.
 _EXPORTS = {
-    "PlatformNamespace": "components.namespace",
-    "NamespaceArgs": "components.namespace",
-    "LimitRangeSpec": "components.guardrails",
-    "QuotaSpec": "components.guardrails",
-    "Resources": "components.guardrails",
-    "Ratio": "components.guardrails",
-    "PlatformSecrets": "components.secrets",
-    "SecretsArgs": "components.secrets",
-    "RedisBroker": "components.redis",
-    "RedisBrokerArgs": "components.redis",
-    "RedisSpec": "components.workloads",
-    "CeleryWorkers": "components.workers",
-    "CeleryWorkersArgs": "components.workers",
-    "WorkloadSettings": "components.workers",
-    "PoolSpec": "components.workloads",
-    "BeatSpec": "components.workloads",
-    "PodResources": "components.workloads",
-    "ValidationError": "components.validation",
+    "PlatformNamespace": "celery_platform.namespace",
+    "NamespaceArgs": "celery_platform.namespace",
+    "LimitRangeSpec": "celery_platform.guardrails",
+    "QuotaSpec": "celery_platform.guardrails",
+    "Resources": "celery_platform.guardrails",
+    "Ratio": "celery_platform.guardrails",
+    "PlatformSecrets": "celery_platform.secrets",
+    "SecretsArgs": "celery_platform.secrets",
+    "RedisBroker": "celery_platform.redis",
+    "RedisBrokerArgs": "celery_platform.redis",
+    "RedisSpec": "celery_platform.workloads",
+    "CeleryWorkers": "celery_platform.workers",
+    "CeleryWorkersArgs": "celery_platform.workers",
+    "WorkloadSettings": "celery_platform.workers",
+    "PoolSpec": "celery_platform.workloads",
+    "BeatSpec": "celery_platform.workloads",
+    "PodResources": "celery_platform.workloads",
+    "ValidationError": "celery_platform.validation",
 }
 
 __all__ = [
@@ -66,20 +66,20 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from components.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
-    from components.namespace import NamespaceArgs, PlatformNamespace
-    from components.redis import RedisBroker, RedisBrokerArgs
-    from components.secrets import PlatformSecrets, SecretsArgs
-    from components.validation import ValidationError
-    from components.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings
-    from components.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
+    from celery_platform.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
+    from celery_platform.namespace import NamespaceArgs, PlatformNamespace
+    from celery_platform.redis import RedisBroker, RedisBrokerArgs
+    from celery_platform.secrets import PlatformSecrets, SecretsArgs
+    from celery_platform.validation import ValidationError
+    from celery_platform.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings
+    from celery_platform.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
 
 
 def __getattr__(name: str) -> Any:
     """Import a public name from its module on first access."""
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'components' has no attribute {name!r}")
+        raise AttributeError(f"module 'celery_platform' has no attribute {name!r}")
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value

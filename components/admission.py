@@ -1,7 +1,7 @@
 """Admission arithmetic before apply: LimitRanger and ResourceQuota, recomputed on our pod specs.
 
 The functions read plain Kubernetes pod specs (camelCase mappings) so that the same code checks
-the specs we are about to create and the YAML that ``infra.render`` prints. They follow the API
+the specs we are about to create and the YAML that ``celery_platform.render`` prints. They follow the API
 server: requests default to limits, then LimitRanger fills unset values from the LimitRange
 defaults, then checks min, max and maxLimitRequestRatio on every container and init container.
 """
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from components.guardrails import LimitRangeSpec, QuotaSpec
-from components.quantities import parse_cpu, parse_memory
-from components.validation import Problem
+from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.quantities import parse_cpu, parse_memory
+from celery_platform.validation import Problem
 
 RESOURCES = ("cpu", "memory")
 _PARSE = {"cpu": parse_cpu, "memory": parse_memory}

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.guardrails import LimitRangeSpec, QuotaSpec
-from components.labels import standard_labels
-from components.validation import Problem, check_dns_label, raise_if_any, shown, untyped
+from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.labels import standard_labels
+from celery_platform.validation import Problem, check_dns_label, check_string_tuple, raise_if_any, shown, untyped
 
 POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
 
@@ -28,7 +28,7 @@ class NamespaceArgs:
     """The namespace's ResourceQuota. Default: ``QuotaSpec()``."""
     pod_security_level: str = "restricted"
     """Pod Security Admission level, enforced, audited and warned. Default: ``"restricted"``."""
-    egress_cidrs: Sequence[str] = ("0.0.0.0/0",)
+    egress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
     """Where pods may connect outside the namespace besides DNS (the database, Sentry). Narrow it in
     production. Default: ``("0.0.0.0/0",)``."""
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -37,6 +37,7 @@ class NamespaceArgs:
     def validate(self) -> list[Problem]:
         """Return every problem with these arguments."""
         problems = check_dns_label("name", self.name)
+        problems += check_string_tuple("egressCidrs", self.egress_cidrs)
         problems += self.limit_range.validate("limitRange")
         problems += self.quota.validate("quota")
         if self.pod_security_level not in POD_SECURITY_LEVELS:
@@ -55,7 +56,7 @@ class PlatformNamespace(pulumi.ComponentResource):
     """A Namespace with Pod Security labels, a LimitRange, a ResourceQuota and default-deny networking.
 
     ``limit_range`` and ``quota`` stay available as plain data, so that the workloads can be checked
-    against them before ``pulumi up`` (see ``components.admission``).
+    against them before ``pulumi up`` (see ``celery_platform.admission``).
     """
 
     name: pulumi.Output[str]

@@ -69,7 +69,7 @@ class ProbeCommands:
 
 def hooks_source() -> str:
     """Return the text of celery_platform_hooks.py, for the ConfigMap; works from an installed package."""
-    return files("components").joinpath("hooks").joinpath(HOOKS_FILENAME).read_text(encoding="utf-8")
+    return files("celery_platform").joinpath("hooks").joinpath(HOOKS_FILENAME).read_text(encoding="utf-8")
 
 
 def _exists(path: str) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from kubernetes.utils.quantity import parse_quantity
+# The kubernetes client ships no type hints; a consumer running mypy --strict must not trip on that.
+from kubernetes.utils.quantity import parse_quantity  # type: ignore[import-untyped,unused-ignore]
 
 
 class QuantityError(ValueError):

@@ -8,13 +8,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.admission import PodPlan, check_limit_range
-from components.guardrails import LimitRangeSpec
-from components.labels import PART_OF, selector_labels, standard_labels
-from components.secrets import REDIS_PASSWORD, PlatformSecrets
-from components.statefulset import stateful_set_of_one
-from components.validation import raise_if_any, untyped
-from components.workloads import (
+from celery_platform.admission import PodPlan, check_limit_range
+from celery_platform.guardrails import LimitRangeSpec
+from celery_platform.labels import PART_OF, selector_labels, standard_labels
+from celery_platform.secrets import REDIS_PASSWORD, PlatformSecrets
+from celery_platform.statefulset import stateful_set_of_one
+from celery_platform.validation import raise_if_any, untyped
+from celery_platform.workloads import (
     REDIS_DATA,
     REDIS_PORT,
     RedisSpec,

@@ -9,8 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.labels import standard_labels
-from components.validation import (
+from celery_platform.labels import standard_labels
+from celery_platform.validation import (
     Problem,
     ValidationError,
     check_database_url,

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.validation import untyped
+from celery_platform.validation import untyped
 
 
 def stateful_set_of_one(

@@ -20,7 +20,7 @@ import pulumi
 from pydantic import ConfigDict, with_config
 from pydantic.alias_generators import to_camel
 
-from components.quantities import QuantityError, parse_cpu, parse_memory
+from celery_platform.quantities import QuantityError, parse_cpu, parse_memory
 
 # Applied to every args dataclass: the stack config parses YAML straight into the components' own
 # typed args (camelCase keys, unknown keys refused), so there is one schema, not two.
@@ -57,6 +57,19 @@ class ValidationError(pulumi.RunError):
         self.problems = tuple(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{subject} is invalid ({len(self.problems)} problem(s)):\n{lines}")
+
+
+def check_string_tuple(field: str, value: object) -> list[Problem]:
+    """Refuse a bare string where a sequence of strings belongs: ``"default"`` is not ``("default",)``.
+
+    Python would iterate it character by character (``-Q d,e,f,a,u,l,t``); the field types say
+    ``tuple[str, ...]`` so that mypy refuses it too, and this catches untyped callers.
+    """
+    if isinstance(value, str | bytes):
+        return [Problem(field, "is a bare string, not a list", shown(value), f"a list such as ({value!r},)")]
+    if not all(isinstance(item, str) for item in value):  # type: ignore[attr-defined]
+        return [Problem(field, "holds a non-string item", shown(value), "a list of strings")]
+    return []
 
 
 def untyped(value: Any) -> Any:

@@ -9,15 +9,15 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import probes
-from components.admission import PodPlan, check_limit_range, check_quota
-from components.guardrails import LimitRangeSpec, QuotaSpec
-from components.labels import selector_labels, standard_labels
-from components.redis import RedisBroker, redis_plan
-from components.secrets import PlatformSecrets
-from components.statefulset import stateful_set_of_one
-from components.validation import Problem, check_count, check_image_pinned, raise_if_any, shown, untyped
-from components.workloads import (
+from celery_platform import probes
+from celery_platform.admission import PodPlan, check_limit_range, check_quota
+from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.labels import selector_labels, standard_labels
+from celery_platform.redis import RedisBroker, redis_plan
+from celery_platform.secrets import PlatformSecrets
+from celery_platform.statefulset import stateful_set_of_one
+from celery_platform.validation import Problem, check_count, check_image_pinned, raise_if_any, shown, untyped
+from celery_platform.workloads import (
     BeatSpec,
     PodResources,
     PoolSpec,

@@ -11,16 +11,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from components import probes
-from components.guardrails import Resources
-from components.quantities import parse_memory
-from components.validation import (
+from celery_platform import probes
+from celery_platform.guardrails import Resources
+from celery_platform.quantities import parse_memory
+from celery_platform.validation import (
     Problem,
     args_schema,
     check_count,
     check_dns_label,
     check_image_pinned,
     check_memory,
+    check_string_tuple,
     shown,
 )
 
@@ -82,7 +83,7 @@ class PoolSpec:
 
     name: str
     """Pool name (RFC 1123 label); the Deployment is ``<platform>-<name>`` and nodes ``<name>@<pod>``."""
-    queues: Sequence[str]
+    queues: tuple[str, ...]
     """Queues this pool consumes (``-Q``). Required: a pool with no queue does nothing."""
     replicas: int = 1
     """Pods. Default: ``1``."""
@@ -94,6 +95,7 @@ class PoolSpec:
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of this pool."""
         problems = check_dns_label(f"{field}.name", self.name, max_length=40)
+        problems += check_string_tuple(f"{field}.queues", self.queues)
         if not self.queues:
             problems.append(Problem(f"{field}.queues", "is empty", "[]", "at least one queue name"))
         problems += check_count(f"{field}.replicas", self.replicas)
@@ -225,7 +227,7 @@ def secret_env(name: str, secret: Any, key: str, optional: bool = False) -> dict
 
 def app_env(refs: Refs, longest_task_seconds: int) -> list[dict[str, Any]]:
     """Return the env every Celery container gets: secrets by reference, then task timing settings."""
-    from components.secrets import DATABASE_URL, FIELD_ENCRYPTION_KEY, SECRET_KEY, SENTRY_DSN
+    from celery_platform.secrets import DATABASE_URL, FIELD_ENCRYPTION_KEY, SECRET_KEY, SENTRY_DSN
 
     env = [secret_env("CELERY_BROKER_URL", refs.broker_secret_name, "CELERY_BROKER_URL")]
     env += [secret_env(key, refs.secret_name, key) for key in (SECRET_KEY, FIELD_ENCRYPTION_KEY, DATABASE_URL)]

@@ -2,11 +2,11 @@
 
 import pulumi
 
-from components.namespace import NamespaceArgs, PlatformNamespace
-from components.redis import RedisBroker, RedisBrokerArgs
-from components.secrets import PlatformSecrets, SecretsArgs
-from components.workers import CeleryWorkers, CeleryWorkersArgs
-from infra.config import load_stack_config, workload_settings
+from celery_platform.namespace import NamespaceArgs, PlatformNamespace
+from celery_platform.redis import RedisBroker, RedisBrokerArgs
+from celery_platform.secrets import PlatformSecrets, SecretsArgs
+from celery_platform.stack_config import load_stack_config, workload_settings
+from celery_platform.workers import CeleryWorkers, CeleryWorkersArgs
 
 
 def _secret(value: str) -> pulumi.Output[str] | None:

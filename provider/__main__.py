@@ -4,10 +4,10 @@ The Python language host runs this directory as ``python <repo>/provider <engine
 this directory is ``sys.path[0]`` and its modules import by their bare names.
 """
 
-from celery_platform import COMPONENTS, PACKAGE
+from component import COMPONENTS, PACKAGE
 from pulumi.provider.experimental import component_provider_host
 
-from components import __version__
+from celery_platform import __version__
 
 if __name__ == "__main__":
     component_provider_host(components=COMPONENTS, name=PACKAGE, version=__version__)

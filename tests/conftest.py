@@ -10,8 +10,8 @@ import pytest
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.config import PROJECT
-from infra.render import RenderMocks
+from celery_platform.render import RenderMocks
+from celery_platform.stack_config import PROJECT
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ stack's config. The team runs its own PlatformSecrets and RedisBroker, two pools
 
 import pulumi
 
-from components import (
+from celery_platform import (
     BeatSpec,
     CeleryWorkers,
     CeleryWorkersArgs,

@@ -43,7 +43,7 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 def render_stack(
     stack: str, out: Path, overrides: Mapping[str, str] | None = None, root: Path = ROOT
 ) -> subprocess.Popen[str]:
-    """Start ``python -m infra.render <stack> -o <out>``; ``overrides`` replace config keys (short names).
+    """Start ``python -m celery_platform.render <stack> -o <out>``; ``overrides`` replace config keys (short names).
 
     With overrides, Pulumi.yaml and Pulumi.<stack>.yaml are copied next to ``out`` with the keys replaced,
     and ``infra`` is symlinked, so the program that runs is the repository's own.
@@ -60,7 +60,7 @@ def render_stack(
         if not (project_dir / "infra").exists():
             (project_dir / "infra").symlink_to(root / "infra")
     return subprocess.Popen(
-        [sys.executable, "-m", "infra.render", stack, "-o", str(out), "--project-dir", str(project_dir)],
+        [sys.executable, "-m", "celery_platform.render", stack, "-o", str(out), "--project-dir", str(project_dir)],
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     """Apply a rendered stack, wait for the controllers and report; exit 1 on any refusal or shortfall."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", required=True, type=Path)
-    parser.add_argument("--stack", help="render this stack with `python -m infra.render` first")
+    parser.add_argument("--stack", help="render this stack with `python -m celery_platform.render` first")
     parser.add_argument("--field-manager", default=FIELD_MANAGER)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the controllers")
     parser.add_argument("files", nargs="*", type=Path, help="multi-document YAML files, applied in order")

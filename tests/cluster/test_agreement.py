@@ -30,11 +30,11 @@ from kubernetes.client.rest import ApiException
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import TypeAdapter
 
-from components.admission import PodPlan, check_limit_range, check_quota, effective_resources
-from components.guardrails import LimitRangeSpec, QuotaSpec
-from components.validation import ValidationError
-from infra.config import parse_stack_config
-from infra.render import ROOT, stack_config
+from celery_platform.admission import PodPlan, check_limit_range, check_quota, effective_resources
+from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.render import ROOT, stack_config
+from celery_platform.stack_config import parse_stack_config
+from celery_platform.validation import ValidationError
 
 if TYPE_CHECKING:  # conftest is not imported at run time: other test dirs may have one too
     from conftest import KubeAPI

@@ -1,6 +1,6 @@
 """Every stack file, applied as rendered to a real kube-apiserver: the closest thing to `pulumi up` here.
 
-Each stack is rendered by the CLI (``python -m infra.render``), applied server-side in render order with
+Each stack is rendered by the CLI (``python -m celery_platform.render``), applied server-side in render order with
 strict field validation into the namespace it renders (dev: celery-dev, prod: celery-prod), and then
 left to the real admission plugins (LimitRanger, ResourceQuota, PodSecurity restricted) and controllers.
 Without nodes pods stay Pending, which is fine: admission already accepted them.
@@ -20,9 +20,9 @@ import pytest
 from apply_rendered import Observation, finish_render, observe, read_object, render_stack, report
 from kubernetes.utils.quantity import parse_quantity
 
-from components.admission import pod_totals
-from components.guardrails import LimitRangeSpec, Ratio, Resources
-from infra.render import available_stacks
+from celery_platform.admission import pod_totals
+from celery_platform.guardrails import LimitRangeSpec, Ratio, Resources
+from celery_platform.render import available_stacks
 
 if TYPE_CHECKING:  # conftest is not imported at run time: other test dirs may have one too
     from conftest import KubeAPI

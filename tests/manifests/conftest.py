@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.render import available_stacks
+from celery_platform.render import available_stacks
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = available_stacks()
@@ -33,10 +33,10 @@ class Render:
 
 
 def render_stack(stack: str, out_dir: Path) -> Render:
-    """Run ``python -m infra.render <stack> -o <out_dir>/<stack>.yaml`` and parse what it wrote."""
+    """Run ``python -m celery_platform.render <stack> -o <out_dir>/<stack>.yaml`` and parse what it wrote."""
     path = out_dir / f"{stack}.yaml"
     result = subprocess.run(
-        [sys.executable, "-m", "infra.render", stack, "-o", str(path)],
+        [sys.executable, "-m", "celery_platform.render", stack, "-o", str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

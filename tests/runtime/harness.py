@@ -1,4 +1,4 @@
-"""A tiny kubelet: runs the pods of ``infra.render`` output as local processes, probes and all.
+"""A tiny kubelet: runs the pods of ``celery_platform.render`` output as local processes, probes and all.
 
 Everything a container runs is read from the rendered YAML: command, args, env, volume mounts, the
 exec probes and their timing, terminationGracePeriodSeconds and the workload's update strategy.
@@ -60,7 +60,7 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None) -> list[dict[
     """Return the stack's rendered documents, with config ``overrides`` (short key → value) applied.
 
     The stack files are copied to a temporary project dir, the overrides written into its
-    ``Pulumi.<stack>.yaml`` and ``infra`` symlinked; ``python -m infra.render`` runs in a subprocess
+    ``Pulumi.<stack>.yaml`` and ``infra`` symlinked; ``python -m celery_platform.render`` runs in a subprocess
     so that the mock engine's global state never leaks into the test process. Cached per input.
     """
     items = tuple(sorted((k, yaml.safe_dump(v)) for k, v in (overrides or {}).items()))
@@ -76,7 +76,16 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None) -> list[dict[
             (project / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(stack_doc))
             (project / "infra").symlink_to(REPO / "infra")
             out = project / "rendered.yaml"
-            argv = [sys.executable, "-m", "infra.render", stack, "-o", str(out), "--project-dir", str(project)]
+            argv = [
+                sys.executable,
+                "-m",
+                "celery_platform.render",
+                stack,
+                "-o",
+                str(out),
+                "--project-dir",
+                str(project),
+            ]
             done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise RuntimeError(f"render of {stack} with {overrides} failed:\n{done.stderr}")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.validation import ValidationError
-from infra.config import KEYS, REQUIRED, parse_stack_config
+from celery_platform.stack_config import KEYS, REQUIRED, parse_stack_config
+from celery_platform.validation import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 VALID: dict[str, Any] = {
@@ -33,7 +33,7 @@ def test_a_config_with_only_the_required_keys_takes_every_default() -> None:
 
 
 def test_the_init_container_default_in_pulumi_yaml_is_the_components_default() -> None:
-    from components.workers import WorkloadSettings
+    from celery_platform.workers import WorkloadSettings
 
     assert parse_stack_config(VALID).init_resources == WorkloadSettings(image="x:1", app="a").init_resources
 

@@ -8,8 +8,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.validation import ValidationError
-from infra.config import parse_stack_config
+from celery_platform.stack_config import parse_stack_config
+from celery_platform.validation import ValidationError
 
 BASE: dict[str, Any] = {
     "namespace": "celery-dev",
@@ -111,7 +111,7 @@ def test_a_mutated_real_stack_runs_as_a_program_or_fails_with_one_clear_error(
     stack: str, where: tuple[str, str], new_value: Any
 ) -> None:
     """The whole program, not just the schema: no mutation may crash it with anything but ValidationError."""
-    from infra.render import run_program, stack_config
+    from celery_platform.render import run_program, stack_config
 
     config, secret_keys = stack_config(stack)
     key, field = where

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.render import RenderMocks
+from celery_platform.render import RenderMocks
 from tests.conftest import is_secret, objects_of, resolve
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "consumer"
@@ -29,7 +31,7 @@ CONFIG = {
 
 
 def run_example(config: dict[str, str]) -> tuple[RenderMocks, dict[str, Any]]:
-    """Run examples/consumer/__main__.py with ``config`` as its stack config, as infra.render.run_program does."""
+    """Run examples/consumer/__main__.py with ``config`` as its stack config, as the render does."""
     secret_keys = [f"{PROJECT}:databaseUrl"]
     saved = {k: os.environ.get(k) for k in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")}
     os.environ["PULUMI_CONFIG"] = json.dumps(config)
@@ -122,3 +124,23 @@ def test_the_pools_keep_their_own_shape(example: tuple[RenderMocks, dict[str, An
 def test_fails_when_the_namespace_is_not_configured() -> None:
     with pytest.raises(pulumi.ConfigMissingError):
         run_example({k: v for k, v in CONFIG.items() if not k.endswith(":namespace")})
+
+
+def test_the_render_cli_renders_the_consumer_project_from_its_own_folder(tmp_path: Path) -> None:
+    out = tmp_path / "consumer.yaml"
+    command = [sys.executable, "-m", "celery_platform.render", "prod", "--project-dir", str(EXAMPLE), "-o", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(out.read_text()) if d]
+    assert {d["metadata"].get("namespace") for d in docs} == {NAMESPACE}
+    assert sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Deployment") == sorted(
+        d["metadata"]["name"] for d in objects_of(run_example(CONFIG)[0], "Deployment")
+    )
+    assert "Namespace" not in {d["kind"] for d in docs}, "the consumer reuses a namespace it does not own"
+
+
+def test_fails_when_the_project_dir_holds_no_pulumi_project(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "celery_platform.render", "prod", "--project-dir", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "no Pulumi.yaml" in result.stderr and "Traceback" not in result.stderr

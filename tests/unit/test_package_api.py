@@ -1,4 +1,4 @@
-"""The `components` package as other teams import it: its names, its version and its documented args."""
+"""The `celery_platform` package as other teams import it: its names, its version and its documented args."""
 
 from __future__ import annotations
 
@@ -14,30 +14,32 @@ from pathlib import Path
 
 import pytest
 
-import components
+import celery_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = {
-    "PlatformNamespace": "components.namespace",
-    "NamespaceArgs": "components.namespace",
-    "LimitRangeSpec": "components.guardrails",
-    "QuotaSpec": "components.guardrails",
-    "Resources": "components.guardrails",
-    "Ratio": "components.guardrails",
-    "PlatformSecrets": "components.secrets",
-    "SecretsArgs": "components.secrets",
-    "RedisBroker": "components.redis",
-    "RedisBrokerArgs": "components.redis",
-    "RedisSpec": "components.workloads",
-    "CeleryWorkers": "components.workers",
-    "CeleryWorkersArgs": "components.workers",
-    "WorkloadSettings": "components.workers",
-    "PoolSpec": "components.workloads",
-    "BeatSpec": "components.workloads",
-    "PodResources": "components.workloads",
-    "ValidationError": "components.validation",
+    "PlatformNamespace": "celery_platform.namespace",
+    "NamespaceArgs": "celery_platform.namespace",
+    "LimitRangeSpec": "celery_platform.guardrails",
+    "QuotaSpec": "celery_platform.guardrails",
+    "Resources": "celery_platform.guardrails",
+    "Ratio": "celery_platform.guardrails",
+    "PlatformSecrets": "celery_platform.secrets",
+    "SecretsArgs": "celery_platform.secrets",
+    "RedisBroker": "celery_platform.redis",
+    "RedisBrokerArgs": "celery_platform.redis",
+    "RedisSpec": "celery_platform.workloads",
+    "CeleryWorkers": "celery_platform.workers",
+    "CeleryWorkersArgs": "celery_platform.workers",
+    "WorkloadSettings": "celery_platform.workers",
+    "PoolSpec": "celery_platform.workloads",
+    "BeatSpec": "celery_platform.workloads",
+    "PodResources": "celery_platform.workloads",
+    "ValidationError": "celery_platform.validation",
 }
-ARGS_DATACLASSES = sorted(name for name in components.__all__ if dataclasses.is_dataclass(getattr(components, name)))
+ARGS_DATACLASSES = sorted(
+    name for name in celery_platform.__all__ if dataclasses.is_dataclass(getattr(celery_platform, name))
+)
 DEFAULT_SENTENCE = re.compile(r"Default: \S.*$")
 
 
@@ -59,37 +61,40 @@ def field_docstrings(cls: type) -> dict[str, str]:
 
 
 def test_all_exports_every_public_component_and_its_args() -> None:
-    assert set(components.__all__) == {*PUBLIC, "__version__"}
+    assert set(celery_platform.__all__) == {*PUBLIC, "__version__"}
     for name, module in PUBLIC.items():
-        assert getattr(components, name) is getattr(importlib.import_module(module), name), name
+        assert getattr(celery_platform, name) is getattr(importlib.import_module(module), name), name
 
 
 def test_the_version_is_the_one_in_pyproject() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert components.__version__ == pyproject["project"]["version"]
+    assert celery_platform.__version__ == pyproject["project"]["version"]
 
 
 def test_the_changelog_has_an_entry_for_the_version() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text()
-    assert re.search(rf"^## \[{re.escape(components.__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M)
+    assert re.search(rf"^## \[{re.escape(celery_platform.__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M)
 
 
 def test_the_package_docstring_opens_with_one_summary_line() -> None:
-    assert components.__doc__ is not None
-    summary, blank, *_ = components.__doc__.splitlines()
+    assert celery_platform.__doc__ is not None
+    summary, blank, *_ = celery_platform.__doc__.splitlines()
     assert summary.endswith(".") and blank == ""
 
 
 def test_importing_the_package_imports_no_component_until_one_is_used() -> None:
     # The hooks module and the pure builders import `components`; that must not pull in the Pulumi SDK.
-    code = "import sys, components; print('pulumi' in sys.modules); components.PoolSpec; print('pulumi' in sys.modules)"
+    code = (
+        "import sys, celery_platform; print('pulumi' in sys.modules); "
+        "celery_platform.PoolSpec; print('pulumi' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.split() == ["False", "True"]
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        components.Nope  # noqa: B018
+        celery_platform.Nope  # noqa: B018
 
 
 def test_there_are_args_dataclasses_to_check() -> None:
@@ -98,14 +103,14 @@ def test_there_are_args_dataclasses_to_check() -> None:
 
 @pytest.mark.parametrize("name", ARGS_DATACLASSES)
 def test_every_public_args_dataclass_is_frozen_and_keyword_only(name: str) -> None:
-    cls = getattr(components, name)
+    cls = getattr(celery_platform, name)
     assert cls.__dataclass_params__.frozen
     assert all(f.kw_only for f in dataclasses.fields(cls))
 
 
 @pytest.mark.parametrize("name", ARGS_DATACLASSES)
 def test_every_field_of_a_public_args_dataclass_has_a_docstring(name: str) -> None:
-    cls = getattr(components, name)
+    cls = getattr(celery_platform, name)
     docs = field_docstrings(cls)
     undocumented = [f.name for f in dataclasses.fields(cls) if not docs.get(f.name, "").strip()]
     assert not undocumented, f"{name}: fields without a docstring: {undocumented}"
@@ -113,7 +118,7 @@ def test_every_field_of_a_public_args_dataclass_has_a_docstring(name: str) -> No
 
 @pytest.mark.parametrize("name", ARGS_DATACLASSES)
 def test_every_optional_field_docstring_ends_with_its_default(name: str) -> None:
-    cls = getattr(components, name)
+    cls = getattr(celery_platform, name)
     docs = field_docstrings(cls)
     for f in dataclasses.fields(cls):
         optional = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING

@@ -11,8 +11,8 @@ from types import ModuleType
 
 import pytest
 
-from components import probes
-from components.probes import (
+from celery_platform import probes
+from celery_platform.probes import (
     BEAT_APP_TARGET,
     HOOKS_MODULE,
     HOOKS_MOUNT_PATH,

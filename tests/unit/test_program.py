@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.render import ProgramRun, available_stacks, run_program, stack_config
+from celery_platform.render import ProgramRun, available_stacks, run_program, stack_config
 from tests.conftest import is_secret, resolve
 
 STACKS = available_stacks()

@@ -9,9 +9,9 @@ import pytest
 from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.provider.server import ComponentInitError
 
-from components import ValidationError, __version__
-from infra.render import RenderMocks
-from provider.celery_platform import COMPONENTS, PACKAGE
+from celery_platform import ValidationError, __version__
+from celery_platform.render import RenderMocks
+from provider.component import COMPONENTS, PACKAGE
 from tests.conftest import is_secret, objects_of, resolve, run
 
 TOKEN = "celery-platform:index:CeleryPlatform"

@@ -15,7 +15,7 @@ import yaml
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from components import __version__
+from celery_platform import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60

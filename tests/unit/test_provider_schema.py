@@ -12,8 +12,8 @@ import yaml
 from pulumi.provider.experimental.analyzer import Analyzer, ComponentDefinition, PropertyDefinition
 from pulumi.provider.experimental.component import ComponentProvider
 
-from components import __version__
-from provider.celery_platform import COMPONENTS, PACKAGE
+from celery_platform import __version__
+from provider.component import COMPONENTS, PACKAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "celery-platform:index:CeleryPlatform"

@@ -1,4 +1,4 @@
-"""infra.render: deterministic, ordered, provider-like, and never a secret value in the YAML."""
+"""celery_platform.render: deterministic, ordered, provider-like, and never a secret value in the YAML."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.render import (
+from celery_platform.render import (
     KIND_ORDER,
     PLACEHOLDER,
     RENDER_SECRET_STANDINS,
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def render_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "infra.render", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "celery_platform.render", *args], cwd=cwd, capture_output=True, text=True, check=False
     )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components.secrets import (
+from celery_platform.render import RenderMocks
+from celery_platform.secrets import (
     DJANGO_KEY_LENGTH,
     PlatformSecrets,
     SecretsArgs,
 )
-from components.validation import DJANGO_MIN_LENGTH, ValidationError
-from infra.render import RenderMocks
+from celery_platform.validation import DJANGO_MIN_LENGTH, ValidationError
 from tests.conftest import is_secret, objects_of, resolve, run
 
 DB = "postgresql://app:pw@db:5432/app"

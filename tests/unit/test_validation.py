@@ -10,9 +10,9 @@ from cryptography.fernet import Fernet
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.quantities import QuantityError, format_cpu, format_memory, parse_cpu, parse_memory
-from components.secrets import fernet_key_from_base64
-from components.validation import (
+from celery_platform.quantities import QuantityError, format_cpu, format_memory, parse_cpu, parse_memory
+from celery_platform.secrets import fernet_key_from_base64
+from celery_platform.validation import (
     check_cpu,
     check_database_url,
     check_django_secret_key,
@@ -149,7 +149,7 @@ def test_fails_when_a_redis_password_would_need_url_encoding() -> None:
     ],
 )
 def test_an_image_is_pinned_only_by_a_real_tag_or_a_digest(image: str, pinned: bool) -> None:
-    from components.validation import check_image_pinned
+    from celery_platform.validation import check_image_pinned
 
     problems = check_image_pinned("image", image)
     assert (problems == []) == pinned
@@ -158,3 +158,19 @@ def test_an_image_is_pinned_only_by_a_real_tag_or_a_digest(image: str, pinned: b
             str(problems[0])
             == f"image: is not pinned (got {image!r}, expected an image with a tag (not latest) or a digest)"
         )
+
+
+def test_fails_when_a_pool_names_its_queues_as_one_bare_string() -> None:
+    from celery_platform.workloads import PoolSpec
+
+    problems = PoolSpec(name="main", queues="default").validate("pools[0]")  # type: ignore[arg-type]
+    assert [str(p) for p in problems] == [
+        "pools[0].queues: is a bare string, not a list (got 'default', expected a list such as ('default',))"
+    ]
+
+
+def test_fails_when_egress_cidrs_is_one_bare_string() -> None:
+    from celery_platform.namespace import NamespaceArgs
+
+    problems = NamespaceArgs(name="ns", egress_cidrs="10.0.0.0/8").validate()  # type: ignore[arg-type]
+    assert any(p.field == "egressCidrs" and "bare string" in p.problem for p in problems)

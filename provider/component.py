@@ -15,13 +15,19 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
-from components.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
-from components.namespace import NamespaceArgs, PlatformNamespace
-from components.redis import RedisBroker, RedisBrokerArgs
-from components.secrets import PlatformSecrets, SecretsArgs
-from components.validation import Problem, check_dns_label, raise_if_any
-from components.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings, platform_problems, validate_pools
-from components.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
+from celery_platform.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
+from celery_platform.namespace import NamespaceArgs, PlatformNamespace
+from celery_platform.redis import RedisBroker, RedisBrokerArgs
+from celery_platform.secrets import PlatformSecrets, SecretsArgs
+from celery_platform.validation import Problem, check_dns_label, raise_if_any
+from celery_platform.workers import (
+    CeleryWorkers,
+    CeleryWorkersArgs,
+    WorkloadSettings,
+    platform_problems,
+    validate_pools,
+)
+from celery_platform.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
 
 PACKAGE = "celery-platform"
 TYPE_TOKEN = f"{PACKAGE}:index:CeleryPlatform"

@@ -1,7 +1,8 @@
 """Render a stack offline: run the real program under the mock engine and print its Kubernetes objects.
 
-``python -m infra.render <stack> [-o FILE]`` reads ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml``, runs
-``infra/__main__.py`` in-process under ``pulumi.runtime.set_mocks`` and prints every Kubernetes
+``python -m celery_platform.render <stack> [-o FILE] [--project-dir DIR]`` reads ``Pulumi.yaml`` and
+``Pulumi.<stack>.yaml`` of any Pulumi project that uses these components (the current directory by
+default), runs its ``main:`` program in-process under ``pulumi.runtime.set_mocks`` and prints every Kubernetes
 object as multi-document YAML, in apply order. It behaves like pulumi-kubernetes where correctness
 depends on it (auto-names with a suffix, the default namespace). Generated, encrypted or absent
 secret values are placeholders; the output is the same bytes for the same input.
@@ -28,9 +29,6 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.config import PROJECT
-
-ROOT = Path(__file__).resolve().parent.parent
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 PLACEHOLDER = "<secret>"
 # Install order, as Helm applies kinds: guardrails before the pods they admit, config before its users.
@@ -163,9 +161,33 @@ def _ordered_keys(obj: dict[str, Any]) -> dict[str, Any]:
     return {**head, **{k: v for k, v in obj.items() if k not in head}}
 
 
-def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[str]]:
+@dataclass(frozen=True)
+class Project:
+    """What the render needs of a Pulumi.yaml: the project name, its program folder and its config."""
+
+    root: Path
+    name: str
+    main: Path
+    config: Mapping[str, Any]
+
+
+def load_project(root: Path | None = None) -> Project:
+    """Read ``root``/Pulumi.yaml (``root`` defaults to the current directory, as for the Pulumi CLI)."""
+    root = Path.cwd() if root is None else root
+    path = root / "Pulumi.yaml"
+    if not path.is_file():
+        raise SystemExit(f"no Pulumi.yaml in {root.resolve()}: pass --project-dir, the folder of a Pulumi project")
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(document, Mapping) or not isinstance(document.get("name"), str):
+        raise SystemExit(f"{path}: not a Pulumi project file (it needs a `name:`)")
+    return Project(root, document["name"], root / str(document.get("main") or "."), document.get("config") or {})
+
+
+def stack_config(stack: str, root: Path | None = None) -> tuple[dict[str, str], list[str]]:
     """Merge Pulumi.yaml defaults and Pulumi.<stack>.yaml into PULUMI_CONFIG form, with the secret keys."""
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    project_file = load_project(root)
+    root, name = project_file.root, project_file.name
+    project = {"config": project_file.config}
     stack_file = root / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
         raise SystemExit(f"no stack file {stack_file.name}: the stacks here are {available_stacks(root)}")
@@ -174,9 +196,9 @@ def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[st
     secret_keys: list[str] = []
     for key, decl in (project.get("config") or {}).items():
         if isinstance(decl, Mapping) and "default" in decl:
-            config[f"{PROJECT}:{key}"] = _as_config_string(decl["default"])
+            config[f"{name}:{key}"] = _as_config_string(decl["default"])
         if isinstance(decl, Mapping) and decl.get("secret"):
-            secret_keys.append(f"{PROJECT}:{key}")
+            secret_keys.append(f"{name}:{key}")
     for full_key, value in stack_values.items():
         short = full_key.split(":", 1)[-1]
         if isinstance(value, Mapping) and "secure" in value:
@@ -184,7 +206,7 @@ def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[st
             value = RENDER_SECRET_STANDINS.get(short, PLACEHOLDER)
         config[full_key] = _as_config_string(value)
     for short, standin in RENDER_SECRET_STANDINS.items():
-        full_key = f"{PROJECT}:{short}"
+        full_key = f"{name}:{short}"
         if full_key in secret_keys and full_key not in config:
             # Absent required secrets are set at `pulumi config set --secret` time; render uses a stand-in.
             config[full_key] = standin
@@ -200,8 +222,9 @@ def _as_config_string(value: Any) -> str:
     return json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
-def available_stacks(root: Path = ROOT) -> list[str]:
+def available_stacks(root: Path | None = None) -> list[str]:
     """Return the stacks that have a Pulumi.<stack>.yaml file."""
+    root = Path.cwd() if root is None else root
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
@@ -213,20 +236,22 @@ class ProgramRun:
     globals: dict[str, Any]
 
 
-def run_program(stack: str, config: Mapping[str, str], secret_keys: list[str], root: Path = ROOT) -> ProgramRun:
-    """Run ``infra/__main__.py`` under the render mocks with ``config``."""
+def run_program(stack: str, config: Mapping[str, str], secret_keys: list[str], root: Path | None = None) -> ProgramRun:
+    """Run the project's ``main:`` program under the render mocks with ``config``."""
+    project = load_project(root)
     os.environ["PULUMI_CONFIG"] = json.dumps(dict(config))
     os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secret_keys)
     pulumi.runtime.config.set_all_config({}, secret_keys)
     mocks = RenderMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
-    program = str(root / "infra" / "__main__.py")
+    pulumi.runtime.set_mocks(mocks, project=project.name, stack=stack, preview=False)
+    # A folder, as Pulumi runs `main:`: runpy puts it first on sys.path, so the program's siblings import.
+    program = str(project.main)
     namespace: dict[str, Any] = {}
     _sync_await(run_pulumi_func(lambda: namespace.update(runpy.run_path(program, run_name="__main__"))))
     return ProgramRun(mocks, namespace)
 
 
-def render_documents(stack: str, root: Path = ROOT) -> list[dict[str, Any]]:
+def render_documents(stack: str, root: Path | None = None) -> list[dict[str, Any]]:
     """Return the stack's Kubernetes objects, scrubbed and in apply order."""
     config, secret_keys = stack_config(stack, root)
     return run_program(stack, config, secret_keys, root).mocks.ordered()
@@ -240,10 +265,12 @@ def to_yaml(documents: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; exits 2 with the validation message on invalid config."""
-    parser = argparse.ArgumentParser(prog="python -m infra.render", description=__doc__.splitlines()[0])
-    parser.add_argument("stack", help=f"stack name, one of {available_stacks()}")
+    parser = argparse.ArgumentParser(prog="python -m celery_platform.render", description=__doc__.splitlines()[0])
+    parser.add_argument("stack", help="stack name: renders Pulumi.<stack>.yaml")
     parser.add_argument("-o", "--output", type=Path, help="write the YAML here instead of stdout")
-    parser.add_argument("--project-dir", type=Path, default=ROOT, help="folder of Pulumi.yaml (default: this repo)")
+    parser.add_argument(
+        "--project-dir", type=Path, default=None, help="folder of Pulumi.yaml (default: the current one)"
+    )
     options = parser.parse_args(argv)
     try:
         text = to_yaml(render_documents(options.stack, options.project_dir))

@@ -23,9 +23,9 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
-from components.admission import check_routes
-from components.guardrails import LimitRangeSpec, QuotaSpec
-from components.validation import (
+from celery_platform.admission import check_routes
+from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.validation import (
     Problem,
     ValidationError,
     check_count,
@@ -38,8 +38,8 @@ from components.validation import (
     raise_if_any,
     redacted,
 )
-from components.workers import WorkloadSettings, platform_problems, validate_pools
-from components.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
+from celery_platform.workers import WorkloadSettings, platform_problems, validate_pools
+from celery_platform.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
 
 PROJECT = "celery-platform"
 REQUIRED: Any = object()
