@@ -43,6 +43,11 @@ from celery_platform.workloads import BeatSpec, PodResources, PoolSpec, RedisSpe
 
 PROJECT = "celery-platform"
 REQUIRED: Any = object()
+# Optional, and not declared in Pulumi.yaml at all. The engine (pkg/v3 workspace/config.go) refuses a
+# declared key with no `default:` that a stack leaves out ("is missing configuration value"), and copies a
+# `default:` into the stack as plain text, then refuses it for a `secret: true` key ("must be encrypted
+# as it's secret"). So an optional secret can only be an undeclared key; absent, its value is "".
+UNSET: Any = object()
 
 _EXPECTED = {
     "int_parsing": "a whole number",
@@ -73,6 +78,11 @@ class Key:
     default: Any = REQUIRED
     structured: bool = False
     secret: bool = False
+
+    @property
+    def declared(self) -> bool:
+        """Whether Pulumi.yaml declares this key (every key but the optional secrets, see UNSET)."""
+        return self.default is not UNSET
 
     @property
     def attribute(self) -> str:
@@ -150,13 +160,13 @@ KEYS: tuple[Key, ...] = (
         structured=True,
     ),
     Key("databaseUrl", "string", str, "Secret: PostgreSQL URL of the app's database.", secret=True),
-    Key("sentryDsn", "string", str, "Secret, optional: Sentry DSN https://KEY@HOST/PROJECT.", "", secret=True),
+    Key("sentryDsn", "string", str, "Secret, optional: Sentry DSN https://KEY@HOST/PROJECT.", UNSET, secret=True),
     Key(
         "djangoSecretKey",
         "string",
         str,
         "Secret, optional: replaces the generated Django SECRET_KEY.",
-        "",
+        UNSET,
         secret=True,
     ),
     Key(
@@ -164,7 +174,7 @@ KEYS: tuple[Key, ...] = (
         "string",
         str,
         "Secret, optional: replaces the generated Fernet FIELD_ENCRYPTION_KEY.",
-        "",
+        UNSET,
         secret=True,
     ),
     Key(
@@ -172,7 +182,7 @@ KEYS: tuple[Key, ...] = (
         "string",
         str,
         "Secret, optional: replaces the generated Redis password.",
-        "",
+        UNSET,
         secret=True,
     ),
 )
@@ -319,7 +329,7 @@ def parse_stack_config(
         if key.name not in raw and key.default is REQUIRED:
             problems.append(Problem(key.name, "is required", "nothing", f"{key.description} (pulumi config set)"))
             continue
-        decoded, decode_problems = _decode(key, raw.get(key.name, key.default))
+        decoded, decode_problems = _decode(key, raw.get(key.name, "" if key.default is UNSET else key.default))
         problems += decode_problems
         if decode_problems:
             continue

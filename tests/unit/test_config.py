@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from celery_platform.stack_config import KEYS, REQUIRED, parse_stack_config
+from celery_platform.stack_config import KEYS, REQUIRED, UNSET, parse_stack_config
 from celery_platform.validation import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,8 +139,8 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_pulumi_yaml_declares_every_key_with_its_type_description_and_default() -> None:
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     declared = project["config"]
-    assert set(declared) == {k.name for k in KEYS}
-    for key in KEYS:
+    assert set(declared) == {k.name for k in KEYS if k.declared}
+    for key in (k for k in KEYS if k.declared):
         decl = declared[key.name]
         assert decl["type"] == key.pulumi_type, key.name
         assert decl["description"] == key.description, key.name
@@ -149,6 +149,31 @@ def test_pulumi_yaml_declares_every_key_with_its_type_description_and_default() 
             assert "default" not in decl, key.name
         else:
             assert decl["default"] == key.default, key.name
+
+
+def test_no_secret_key_has_a_default_that_the_engine_would_copy_in_plain_text() -> None:
+    # `pulumi preview` on a fresh stack refused every `secret: true` key with a `default:`:
+    # "configuration key 'djangoSecretKey' must be encrypted as it's secret".
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert [name for name, decl in declared.items() if decl.get("secret") and "default" in decl] == []
+
+
+def test_every_optional_secret_is_left_out_of_pulumi_yaml_and_named_in_its_comment() -> None:
+    text = (ROOT / "Pulumi.yaml").read_text()
+    for key in KEYS:
+        if not key.declared:
+            assert key.secret and key.default is UNSET, key.name
+            assert f"#   {key.name}: {key.description}" in text, key.name
+
+
+def test_an_optional_secret_left_unset_means_generated_or_absent() -> None:
+    config = parse_stack_config(VALID)
+    assert (config.sentry_dsn, config.django_secret_key, config.field_encryption_key, config.redis_password) == (
+        "",
+        "",
+        "",
+        "",
+    )
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
