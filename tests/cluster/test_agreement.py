@@ -36,8 +36,8 @@ from celery_platform.render import ROOT, stack_config
 from celery_platform.stack_config import parse_stack_config
 from celery_platform.validation import ValidationError
 
-if TYPE_CHECKING:  # conftest is not imported at run time: other test dirs may have one too
-    from conftest import KubeAPI
+if TYPE_CHECKING:
+    from tests.kube_testenv import KubeAPI
 
 STACK = "prod"
 SETTLE_S = 0.5

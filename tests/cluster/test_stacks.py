@@ -24,8 +24,8 @@ from celery_platform.admission import pod_totals
 from celery_platform.guardrails import LimitRangeSpec, Ratio, Resources
 from celery_platform.render import available_stacks
 
-if TYPE_CHECKING:  # conftest is not imported at run time: other test dirs may have one too
-    from conftest import KubeAPI
+if TYPE_CHECKING:
+    from tests.kube_testenv import KubeAPI
 
 STACKS = available_stacks()
 APPLY_SCRIPT = Path(__file__).with_name("apply_rendered.py")

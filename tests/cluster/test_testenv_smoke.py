@@ -14,8 +14,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-if TYPE_CHECKING:  # conftest is not imported at run time: other test dirs may have one too
-    from conftest import KubeAPI
+if TYPE_CHECKING:
+    from tests.kube_testenv import KubeAPI
 
 RATIO_MESSAGE = "cpu max limit to request ratio per Container is"
 

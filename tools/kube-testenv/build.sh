@@ -3,7 +3,9 @@
 #   <repo>/build/kube-testenv/<key>/kube-testenv
 # where <key> is the first 16 hex digits of a sha256 over go.sum, go.mod, the
 # module's Go sources and the Go version (so a source change never reuses a
-# stale binary). Prints the absolute binary path on the last stdout line.
+# stale binary). Beside it: kwok (sigs.k8s.io/kwok, from ./kwok's go.sum) and
+# kwok-stages.yaml, kwok's own "fast" node, heartbeat, pod and volume Stages
+# from that module. Prints the absolute kube-testenv path on the last stdout line.
 # Exits non-zero with Go's error if the build fails; there is no fallback.
 #
 # Env: GO (go command, default: go on PATH, else /usr/local/go/bin/go),
@@ -25,13 +27,13 @@ goversion="$("$GO" env GOVERSION)"
 key="$(
   cd "$here"
   { printf '%s\n' "$goversion"
-    for f in go.sum go.mod build.sh $(LC_ALL=C ls ./*.go); do printf '== %s\n' "$f"; cat "$f"; done
+    for f in go.sum go.mod build.sh kwok/go.mod kwok/go.sum $(LC_ALL=C ls ./*.go); do printf '== %s\n' "$f"; cat "$f"; done
   } | sha256sum | cut -c1-16
 )"
 outdir="$repo/build/kube-testenv/$key"
 bin="$outdir/kube-testenv"
 
-if [[ -x "$bin" ]]; then
+if [[ -x "$bin" && -x "$outdir/kwok" && -s "$outdir/kwok-stages.yaml" ]]; then
   echo "$bin"
   exit 0
 fi
@@ -56,5 +58,25 @@ if [[ ! -x "$bin" ]]; then
   ) >&2 || { rc=$?; rm -f "$tmp"; echo "build.sh: go build failed (exit $rc)" >&2; exit "$rc"; }
   mv -f "$tmp" "$bin"
   echo "build.sh: built in $(( $(date +%s) - start ))s, $(du -h "$bin" | cut -f1)" >&2
+fi
+if [[ ! -x "$outdir/kwok" || ! -s "$outdir/kwok-stages.yaml" ]]; then
+  echo "build.sh: building kwok into $outdir" >&2
+  start=$(date +%s)
+  (
+    cd "$here/kwok"
+    CGO_ENABLED=0 nice -n "${KUBE_TESTENV_NICE:-10}" \
+      "$GO" build -mod=readonly -trimpath -ldflags="-s -w" -o "$outdir/.kwok.tmp" sigs.k8s.io/kwok/cmd/kwok
+  ) >&2 || { rc=$?; rm -f "$outdir/.kwok.tmp"; echo "build.sh: go build of kwok failed (exit $rc)" >&2; exit "$rc"; }
+  kwokdir="$(cd "$here/kwok" && "$GO" list -mod=readonly -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+  stages="$kwokdir/kustomize/stage"
+  # kwok runs no Stage unless given one; these are its own defaults for a fast cluster.
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml \
+           volume/fast/pvc-provision.yaml volume/fast/pv-bind.yaml volume/fast/pvc-delete.yaml volume/fast/pv-delete.yaml; do
+    printf -- '---\n'; cat "$stages/$f"
+  done > "$outdir/.kwok-stages.tmp"
+  mv -f "$outdir/.kwok.tmp" "$outdir/kwok"
+  mv -f "$outdir/.kwok-stages.tmp" "$outdir/kwok-stages.yaml"
+  echo "build.sh: kwok built in $(( $(date +%s) - start ))s, $(du -h "$outdir/kwok" | cut -f1)" >&2
 fi
 echo "$bin"

@@ -9,6 +9,7 @@
 //	kube-testenv [run] --data-dir DIR --kubeconfig-out FILE
 //	kube-testenv apiserver <kube-apiserver flags>                   (internal)
 //	kube-testenv controller-manager <kube-controller-manager flags> (internal)
+//	kube-testenv scheduler <kube-scheduler flags>                   (internal)
 //
 // The kubeconfig is written (atomically) only after the apiserver's /readyz
 // answers OK and the controller-manager has created the default
@@ -26,6 +27,7 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/version"
 	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kcmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	schedulerapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 )
 
 func main() {
@@ -45,12 +47,16 @@ func main() {
 		cmd := kcmapp.NewControllerManagerCommand()
 		cmd.SetArgs(args)
 		os.Exit(cli.Run(cmd))
+	case "scheduler":
+		cmd := schedulerapp.NewSchedulerCommand()
+		cmd.SetArgs(args)
+		os.Exit(cli.Run(cmd))
 	case "run":
 		os.Exit(run(args))
 	case "help", "-h", "--help":
 		fmt.Println("usage: kube-testenv [run] --data-dir DIR --kubeconfig-out FILE [flags]; kube-testenv run --help")
 	default:
-		fmt.Fprintf(os.Stderr, "kube-testenv: unknown subcommand %q (want run, apiserver, controller-manager)\n", sub)
+		fmt.Fprintf(os.Stderr, "kube-testenv: unknown subcommand %q (want run, apiserver, controller-manager, scheduler)\n", sub)
 		os.Exit(2)
 	}
 }

@@ -67,11 +67,16 @@ func mustURL(s string) url.URL {
 // process group, with PDEATHSIG=SIGKILL so that it dies with its parent even
 // when the parent is SIGKILLed.
 func startChild(self, sub string, args []string, logPath string) (*child, error) {
+	return startProgram(self, sub, append([]string{sub}, args...), logPath)
+}
+
+// startProgram runs `<path> args...` as the child called name, like startChild.
+func startProgram(path, name string, args []string, logPath string) (*child, error) {
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, append([]string{sub}, args...)...)
+	cmd := exec.Command(path, args...)
 	cmd.Stdout = lf
 	cmd.Stderr = lf
 	cmd.Stdin = nil
@@ -80,14 +85,22 @@ func startChild(self, sub string, args []string, logPath string) (*child, error)
 		lf.Close()
 		return nil, err
 	}
-	c := &child{name: sub, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	c := &child{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		c.err = cmd.Wait()
 		lf.Close()
 		close(c.done)
 	}()
-	log.Printf("started %s (pid %d), log %s", sub, cmd.Process.Pid, logPath)
+	log.Printf("started %s (pid %d), log %s", name, cmd.Process.Pid, logPath)
 	return c, nil
+}
+
+// doneOrNever is c.done, or a channel that never closes for a child not started.
+func (c *child) doneOrNever() <-chan struct{} {
+	if c == nil {
+		return nil
+	}
+	return c.done
 }
 
 func (c *child) exited() bool {
@@ -212,6 +225,9 @@ func run(argv []string) int {
 	etcdPort := fs.Int("etcd-port", 0, "etcd client port on 127.0.0.1 (0: pick a free port)")
 	timeout := fs.Duration("startup-timeout", 170*time.Second, "give up if the control plane is not ready by then")
 	verbosity := fs.Int("v", 1, "klog verbosity of the kube components")
+	withScheduler := fs.Bool("scheduler", false, "also run kube-scheduler, so pods are bound to nodes")
+	kwokBin := fs.String("kwok", "", "also run this kwok binary: it fakes the nodes annotated kwok.x-k8s.io/node=fake and drives their pods' status")
+	kwokConfig := fs.String("kwok-config", "", "kwok's --config (its Stages); required with --kwok")
 	var apiExtra, kcmExtra multiFlag
 	fs.Var(&apiExtra, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--feature-gates=X=true (repeatable)")
 	fs.Var(&kcmExtra, "controller-manager-arg", "extra kube-controller-manager flag (repeatable)")
@@ -261,10 +277,17 @@ func run(argv []string) int {
 		stop(errStopped)
 	}()
 
-	var apiserver, kcm *child
+	if (*kwokBin == "") != (*kwokConfig == "") {
+		log.Printf("--kwok and --kwok-config go together")
+		return 2
+	}
+
+	var apiserver, kcm, scheduler, kwok *child
 	var etcd *embed.Etcd
 	wroteKubeconfig := false
 	shutdown := func() {
+		kwok.stop(15 * time.Second)
+		scheduler.stop(15 * time.Second)
 		kcm.stop(15 * time.Second)
 		apiserver.stop(30 * time.Second)
 		if etcd != nil {
@@ -280,7 +303,7 @@ func run(argv []string) int {
 	}
 	fail := func(format string, a ...any) int {
 		log.Printf("ERROR: "+format, a...)
-		for _, c := range []*child{apiserver, kcm} {
+		for _, c := range []*child{apiserver, kcm, scheduler, kwok} {
 			if c != nil {
 				log.Printf("---- last lines of %s ----\n%s\n---- end of %s ----", c.logPath, tail(c.logPath, 40), c.name)
 			}
@@ -436,6 +459,32 @@ func run(argv []string) int {
 	}
 	log.Printf("controller-manager ready")
 
+	// --- optional: kube-scheduler and kwok, so that pods are bound and report status ---
+	if *withScheduler {
+		scheduler, err = startChild(self, "scheduler", []string{
+			"--kubeconfig=" + kcmKubeconfig,
+			"--leader-elect=false",
+			"--secure-port=0",
+			fmt.Sprintf("--v=%d", *verbosity),
+		}, filepath.Join(logDir, "scheduler.log"))
+		if err != nil {
+			return fail("starting scheduler: %v", err)
+		}
+	}
+	if *kwokBin != "" {
+		kwok, err = startProgram(*kwokBin, "kwok", []string{
+			"--kubeconfig=" + kcmKubeconfig,
+			"--config=" + *kwokConfig,
+			"--manage-all-nodes=false",
+			"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+			"--node-lease-duration-seconds=40",
+			"--server-address=127.0.0.1:0",
+		}, filepath.Join(logDir, "kwok.log"))
+		if err != nil {
+			return fail("starting kwok: %v", err)
+		}
+	}
+
 	if *kubeconfigOut != "" {
 		if err := writeFile(*kubeconfigOut, kubeconfig(server, p.caPEM, p.adminToken), 0o600); err != nil {
 			return fail("writing kubeconfig: %v", err)
@@ -454,6 +503,10 @@ func run(argv []string) int {
 		return fail("apiserver exited unexpectedly: %v", apiserver.err)
 	case <-kcm.done:
 		return fail("controller-manager exited unexpectedly: %v", kcm.err)
+	case <-scheduler.doneOrNever():
+		return fail("scheduler exited unexpectedly: %v", scheduler.err)
+	case <-kwok.doneOrNever():
+		return fail("kwok exited unexpectedly: %v", kwok.err)
 	case err := <-etcd.Err():
 		return fail("etcd failed: %v", err)
 	}
