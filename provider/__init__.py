@@ -1,6 +1,6 @@
 """The ``celery-platform`` Pulumi component package: CeleryPlatform, hosted for every Pulumi language.
 
-``PulumiPlugin.yaml`` (``main: provider``) makes the Python language host run ``provider/__main__.py``,
+``provider/PulumiPlugin.yaml`` makes the Python language host run this folder, ``provider/__main__.py``,
 which serves the components of ``provider/component.py`` with a schema that
 ``pulumi.provider.experimental`` infers from their type annotations and docstrings.
 """

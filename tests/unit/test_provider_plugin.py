@@ -24,7 +24,7 @@ STARTUP_SECONDS = 60
 @pytest.fixture
 def plugin_port(tmp_path: Path) -> Iterator[int]:
     """Run `python <repo>/<main> <engine>` from a foreign directory, as RunPlugin does, and yield its port."""
-    main = yaml.safe_load((ROOT / "PulumiPlugin.yaml").read_text())["main"]
+    main = Path("provider") / yaml.safe_load((ROOT / "provider" / "PulumiPlugin.yaml").read_text()).get("main", ".")
     # Nothing listens on the engine address: serving the schema must not need the engine.
     process = subprocess.Popen(
         [sys.executable, str(ROOT / main), "127.0.0.1:9"],
