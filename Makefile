@@ -59,11 +59,14 @@ policy/venv/.installed: policy/requirements.txt
 	policy/venv/bin/python -m pip install --quiet -r policy/requirements.txt
 	touch $@
 
+# The Pulumi CLI on PATH; without one, the toolchain that tools/pulumi-engine builds from source.
+PULUMI ?= $(if $(shell command -v pulumi 2>/dev/null),pulumi,tools/pulumi-engine/pulumi.sh)
+
 preview: $(BIN)/.installed policy/venv/.installed
-	pulumi preview --stack $(STACK) --diff --policy-pack policy
+	$(PULUMI) preview --stack $(STACK) --diff --policy-pack policy
 
 up: $(BIN)/.installed policy/venv/.installed
-	pulumi up --stack $(STACK) --policy-pack policy
+	$(PULUMI) up --stack $(STACK) --policy-pack policy
 
 # Ratios measured side by side in one run (probe cost, cold start, render cost); never part of `make test`.
 bench: $(BIN)/.installed system-deps

@@ -2,7 +2,8 @@
 # Build the real Pulumi toolchain once and cache it under
 #   <repo>/build/pulumi-engine/<key>/bin/
 # pulumi (the CLI, from the Go module proxy through ./cli), pulumi-language-python
-# (+ its -exec shim), pulumi-resource-kubernetes and pulumi-resource-random (from the
+# (+ its -exec shim), pulumi-language-yaml (github.com/pulumi/pulumi-yaml, from the proxy through ./cli:
+# the language of the cross-language consumer test), pulumi-resource-kubernetes and pulumi-resource-random (from the
 # upstream sources in shared/vendor, whose README gives their provenance).
 # <key> is the first 16 hex digits of a sha256 over the Go version, this script,
 # ./cli's go.mod/go.sum and the vendor archives, so a change never reuses stale binaries.
@@ -72,6 +73,8 @@ if [[ ! -f "$out/.complete" ]]; then
   done
   sdkver=github.com/pulumi/pulumi/sdk/v3/go/common/version.Version
   build pulumi "$here/cli" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "-X $sdkver=$CLI_VERSION"
+  build pulumi-language-yaml "$here/cli" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml \
+    "-X github.com/pulumi/pulumi-yaml/pkg/version.Version=v1.25.0"
   build pulumi-language-python "$src/pulumi-language-python/pulumi-language-python" . "-X $sdkver=$CLI_VERSION"
   install -m 0755 "$src/pulumi-language-python/pulumi-language-python/pulumi-language-python-exec" "$bin/"
   build pulumi-resource-random "$src/pulumi-random-provider/provider" ./cmd/pulumi-resource-random \
