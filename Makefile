@@ -59,11 +59,19 @@ policy/venv/.installed: policy/requirements.txt
 	policy/venv/bin/python -m pip install --quiet -r policy/requirements.txt
 	touch $@
 
+# preview, up and drift are exactly what .github/workflows runs (and what the engine tier runs): plain
+# commands for a runner, with no prompt (--non-interactive; `up` applies with --yes, so preview first).
 preview: $(BIN)/.installed policy/venv/.installed
-	pulumi preview --stack $(STACK) --diff --policy-pack policy
+	pulumi preview --stack $(STACK) --non-interactive --diff --policy-pack policy
 
 up: $(BIN)/.installed policy/venv/.installed
-	pulumi up --stack $(STACK) --policy-pack policy
+	pulumi up --stack $(STACK) --non-interactive --yes --diff --policy-pack policy
+
+# Drift: the live cluster against the stack's state, writing neither, so read-only credentials do.
+# Exits non-zero with "no changes were expected" (pulumi's exit code 7) when someone changed the cluster.
+.PHONY: drift
+drift: $(BIN)/.installed
+	pulumi refresh --stack $(STACK) --non-interactive --preview-only --expect-no-changes --diff
 
 # Ratios measured side by side in one run (probe cost, cold start, render cost); never part of `make test`.
 bench: $(BIN)/.installed system-deps
