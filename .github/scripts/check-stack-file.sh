@@ -12,11 +12,14 @@ if [[ ! -f "${file}" ]]; then
 fi
 
 problems=0
-if ! grep -Eq '^(encryptionsalt|secretsprovider):' "${file}"; then
+if grep -q '^encryptionsalt:' "${file}"; then
+  if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ]]; then
+    echo "::error::secret PULUMI_CONFIG_PASSPHRASE is empty or not set in the '${ENVIRONMENT_NAME:-?}' environment; ${file} is encrypted with a passphrase"
+    problems=1
+  fi
+elif ! grep -q '^secretsprovider:' "${file}" && [[ "${PULUMI_BACKEND_URL:-}" != https://* ]]; then
+  # Pulumi Cloud (an https:// backend) encrypts without a salt in the file; a self-managed one does not.
   echo "::error file=${file}::${file} has no encryptionsalt: run 'pulumi stack init ${stack}' locally with this stack's PULUMI_CONFIG_PASSPHRASE and commit ${file} (README: Adopting the pipeline)"
-  problems=1
-elif grep -q '^encryptionsalt:' "${file}" && [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ]]; then
-  echo "::error::secret PULUMI_CONFIG_PASSPHRASE is empty or not set in the '${ENVIRONMENT_NAME:-?}' environment; ${file} is encrypted with a passphrase"
   problems=1
 fi
 # databaseUrl is required and secret: its encrypted value (`secure: v1:...`) is committed.
