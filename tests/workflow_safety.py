@@ -31,14 +31,8 @@ import yaml
 
 # Triggers under which a pull request (possibly from a fork) decides what runs or when.
 PR_TRIGGERS = frozenset(
-    {
-        "pull_request",
-        "pull_request_target",
-        "pull_request_review",
-        "pull_request_review_comment",
-        "issue_comment",
-        "workflow_run",
-    }
+    {"pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment"}
+    | {"issue_comment", "workflow_run"}
 )
 # Of those, the ones that run with the base repository's token and secrets, not the PR's.
 PRIVILEGED_PR_TRIGGERS = PR_TRIGGERS - {"pull_request", "pull_request_review", "pull_request_review_comment"}
@@ -53,25 +47,6 @@ DEPLOY_ENVIRONMENTS = {"dev": "dev", "prod": "production"}
 PROD_STACKS = frozenset({"prod", "production"})
 # Write scopes the pipeline uses: OIDC, the preview comment, the drift issue.
 ALLOWED_WRITE_SCOPES = frozenset({"id-token", "pull-requests", "issues"})
-ALL_SCOPES = frozenset(
-    {
-        "actions",
-        "attestations",
-        "checks",
-        "contents",
-        "deployments",
-        "discussions",
-        "id-token",
-        "issues",
-        "models",
-        "packages",
-        "pages",
-        "pull-requests",
-        "repository-projects",
-        "security-events",
-        "statuses",
-    }
-)
 
 DYNAMIC = "<dynamic>"
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}", re.DOTALL)
@@ -211,10 +186,8 @@ def effective_permissions(workflow: Mapping[str, Any], job: Mapping[str, Any]) -
     perms = job["permissions"] if "permissions" in job else workflow.get("permissions")
     if perms is None:
         return None
-    if perms == "write-all":
-        return dict.fromkeys(ALL_SCOPES, "write")
-    if perms == "read-all":
-        return dict.fromkeys(ALL_SCOPES, "read")
+    if perms in ("write-all", "read-all"):
+        return {"*": str(perms).removesuffix("-all")}  # every scope at once
     if isinstance(perms, dict):
         return {str(k): str(v) for k, v in perms.items()}
     return {}
