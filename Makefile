@@ -62,11 +62,19 @@ policy/venv/.installed: policy/requirements.txt
 # The Pulumi CLI on PATH; without one, the toolchain that tools/pulumi-engine builds from source.
 PULUMI ?= $(if $(shell command -v pulumi 2>/dev/null),pulumi,tools/pulumi-engine/pulumi.sh)
 
+# preview, up and drift are exactly what .github/workflows runs (and what the engine tier runs): plain
+# commands for a runner, with no prompt (--non-interactive; `up` applies with --yes, so preview first).
 preview: $(BIN)/.installed policy/venv/.installed
-	$(PULUMI) preview --stack $(STACK) --diff --policy-pack policy
+	$(PULUMI) preview --stack $(STACK) --non-interactive --diff --policy-pack policy
 
 up: $(BIN)/.installed policy/venv/.installed
-	$(PULUMI) up --stack $(STACK) --policy-pack policy
+	$(PULUMI) up --stack $(STACK) --non-interactive --yes --diff --policy-pack policy
+
+# Drift: the live cluster against the stack's state, writing neither, so read-only credentials do.
+# Exits non-zero with "no changes were expected" (pulumi's exit code 7) when someone changed the cluster.
+.PHONY: drift
+drift: $(BIN)/.installed
+	$(PULUMI) refresh --stack $(STACK) --non-interactive --preview-only --expect-no-changes --diff
 
 # Ratios measured side by side in one run (probe cost, cold start, render cost); never part of `make test`.
 bench: $(BIN)/.installed system-deps

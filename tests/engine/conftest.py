@@ -223,6 +223,10 @@ def engine_env(toolchain: Toolchain, home: Path, kubeconfig: Path, extra: Mappin
         "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
         "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
         "PYTHONUNBUFFERED": "1",
+        "GIT_AUTHOR_NAME": "engine tier",
+        "GIT_AUTHOR_EMAIL": "engine@celery-platform.invalid",
+        "GIT_COMMITTER_NAME": "engine tier",
+        "GIT_COMMITTER_EMAIL": "engine@celery-platform.invalid",
         "LANG": "C.UTF-8",
     }
     env.update(dict(extra))
@@ -252,6 +256,8 @@ def make_project(base: Path, toolchain: Toolchain, api: KubeAPI, *, login: bool 
     _kubeconfig_with_contexts(api.kubeconfig, kubeconfig)
     env = engine_env(toolchain, home, kubeconfig, {"PULUMI_CONFIG_PASSPHRASE": PASSPHRASE})
     proj = Project(project, env, api)
+    # A repository of its own, as a team's is: the walkthrough commits the stack file it wrote.
+    proj.sh("git init -q && git add -A && git commit -q -m 'celery-platform'")
     if login:
         proj.sh("pulumi login file://~/.pulumi-state")
     return proj

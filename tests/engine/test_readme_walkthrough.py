@@ -51,7 +51,7 @@ def readme_outputs() -> set[str]:
 def test_the_walkthrough_is_the_commands_a_user_needs() -> None:
     commands = walkthrough("dev")
     assert commands[0] == "make venv"
-    assert commands[-2:] == ["make preview STACK=dev", "make up STACK=dev"]
+    assert commands[-3:] == ["make preview STACK=dev", "make up STACK=dev", "make drift STACK=dev"]
     assert any(c.startswith("pulumi config set --secret databaseUrl") for c in commands)
 
 
