@@ -12,8 +12,8 @@ from celery_platform.admission import PodPlan, check_limit_range
 from celery_platform.guardrails import LimitRangeSpec
 from celery_platform.labels import PART_OF, selector_labels, standard_labels
 from celery_platform.secrets import REDIS_PASSWORD, PlatformSecrets
-from celery_platform.statefulset import stateful_set_of_one
-from celery_platform.validation import raise_if_any, untyped
+from celery_platform.statefulset import rollout_options, stateful_set_of_one
+from celery_platform.validation import check_count, raise_if_any, untyped
 from celery_platform.workloads import (
     REDIS_DATA,
     REDIS_PORT,
@@ -96,6 +96,8 @@ class RedisBrokerArgs:
     """The cluster's DNS domain, for the broker host. Default: ``"cluster.local"``."""
     limit_range: LimitRangeSpec | None = None
     """Check the pod against this LimitRange before registering anything. Default: no check."""
+    rollout_timeout_seconds: int = 600
+    """How long ``pulumi up`` waits for Redis to become ready before it fails. Default: ``600``."""
 
 
 class RedisBroker(pulumi.ComponentResource):
@@ -112,7 +114,7 @@ class RedisBroker(pulumi.ComponentResource):
 
     def __init__(self, resource_name: str, args: RedisBrokerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         subject = f"RedisBroker {resource_name!r}"
-        problems = args.spec.validate("redis")
+        problems = args.spec.validate("redis") + check_count("rolloutTimeoutSeconds", args.rollout_timeout_seconds, 30)
         if not problems and args.limit_range is not None:
             problems += check_limit_range(redis_plan(args.spec), args.limit_range)
         raise_if_any(subject, problems)
@@ -168,7 +170,7 @@ class RedisBroker(pulumi.ComponentResource):
             pod_spec=pod_spec,
             ports=ports,
             claim_templates=claim_templates,
-            opts=child,
+            opts=rollout_options(child, args.rollout_timeout_seconds),
         )
         # Only this platform's pods may reach Redis, and only on its port.
         self.network_policy = k8s.networking.v1.NetworkPolicy(

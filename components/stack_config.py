@@ -159,6 +159,13 @@ KEYS: tuple[Key, ...] = (
         "{requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 20m, memory: 32Mi}}",
         structured=True,
     ),
+    Key(
+        "rolloutTimeoutSeconds",
+        "integer",
+        int,
+        "How long `pulumi up` waits for Redis, a pool or beat to become ready before it fails.",
+        600,
+    ),
     Key("databaseUrl", "string", str, "Secret: PostgreSQL URL of the app's database.", secret=True),
     Key("sentryDsn", "string", str, "Secret, optional: Sentry DSN https://KEY@HOST/PROJECT.", UNSET, secret=True),
     Key(
@@ -225,6 +232,7 @@ class StackConfig:
     pools: list[PoolSpec]
     beat: BeatSpec
     init_resources: PodResources
+    rollout_timeout_seconds: int
     database_url: str
     sentry_dsn: str
     django_secret_key: str
@@ -357,6 +365,7 @@ def workload_settings(config: StackConfig) -> WorkloadSettings:
         longest_task_seconds=config.longest_task_seconds,
         heartbeat_max_age_seconds=config.heartbeat_max_age_seconds,
         init_resources=config.init_resources,
+        rollout_timeout_seconds=config.rollout_timeout_seconds,
     )
 
 

@@ -53,3 +53,11 @@ def stateful_set_of_one(
         spec=untyped(spec),
         opts=opts,
     )
+
+
+def rollout_options(opts: pulumi.ResourceOptions, timeout_seconds: int) -> pulumi.ResourceOptions:
+    """``opts`` with the provider's await bounded: create and update fail after ``timeout_seconds``."""
+    bound = f"{timeout_seconds}s"
+    return pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=bound, update=bound))
+    )

@@ -15,7 +15,7 @@ from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.labels import selector_labels, standard_labels
 from celery_platform.redis import RedisBroker, redis_plan
 from celery_platform.secrets import PlatformSecrets
-from celery_platform.statefulset import stateful_set_of_one
+from celery_platform.statefulset import rollout_options, stateful_set_of_one
 from celery_platform.validation import Problem, check_count, check_image_pinned, raise_if_any, shown, untyped
 from celery_platform.workloads import (
     BeatSpec,
@@ -55,6 +55,9 @@ class WorkloadSettings:
     init_resources: PodResources = field(default_factory=lambda: pod_resources("10m", "16Mi", "20m", "32Mi"))
     """Resources of the wait-for-broker init container (LimitRange applies to it too).
     Default: ``10m``/``16Mi`` requests, ``20m``/``32Mi`` limits."""
+    rollout_timeout_seconds: int = 600
+    """How long ``pulumi up`` waits for a pool or beat to become ready before it fails, naming the
+    workload and why (a pod that fits no node, a crash loop). Default: ``600``, the provider's own."""
 
     def validate(self) -> list[Problem]:
         """Return every problem of the shared settings."""
@@ -64,6 +67,7 @@ class WorkloadSettings:
         problems += check_count("longestTaskSeconds", self.longest_task_seconds, 1)
         problems += check_count("heartbeatMaxAgeSeconds", self.heartbeat_max_age_seconds, 10)
         problems += check_count("runAsUser", self.run_as_user, 1)
+        problems += check_count("rolloutTimeoutSeconds", self.rollout_timeout_seconds, 30)
         problems += self.init_resources.validate("initResources")
         return problems
 
@@ -253,7 +257,7 @@ class CeleryWorkers(pulumi.ComponentResource):
                     },
                 }
             ),
-            opts=child,
+            opts=rollout_options(child, args.settings.rollout_timeout_seconds),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -276,5 +280,5 @@ class CeleryWorkers(pulumi.ComponentResource):
             labels=labels,
             selector=selector,
             pod_spec=beat_pod_spec(args.settings, args.beat, refs),
-            opts=child,
+            opts=rollout_options(child, args.settings.rollout_timeout_seconds),
         )

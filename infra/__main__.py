@@ -42,6 +42,7 @@ broker = RedisBroker(
         spec=config.redis,
         cluster_domain=config.cluster_domain,
         limit_range=namespace.limit_range,
+        rollout_timeout_seconds=config.rollout_timeout_seconds,
     ),
 )
 workers = CeleryWorkers(

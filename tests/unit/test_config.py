@@ -184,3 +184,15 @@ def test_each_stack_file_holds_only_known_keys_and_no_plain_secret(stack: str) -
         assert full_key in known, full_key
         if known[full_key].secret:
             assert isinstance(value, dict) and "secure" in value, f"{full_key} must be set with --secret"
+
+
+def test_fails_when_the_rollout_timeout_leaves_no_time_to_roll_out() -> None:
+    assert problems_of({"rolloutTimeoutSeconds": "5"}) == [
+        "rolloutTimeoutSeconds: too small (got 5, expected a whole number >= 30)"
+    ]
+
+
+def test_the_rollout_timeout_reaches_the_workers_settings() -> None:
+    from celery_platform.stack_config import workload_settings
+
+    assert workload_settings(parse_stack_config({**VALID, "rolloutTimeoutSeconds": "90"})).rollout_timeout_seconds == 90
