@@ -48,7 +48,7 @@ def test_fails_when_the_init_container_cannot_fit_a_tight_limit_range() -> None:
             "redis": "resources: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: 150m, memory: 512Mi}}",
         }
     )
-    assert any(m.startswith("pools[main].wait-for-broker.cpu: limit/request ratio") for m in messages)
+    assert any(m.startswith("initResources.cpu: limit/request ratio") for m in messages)
     fixed = {
         "limitRange": "maxLimitRequestRatio: {cpu: 1.5}\ndefault: {cpu: 150m, memory: 256Mi}",
         "pools": "- {name: main, queues: [default], resources: {requests: {cpu: 100m, memory: 256Mi}, "
