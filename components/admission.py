@@ -175,7 +175,7 @@ def check_quota(plans: Iterable[PodPlan], quota: QuotaSpec, limit_range: LimitRa
             resource = key.split(".")[-1]
             counted = key in ("pods", "persistentvolumeclaims")
             shown = str(int(total)) if counted else _fmt(resource, total, written[key])
-            bound = str(int(hard[key])) if counted else written[key]
+            bound = str(int(hard[key])) if counted else _fmt(resource, hard[key], written[key])
             problems.append(
                 Problem(
                     f"quota.{key}",
