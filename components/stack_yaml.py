@@ -148,6 +148,11 @@ def _where(mark: Any) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
 
 
+def _position(text: str, offset: int) -> str:
+    before = text[:offset]
+    return f"line {before.count(chr(10)) + 1}, column {offset - (before.rfind(chr(10)) + 1) + 1}"
+
+
 def decode_utf8(data: bytes) -> str:
     """Decode a file's bytes as UTF-8 or raise YamlError naming the first bad byte's line and column."""
     try:
@@ -163,7 +168,10 @@ def load_yaml(text: str) -> Any:
     """Parse one YAML document with the bounds above; raise YamlError with the line and column."""
     if len(text) > MAX_BYTES:
         raise YamlError("", f"longer than {MAX_BYTES} characters")
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as err:
+        raise YamlError(_position(text, err.position), f"character U+{err.character:04X} is not allowed") from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -174,7 +182,9 @@ def load_yaml(text: str) -> Any:
         mark = err.problem_mark or err.context_mark
         problem = err.problem or err.context or "not valid YAML"
         raise YamlError(_where(mark), str(problem)) from None
-    except yaml.YAMLError as err:  # e.g. a reader error on a control character
+    except yaml.reader.ReaderError as err:  # a control character further in
+        raise YamlError(_position(text, err.position), f"character U+{err.character:04X} is not allowed") from None
+    except yaml.YAMLError as err:
         raise YamlError(_where(getattr(err, "problem_mark", None)), str(err).splitlines()[0]) from None
     except (ValueError, OverflowError) as err:  # a scalar that matched a resolver but does not convert
         raise YamlError("", f"a value does not convert: {err}") from None
