@@ -153,9 +153,7 @@ def check_quota(plans: Iterable[PodPlan], quota: QuotaSpec, limit_range: LimitRa
     """Return a problem per quota line that the worst case (every pod plus rollout surge) would exceed."""
     plans = list(plans)
     hard = quota.amounts()
-    written = {
-        line: value for line, value in quota.hard().items() if line not in ("pods", "persistentvolumeclaims")
-    }
+    written = {line: value for line, value in quota.hard().items() if line not in ("pods", "persistentvolumeclaims")}
     used: dict[str, Decimal] = dict.fromkeys(hard, Decimal(0))
     shares: dict[str, list[str]] = {k: [] for k in hard}
     for plan in plans:

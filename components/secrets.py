@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -61,9 +61,7 @@ class Rotation:
     def validate(self, field: str) -> list[Problem]:
         """Return every keeper that is negative or too large."""
         return [
-            p
-            for name, value in self.keepers().items()
-            for p in check_count(f"{field}.{name}", value, 0, INT32_MAX)
+            p for name, value in self.keepers().items() for p in check_count(f"{field}.{name}", value, 0, INT32_MAX)
         ]
 
     def keepers(self) -> dict[str, int]:

@@ -222,6 +222,7 @@ KEYS: tuple[Key, ...] = (
     ),
 )
 
+
 def _check_cluster_domain(field: str, value: str) -> list[Problem]:
     """The broker host is ``<service>.<namespace>.svc.<clusterDomain>``: a DNS subdomain, nothing else.
 
@@ -431,7 +432,7 @@ def namespace_problems(keys: typing.Iterable[str], project: str = PROJECT) -> li
     allowed = (project, *OTHER_NAMESPACES)
     problems = []
     for full_key in sorted(keys):
-        namespace, colon, name = full_key.partition(":")
+        namespace, colon, _ = full_key.partition(":")
         if not colon:
             problems.append(
                 Problem(

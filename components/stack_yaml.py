@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -25,7 +25,9 @@ MAX_BYTES = 1_000_000
 
 _BOOL = re.compile(r"true|True|TRUE|false|False|FALSE")
 _INT = re.compile(r"[-+]?(?:[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+|0b[01_]+)")
-_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
+_FLOAT = re.compile(
+    r"[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+)
 _NULL = re.compile(r"~|null|Null|NULL|")
 
 
@@ -38,10 +40,10 @@ class YamlError(ValueError):
         super().__init__(f"{problem} at {where}" if where else problem)
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
     """SafeLoader with YAML 1.2 core-schema scalars, duplicate keys refused and nesting bounded."""
 
-    yaml_implicit_resolvers: dict[Any, Any] = {}
+    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {}
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -53,7 +55,7 @@ class _Loader(yaml.SafeLoader):
             if self._depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark
                 raise yaml.MarkedYAMLError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)  # type: ignore[no-any-return,unused-ignore]
         finally:
             self._depth -= 1
 
@@ -66,17 +68,15 @@ class _Loader(yaml.SafeLoader):
             try:
                 duplicate = key in seen
             except TypeError:  # an unhashable key (a list or map used as a key)
-                raise yaml.MarkedYAMLError(
-                    None, None, "a mapping key must be a scalar", key_node.start_mark
-                ) from None
+                raise yaml.MarkedYAMLError(None, None, "a mapping key must be a scalar", key_node.start_mark) from None
             if duplicate:
                 raise yaml.MarkedYAMLError(None, None, f"mapping key {key!r} is given twice", key_node.start_mark)
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return,unused-ignore]
 
 
 def _int(loader: _Loader, node: Node) -> int:
-    text = str(loader.construct_scalar(node)).replace("_", "")  # type: ignore[arg-type]
+    text = str(loader.construct_scalar(node)).replace("_", "")  # type: ignore[arg-type,unused-ignore]
     sign = -1 if text.startswith("-") else 1
     digits = text.lstrip("+-")
     if re.fullmatch(r"0[0-7]+", digits):  # yaml.v3 keeps YAML 1.1's leading-zero octal
@@ -85,7 +85,7 @@ def _int(loader: _Loader, node: Node) -> int:
 
 
 def _float(loader: _Loader, node: Node) -> float:
-    text = str(loader.construct_scalar(node)).replace("_", "").lower()  # type: ignore[arg-type]
+    text = str(loader.construct_scalar(node)).replace("_", "").lower()  # type: ignore[arg-type,unused-ignore]
     if text.lstrip("+-") == ".inf":
         return -math.inf if text.startswith("-") else math.inf
     if text == ".nan":

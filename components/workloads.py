@@ -15,9 +15,9 @@ from celery_platform import probes
 from celery_platform.guardrails import Resources
 from celery_platform.quantities import parse_memory
 from celery_platform.validation import (
+    SAFE_INT_MAX,
     Problem,
     args_schema,
-    SAFE_INT_MAX,
     check_count,
     check_dns_label,
     check_dns_subdomain,

@@ -62,7 +62,9 @@ def test_fails_when_the_init_container_cannot_fit_a_tight_limit_range() -> None:
 
 def test_fails_when_a_key_is_unknown() -> None:
     [message] = problems_of({"replicaCount": "3"})
-    assert message.startswith("replicaCount: unknown config key (got a value of 1 characters, not shown, expected one of ")
+    assert message.startswith(
+        "replicaCount: unknown config key (got a value of 1 characters, not shown, expected one of "
+    )
 
 
 def test_fails_when_a_nested_key_is_unknown_and_lists_the_allowed_ones() -> None:
