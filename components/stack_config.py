@@ -276,6 +276,8 @@ class StackConfig:
     django_secret_key: str
     field_encryption_key: str
     redis_password: str
+    secret_keys: frozenset[str] = frozenset()
+    """Keys the stack holds as secret: the program keeps whatever it derives from them secret."""
 
 
 def _path(key: str, loc: Sequence[int | str]) -> str:
@@ -521,7 +523,7 @@ def parse_stack_config(
         raise ValidationError(subject, mask_secrets(problems, secret_texts(raw, hidden)))
     if not isinstance(values["rotation"], Rotation):
         values["rotation"] = Rotation()
-    config = StackConfig(**values)
+    config = StackConfig(**values, secret_keys=hidden)
     raise_if_any(subject, mask_secrets(admission_problems(config), secret_texts(raw, hidden)))
     return config
 
