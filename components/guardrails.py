@@ -127,7 +127,7 @@ class LimitRangeSpec:
                         f"{field}.maxLimitRequestRatio.{resource}",
                         f"is above max/min ({getattr(self.max, resource)} / {getattr(self.min, resource)})",
                         shown(bound),
-                        f"at most {(highest[resource] / lowest[resource]).quantize(Decimal('0.001'))}",
+                        f"at most {(highest[resource] / lowest[resource]).quantize(Decimal('0.001')).normalize():f}",
                     )
                 )
         return problems

@@ -183,9 +183,8 @@ def _read_yaml_file(path: Path) -> Any:
         return load_yaml(decode_utf8(path.read_bytes()))
     except YamlError as err:
         where = f" at {err.where}" if err.where else ""
-        raise ValidationError(
-            path.name, [Problem(path.name, f"not valid YAML{where}: {err.problem}", "", "")]
-        ) from None
+        problem = Problem(path.name, f"not valid YAML{where}: {err.problem}", "text that is not", "UTF-8 YAML")
+        raise ValidationError(path.name, [problem]) from None
 
 
 def load_project(root: Path | None = None) -> Project:
@@ -387,8 +386,11 @@ def read_stack(stack: str, root: Path | None = None) -> StackInput:
             problems.append(Problem(full_key, "is null", "null", "a value (leave the key out to take its default)"))
             continue
         if _holds_secure(value):
-            secret_keys.add(full_key)
             standin = _standin(project, short, stack_values) if namespace == name else PLACEHOLDER
+            if short in RENDER_SECRET_STANDINS or namespace != name:
+                secret_keys.add(full_key)
+            # Otherwise the stand-in is no secret: it renders as itself (a valid host, name or image),
+            # and the header says it is a stand-in. `pulumi preview` sees and keeps secret the real value.
             if standin is None:
                 problems.append(
                     Problem(full_key, "is encrypted and the render has no stand-in for it", "secure:", "pulumi preview")

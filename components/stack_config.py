@@ -65,6 +65,7 @@ _EXPECTED = {
     "string_type": "a string",
     "decimal_parsing": "a number",
     "decimal_type": "a number",
+    "finite_number": "a finite number",
     "bool_parsing": "true or false",
     "bool_type": "true or false",
     "list_type": "a list",
@@ -422,7 +423,7 @@ def secret_texts(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> list[st
 
 def _field_name(name: str) -> str:
     """A key as a message's field: quoted when it is empty or holds characters no key has."""
-    return name if re.fullmatch(r"[A-Za-z0-9_.-]+", name) else repr(name)
+    return name if re.fullmatch(r"[A-Za-z0-9_.:-]+", name) else repr(name)
 
 
 def namespace_problems(keys: typing.Iterable[str], project: str = PROJECT) -> list[Problem]:
