@@ -72,7 +72,7 @@ NASTY: list[Any] = [
     "main\n",
     "cluster.local@evil.example",
     "cluster.local/x",
-    "١٠٠m",
+    "\u0661\u0660\u0660m",
     "2_0",
     "1K",
     "1e3Mi",

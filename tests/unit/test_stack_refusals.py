@@ -155,7 +155,9 @@ def test_fails_when_a_structured_key_is_invalid_and_names_the_field(
     assert f"  - {field}" in refused(project, with_structured(key, text))
 
 
-@pytest.mark.parametrize("quantity", ["١٠٠m", "2_0", "1K", "1e3Mi", "100m\n", "\t100m", "100 m", "0x10", "1e999"])
+@pytest.mark.parametrize(
+    "quantity", ["\u0661\u0660\u0660m", "2_0", "1K", "1e3Mi", "100m\n", "\t100m", "100 m", "0x10", "1e999"]
+)
 def test_fails_when_a_quantity_is_outside_the_api_servers_grammar(project: Path, quantity: str) -> None:
     limits = {"cpu": "100m", "memory": "256Mi"}
     text = yaml.safe_dump({"resources": {"requests": {"cpu": quantity, "memory": "128Mi"}, "limits": limits}})
