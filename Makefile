@@ -7,7 +7,7 @@ VENV := venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := build/checkov-venv
 
-.PHONY: setup venv system-deps test lint typecheck actionlint pytest render preview up bench lock clean
+.PHONY: setup venv system-deps test lint typecheck actionlint pytest render preview up bench fuzz lock clean
 
 # components/ is installed in setuptools' strict editable mode (a link tree that mypy can follow), so a
 # module added to or removed from it (the folder's mtime) re-links the package.
@@ -64,6 +64,11 @@ preview: $(BIN)/.installed policy/venv/.installed
 
 up: $(BIN)/.installed policy/venv/.installed
 	pulumi up --stack $(STACK) --policy-pack policy
+
+# The long fuzz run of the whole program (stack file -> exit code, message, YAML); `make test` runs 40 cases.
+FUZZ_CASES ?= 1000
+fuzz: $(BIN)/.installed
+	$(BIN)/python -m tests.fuzz.program --cases $(FUZZ_CASES)
 
 # Ratios measured side by side in one run (probe cost, cold start, render cost); never part of `make test`.
 bench: $(BIN)/.installed system-deps

@@ -170,7 +170,8 @@ def stack_files(draw: st.DrawFn) -> tuple[bytes, list[str]]:
         elif kind == "nested":
             structured = draw(st.sampled_from(["limitRange", "quota", "redis", "pools", "beat", "initResources"]))
             full = f"celery-platform:{structured}"
-            tree = yaml.safe_load(config.get(full) or "{}")
+            current = config.get(full)
+            tree = yaml.safe_load(current) if isinstance(current, str) else None
             if isinstance(tree, list) and tree:
                 tree = tree[0]
             if isinstance(tree, dict) and tree:
