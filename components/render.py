@@ -194,7 +194,11 @@ def load_project(root: Path | None = None) -> Project:
     if not path.is_file():
         raise ValidationError(
             "the project",
-            [Problem("Pulumi.yaml", "not found", str(root.resolve()), "--project-dir naming a Pulumi project")],
+            [
+                Problem(
+                    "Pulumi.yaml", f"no Pulumi.yaml in {root.resolve()}", "no file", "--project-dir of a Pulumi project"
+                )
+            ],
         )
     document = _read_yaml_file(path)
     if not isinstance(document, Mapping) or not isinstance(document.get("name"), str):
