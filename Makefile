@@ -7,7 +7,7 @@ VENV := venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := build/checkov-venv
 
-.PHONY: setup venv system-deps test lint typecheck actionlint pytest render preview up bench lock clean
+.PHONY: setup venv system-deps test lint typecheck actionlint pytest render preview up bench fuzz lock clean
 
 # components/ is installed in setuptools' strict editable mode (a link tree that mypy can follow), so a
 # module added to or removed from it (the folder's mtime) re-links the package.
@@ -75,6 +75,11 @@ up: $(BIN)/.installed policy/venv/.installed
 .PHONY: drift
 drift: $(BIN)/.installed
 	$(PULUMI) refresh --stack $(STACK) --non-interactive --preview-only --expect-no-changes --diff
+
+# The long fuzz run of the whole program (stack file -> exit code, message, YAML); `make test` runs 40 cases.
+FUZZ_CASES ?= 1000
+fuzz: $(BIN)/.installed
+	$(BIN)/python -m tests.fuzz.program --cases $(FUZZ_CASES)
 
 # Ratios measured side by side in one run (probe cost, cold start, render cost); never part of `make test`.
 bench: $(BIN)/.installed system-deps

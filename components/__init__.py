@@ -41,6 +41,7 @@ _EXPORTS = {
     "BeatSpec": "celery_platform.workloads",
     "PodResources": "celery_platform.workloads",
     "ValidationError": "celery_platform.validation",
+    "Rotation": "celery_platform.secrets",
 }
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "RedisBrokerArgs",
     "RedisSpec",
     "Resources",
+    "Rotation",
     "SecretsArgs",
     "ValidationError",
     "WorkloadSettings",
@@ -69,7 +71,7 @@ if TYPE_CHECKING:
     from celery_platform.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
     from celery_platform.namespace import NamespaceArgs, PlatformNamespace
     from celery_platform.redis import RedisBroker, RedisBrokerArgs
-    from celery_platform.secrets import PlatformSecrets, SecretsArgs
+    from celery_platform.secrets import PlatformSecrets, Rotation, SecretsArgs
     from celery_platform.validation import ValidationError
     from celery_platform.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings
     from celery_platform.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec

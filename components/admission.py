@@ -8,14 +8,14 @@ defaults, then checks min, max and maxLimitRequestRatio on every container and i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.quantities import parse_cpu, parse_memory
-from celery_platform.validation import Problem
+from celery_platform.quantities import format_like, parse_cpu, parse_memory
+from celery_platform.validation import Problem, check_queue_name, shown
 
 RESOURCES = ("cpu", "memory")
 _PARSE = {"cpu": parse_cpu, "memory": parse_memory}
@@ -35,6 +35,9 @@ class PodPlan:
     """The pod template's spec."""
     claims: Sequence[str] = field(default_factory=tuple)
     """Storage requests of each pod's PersistentVolumeClaims (StatefulSet volumeClaimTemplates)."""
+    init_field: str = ""
+    """The config field that sets the init containers' resources (``initResources``), so that their
+    problems name it, once, instead of every pod that runs them. Default: name the pod's owner."""
 
 
 def _amount(resource: str, value: Any) -> Decimal:
@@ -62,10 +65,15 @@ def _containers(pod_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any
     ]
 
 
-def _fmt(resource: str, value: Decimal) -> str:
+def _fmt(resource: str, value: Decimal, like: str = "") -> str:
+    """Format CPU in millicores (what the API server prints back), bytes in the unit of ``like``.
+
+    ``like`` is the quantity the user wrote for the same line (``4Gi``), so that a message reads in the
+    stack file's own units; Mi without one.
+    """
     if resource == "cpu":
-        return f"{int(value * 1000)}m"
-    return f"{value / 1024**2:g}Mi"
+        return format_like(value, "1m")
+    return format_like(value, like or "1Mi")
 
 
 def check_limit_range(plan: PodPlan, limit_range: LimitRangeSpec) -> list[Problem]:
@@ -73,17 +81,24 @@ def check_limit_range(plan: PodPlan, limit_range: LimitRangeSpec) -> list[Proble
     problems = []
     minimum, maximum = limit_range.min.amounts(), limit_range.max.amounts()
     ratio = {"cpu": limit_range.max_limit_request_ratio.cpu, "memory": limit_range.max_limit_request_ratio.memory}
-    for _, container in _containers(plan.pod_spec):
+    for kind, container in _containers(plan.pod_spec):
         where = f"{plan.owner}.{container['name']}"
+        if kind == "initContainers" and plan.init_field:
+            where = plan.init_field
         requests, limits = effective_resources(container, limit_range)
+        written = container.get("resources") or {}
         for r in RESOURCES:
+            low, high = getattr(limit_range.min, r), getattr(limit_range.max, r)
+            # Each amount in the unit its own value was written in, as the user reads the stack file.
+            asked = str((written.get("requests") or {}).get(r) or low)
+            capped = str((written.get("limits") or {}).get(r) or high)
             if requests[r] < minimum[r]:
                 problems.append(
                     Problem(
                         f"{where}.requests.{r}",
                         "is below the LimitRange min",
-                        _fmt(r, requests[r]),
-                        f">= {_fmt(r, minimum[r])}",
+                        _fmt(r, requests[r], asked),
+                        f">= {_fmt(r, minimum[r], low)}",
                     )
                 )
             if limits[r] > maximum[r]:
@@ -91,14 +106,17 @@ def check_limit_range(plan: PodPlan, limit_range: LimitRangeSpec) -> list[Proble
                     Problem(
                         f"{where}.limits.{r}",
                         "is above the LimitRange max",
-                        _fmt(r, limits[r]),
-                        f"<= {_fmt(r, maximum[r])}",
+                        _fmt(r, limits[r], capped),
+                        f"<= {_fmt(r, maximum[r], high)}",
                     )
                 )
             if requests[r] > limits[r]:
                 problems.append(
                     Problem(
-                        f"{where}.requests.{r}", "is above its limit", _fmt(r, requests[r]), f"<= {_fmt(r, limits[r])}"
+                        f"{where}.requests.{r}",
+                        "is above its limit",
+                        _fmt(r, requests[r], asked),
+                        f"<= {_fmt(r, limits[r], capped)}",
                     )
                 )
             elif requests[r] > 0 and limits[r] / requests[r] > ratio[r]:
@@ -106,11 +124,17 @@ def check_limit_range(plan: PodPlan, limit_range: LimitRangeSpec) -> list[Proble
                     Problem(
                         f"{where}.{r}",
                         "limit/request ratio is above the LimitRange maxLimitRequestRatio",
-                        f"{_fmt(r, limits[r])}/{_fmt(r, requests[r])} = {limits[r] / requests[r]:g}",
+                        f"{_fmt(r, limits[r], capped)}/{_fmt(r, requests[r], asked)} = "
+                        f"{(limits[r] / requests[r]).quantize(Decimal('0.001')).normalize():f}",
                         f"at most {ratio[r]}",
                     )
                 )
-    return problems
+    return unique(problems)
+
+
+def unique(problems: Iterable[Problem]) -> list[Problem]:
+    """Drop repeated problems (one init container runs in every pod), keeping the first order."""
+    return list(dict.fromkeys(problems))
 
 
 def pod_totals(pod_spec: Mapping[str, Any], limit_range: LimitRangeSpec) -> dict[str, Decimal]:
@@ -129,13 +153,14 @@ def check_quota(plans: Iterable[PodPlan], quota: QuotaSpec, limit_range: LimitRa
     """Return a problem per quota line that the worst case (every pod plus rollout surge) would exceed."""
     plans = list(plans)
     hard = quota.amounts()
+    written = {line: value for line, value in quota.hard().items() if line not in ("pods", "persistentvolumeclaims")}
     used: dict[str, Decimal] = dict.fromkeys(hard, Decimal(0))
     shares: dict[str, list[str]] = {k: [] for k in hard}
     for plan in plans:
         pods = plan.replicas + plan.surge
         for key, per_pod in pod_totals(plan.pod_spec, limit_range).items():
             used[key] += per_pod * pods
-            shares[key].append(f"{plan.owner} {pods} x {_fmt(key.split('.')[1], per_pod)}")
+            shares[key].append(f"{plan.owner} {pods} x {_fmt(key.split('.')[1], per_pod, written[key])}")
         used["pods"] += pods
         shares["pods"].append(f"{plan.owner} {pods}")
         for claim in plan.claims:
@@ -146,8 +171,9 @@ def check_quota(plans: Iterable[PodPlan], quota: QuotaSpec, limit_range: LimitRa
     for key, total in used.items():
         if total > hard[key]:
             resource = key.split(".")[-1]
-            shown = str(int(total)) if key in ("pods", "persistentvolumeclaims") else _fmt(resource, total)
-            bound = str(int(hard[key])) if key in ("pods", "persistentvolumeclaims") else _fmt(resource, hard[key])
+            counted = key in ("pods", "persistentvolumeclaims")
+            shown = str(int(total)) if counted else _fmt(resource, total, written[key])
+            bound = str(int(hard[key])) if counted else _fmt(resource, hard[key], written[key])
             problems.append(
                 Problem(
                     f"quota.{key}",
@@ -159,26 +185,50 @@ def check_quota(plans: Iterable[PodPlan], quota: QuotaSpec, limit_range: LimitRa
     return problems
 
 
-def check_routes(pools: Mapping[str, Sequence[str]], queues: Iterable[str], routes: Mapping[str, str]) -> list[Problem]:
-    """Return a problem for every named or routed queue that no pool consumes."""
+def check_routes(
+    pools: Mapping[str, Sequence[str]],
+    queues: Iterable[str],
+    routes: Mapping[str, str],
+    idle_pools: Collection[str] = (),
+) -> list[Problem]:
+    """Return a problem for every named or routed queue that no running pool consumes.
+
+    ``idle_pools`` have 0 replicas and nothing that scales them up: a queue only they consume is
+    consumed by no one, and its tasks pile up in Redis unseen.
+    """
     consumed = {q for qs in pools.values() for q in qs}
+    running = {q for name, qs in pools.items() if name not in idle_pools for q in qs}
     problems = []
+    queues = list(queues)
+    for i, queue in enumerate(queues):
+        problems += check_queue_name(f"queues[{i}]", queue)
     for queue in sorted(set(queues) - consumed):
         problems.append(
             Problem(
                 f"queues[{queue}]",
                 "no pool consumes this queue",
-                repr(queue),
+                shown(queue),
                 f"a pool listing it ({sorted(consumed)})",
             )
         )
+    for queue in sorted((set(queues) | set(routes.values())) & consumed - running):
+        owners = sorted(name for name, qs in pools.items() if queue in qs)
+        problems.append(
+            Problem(
+                f"queues[{queue}]",
+                f"only pools with 0 replicas consume this queue ({', '.join(owners)})",
+                shown(queue),
+                "a pool with replicas >= 1 that lists it (no autoscaler brings a 0-replica pool up)",
+            )
+        )
     for task, queue in sorted(routes.items()):
+        problems += check_queue_name(f"taskRoutes.{task}", queue)
         if queue not in consumed:
             problems.append(
                 Problem(
                     f"taskRoutes.{task}",
                     "routes to a queue no pool consumes",
-                    repr(queue),
+                    shown(queue),
                     f"one of {sorted(consumed)}",
                 )
             )

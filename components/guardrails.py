@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from celery_platform.quantities import format_cpu, format_memory, parse_cpu, parse_memory
-from celery_platform.validation import Problem, args_schema, check_cpu, check_memory, check_ratio, shown
+from celery_platform.validation import INT32_MAX, Problem, args_schema, check_cpu, check_memory, check_ratio, shown
 
 
 @args_schema
@@ -118,6 +118,18 @@ class LimitRangeSpec:
                         f"a ratio of at most {bound}",
                     )
                 )
+        # The API server also refuses a ratio above max/min: no container could use it (ValidateLimitRange).
+        lowest, highest = self.min.amounts(), self.max.amounts()
+        for resource, bound in ratio.items():
+            if bound > highest[resource] / lowest[resource]:
+                problems.append(
+                    Problem(
+                        f"{field}.maxLimitRequestRatio.{resource}",
+                        f"is above max/min ({getattr(self.max, resource)} / {getattr(self.min, resource)})",
+                        shown(bound),
+                        f"at most {(highest[resource] / lowest[resource]).quantize(Decimal('0.001')).normalize():f}",
+                    )
+                )
         return problems
 
     def to_k8s_limits(self) -> list[dict[str, Any]]:
@@ -166,6 +178,8 @@ class QuotaSpec:
                 problems.append(
                     Problem(f"{field}.{name}", "a count cannot be negative", shown(count), "a whole number >= 0")
                 )
+            elif count > INT32_MAX:
+                problems.append(Problem(f"{field}.{name}", "too large", shown(count), f"a whole number <= {INT32_MAX}"))
         return problems
 
     def hard(self) -> dict[str, str]:

@@ -1,11 +1,48 @@
-"""Kubernetes resource quantities, parsed by the kubernetes client so that we agree with the API server."""
+"""Kubernetes resource quantities: the API server's grammar first, then the kubernetes client's parser.
+
+``parse_quantity`` (Decimal-based) accepts spellings that the API server refuses: Unicode digits,
+``_`` separators, a ``K`` suffix, an exponent with a suffix, surrounding whitespace. So every value
+is first matched, in full, against the grammar that ``k8s.io/apimachinery/pkg/api/resource`` documents::
+
+    <quantity>        ::= <signedNumber><suffix>
+    <signedNumber>    ::= <number> | +<number> | -<number>
+    <number>          ::= <digits> | <digits>.<digits> | <digits>. | .<digits>
+    <suffix>          ::= <binarySI> | <decimalExponent> | <decimalSI>
+    <binarySI>        ::= Ki | Mi | Gi | Ti | Pi | Ei
+    <decimalSI>       ::= m | "" | k | M | G | T | P | E
+    <decimalExponent> ::= "e" <signedNumber> | "E" <signedNumber>
+
+The exponent is an integer in the API server's parser, and the digits are ASCII.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal, InvalidOperation, localcontext
 
 # The kubernetes client ships no type hints; a consumer running mypy --strict must not trip on that.
 from kubernetes.utils.quantity import parse_quantity  # type: ignore[import-untyped,unused-ignore]
+
+QUANTITY = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[KMGTPE]i|[mkMGTPE]|[eE][+-]?[0-9]{1,3})?")
+# Pulumi carries numbers as doubles and Kubernetes counts in int64 milli-units: nothing we render may be
+# larger. 2**53 bytes is 8 PiB and 2**53 millicores 9 billion cores, far beyond any namespace.
+MAX_AMOUNT = Decimal(2**53)
+SUFFIXES = {
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+    "m": Decimal("0.001"),
+    "": Decimal(1),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "P": Decimal(10**15),
+    "E": Decimal(10**18),
+}
 
 
 class QuantityError(ValueError):
@@ -13,22 +50,26 @@ class QuantityError(ValueError):
 
 
 def _parse(value: object) -> Decimal:
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, str | int):
         raise QuantityError(f"{value!r} is not a string")
+    text = str(value)
+    if len(text) > 64 or not QUANTITY.fullmatch(text):
+        raise QuantityError(f"{text!r} is not in the Kubernetes quantity grammar")
     try:
-        return Decimal(parse_quantity(value))
-    except (ValueError, InvalidOperation, TypeError) as err:
-        raise QuantityError(f"{value!r} is not a Kubernetes quantity") from err
+        with localcontext() as ctx:
+            ctx.prec = 80
+            amount = Decimal(parse_quantity(text))
+    except (ValueError, InvalidOperation, TypeError, ArithmeticError) as err:
+        raise QuantityError(f"{text!r} is not a Kubernetes quantity") from err
+    if abs(amount) > MAX_AMOUNT:
+        raise QuantityError(f"{text!r} is too large (at most 2**53 units)")
+    return amount
 
 
 def parse_cpu(value: object) -> Decimal:
     """Return cores as a Decimal: ``'400m'`` gives ``0.4``."""
     amount = _parse(value)
-    try:
-        exact = amount == amount.quantize(Decimal("0.001"))
-    except InvalidOperation as err:  # more digits than Decimal's context holds
-        raise QuantityError(f"{value!r} is too large a quantity") from err
-    if not exact:
+    if amount != amount.quantize(Decimal("0.001")):
         raise QuantityError(f"{value!r} is finer than 1m, the smallest CPU unit")
     return amount
 
@@ -39,10 +80,6 @@ def parse_memory(value: object) -> Decimal:
     A fractional byte count is refused: ``512m`` is 0.512 bytes, almost always a typo for ``512Mi``.
     """
     amount = _parse(value)
-    try:
-        amount.quantize(Decimal(1))
-    except InvalidOperation as err:  # more digits than Decimal's context holds
-        raise QuantityError(f"{value!r} is too large a quantity") from err
     if amount != amount.to_integral_value():
         raise QuantityError(f"{value!r} is a fraction of a byte (did you mean Mi?)")
     return amount
@@ -60,3 +97,20 @@ def format_memory(amount: Decimal) -> str:
         if value and value % size == 0:
             return f"{value // size}{suffix}"
     return str(value)
+
+
+def suffix_of(quantity: str) -> str:
+    """Return the unit suffix a quantity was written with (``"Gi"`` for ``"4Gi"``, ``""`` for ``"2"``)."""
+    match = re.search(r"(?:[KMGTPE]i|[mkMGTPE])$", quantity)
+    return match.group(0) if match and not re.search(r"[eE][+-]?[0-9]+$", quantity) else ""
+
+
+def format_like(amount: Decimal, like: str) -> str:
+    """Format ``amount`` (cores or bytes) in the unit the user wrote ``like`` in: ``5Gi`` next to ``4Gi``.
+
+    At most three decimals, never an exponent, so a message reads like the stack file.
+    """
+    suffix = suffix_of(like)
+    scaled = amount / SUFFIXES[suffix]
+    text = f"{scaled.quantize(Decimal('0.001')):f}".rstrip("0").rstrip(".")
+    return f"{text}{suffix}"

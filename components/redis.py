@@ -92,8 +92,9 @@ class RedisBrokerArgs:
     """Where the Redis password comes from. Required."""
     spec: RedisSpec = field(default_factory=RedisSpec)
     """Image, persistence and resources. Default: ``RedisSpec()``."""
-    cluster_domain: str = "cluster.local"
-    """The cluster's DNS domain, for the broker host. Default: ``"cluster.local"``."""
+    cluster_domain: pulumi.Input[str] = "cluster.local"
+    """The cluster's DNS domain, for the broker host; a secret Output makes the host secret too.
+    Default: ``"cluster.local"``."""
     limit_range: LimitRangeSpec | None = None
     """Check the pod against this LimitRange before registering anything. Default: no check."""
     rollout_timeout_seconds: int = 600
@@ -134,9 +135,9 @@ class RedisBroker(pulumi.ComponentResource):
             opts=child,
         )
         self.port = REDIS_PORT
-        self.host = pulumi.Output.all(self.service.metadata.name, self.service.metadata.namespace).apply(
-            lambda parts: f"{parts[0]}.{parts[1]}.svc.{args.cluster_domain}"
-        )
+        self.host = pulumi.Output.all(
+            self.service.metadata.name, self.service.metadata.namespace, args.cluster_domain
+        ).apply(lambda parts: f"{parts[0]}.{parts[1]}.svc.{parts[2]}")
         self.url = pulumi.Output.secret(
             pulumi.Output.all(args.secrets.redis_password, self.host).apply(
                 lambda parts: f"redis://:{parts[0]}@{parts[1]}:{REDIS_PORT}/0"

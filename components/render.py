@@ -16,7 +16,9 @@ import copy
 import gc
 import hashlib
 import json
+import math
 import os
+import re
 import runpy
 import sys
 from collections.abc import Mapping
@@ -28,6 +30,10 @@ import pulumi
 import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
+
+from celery_platform.stack_config import namespace_problems
+from celery_platform.stack_yaml import YamlError, decode_utf8, load_yaml
+from celery_platform.validation import Problem, ValidationError, raise_if_any, shown
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 PLACEHOLDER = "<secret>"
@@ -171,55 +177,289 @@ class Project:
     config: Mapping[str, Any]
 
 
+def _read_yaml_file(path: Path) -> Any:
+    """Read a YAML file as the engine would, or raise one ValidationError naming the file, line and column."""
+    try:
+        return load_yaml(decode_utf8(path.read_bytes()))
+    except YamlError as err:
+        where = f" at {err.where}" if err.where else ""
+        problem = Problem(path.name, f"not valid YAML{where}: {err.problem}", "text that is not", "UTF-8 YAML")
+        raise ValidationError(path.name, [problem]) from None
+
+
 def load_project(root: Path | None = None) -> Project:
     """Read ``root``/Pulumi.yaml (``root`` defaults to the current directory, as for the Pulumi CLI)."""
     root = Path.cwd() if root is None else root
     path = root / "Pulumi.yaml"
     if not path.is_file():
-        raise SystemExit(f"no Pulumi.yaml in {root.resolve()}: pass --project-dir, the folder of a Pulumi project")
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raise ValidationError(
+            "the project",
+            [
+                Problem(
+                    "Pulumi.yaml", f"no Pulumi.yaml in {root.resolve()}", "no file", "--project-dir of a Pulumi project"
+                )
+            ],
+        )
+    document = _read_yaml_file(path)
     if not isinstance(document, Mapping) or not isinstance(document.get("name"), str):
-        raise SystemExit(f"{path}: not a Pulumi project file (it needs a `name:`)")
-    return Project(root, document["name"], root / str(document.get("main") or "."), document.get("config") or {})
+        raise ValidationError(
+            path.name, [Problem("name", "Pulumi.yaml is not a project file", "no name:", "a `name:` string")]
+        )
+    config = document.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise ValidationError(path.name, [Problem("config", "is not a mapping", type(config).__name__, "a mapping")])
+    return Project(root, document["name"], root / str(document.get("main") or "."), config)
 
 
-def stack_config(stack: str, root: Path | None = None) -> tuple[dict[str, str], list[str]]:
-    """Merge Pulumi.yaml defaults and Pulumi.<stack>.yaml into PULUMI_CONFIG form, with the secret keys."""
-    project_file = load_project(root)
-    root, name = project_file.root, project_file.name
-    project = {"config": project_file.config}
-    stack_file = root / f"Pulumi.{stack}.yaml"
-    if not stack_file.exists():
-        raise SystemExit(f"no stack file {stack_file.name}: the stacks here are {available_stacks(root)}")
-    stack_values = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
-    config: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, decl in (project.get("config") or {}).items():
-        if isinstance(decl, Mapping) and "default" in decl:
-            config[f"{name}:{key}"] = _as_config_string(decl["default"])
-        if isinstance(decl, Mapping) and decl.get("secret"):
-            secret_keys.append(f"{name}:{key}")
-    for full_key, value in stack_values.items():
-        short = full_key.split(":", 1)[-1]
-        if isinstance(value, Mapping) and "secure" in value:
-            secret_keys.append(full_key)
-            value = RENDER_SECRET_STANDINS.get(short, PLACEHOLDER)
-        config[full_key] = _as_config_string(value)
-    for short, standin in RENDER_SECRET_STANDINS.items():
-        full_key = f"{name}:{short}"
-        if full_key in secret_keys and full_key not in config:
-            # Absent required secrets are set at `pulumi config set --secret` time; render uses a stand-in.
-            config[full_key] = standin
-    return config, sorted(set(secret_keys))
+@dataclass
+class StackInput:
+    """A stack file read as the engine reads it: PULUMI_CONFIG values, secret keys, and what is a stand-in."""
+
+    config: dict[str, str]
+    secret_keys: list[str]
+    standins: dict[str, str] = field(default_factory=dict)
+    """Key -> why the render could not know its value (encrypted, or not set in a template)."""
+
+
+# A stack file that `pulumi stack init` has touched holds one of these: until then it is a template.
+INITIALISED_MARKERS = ("encryptionsalt", "secretsprovider", "encryptedkey")
+STANDIN_IMAGE = "registry.invalid/render-stand-in:0"
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, Mapping) and len(value) == 1 and isinstance(value.get("secure"), str)
+
+
+def _holds_secure(value: Any) -> bool:
+    if _is_secure(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_secure(v) for v in value)
+    return False
+
+
+def _not_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_not_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_not_finite(v) for v in value)
+    return False
+
+
+def _go_number(value: float) -> Any:
+    """A float as Go's encoding/json writes it: integral values below 1e21 without a fraction."""
+    if value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    return value
+
+
+def _as_config_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return _go_number(value)
+    if isinstance(value, Mapping):
+        return {str(k): _as_config_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_config_value(v) for v in value]
+    return value
 
 
 def _as_config_string(value: Any) -> str:
-    """Pulumi passes every config value as a string, and lists and maps as JSON."""
+    """Pulumi passes every config value as a string, and lists and maps as JSON (sorted, compact, like Go)."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    return json.dumps(value) if isinstance(value, list | dict) else str(value)
+    if isinstance(value, float):
+        return json.dumps(_go_number(value))
+    if isinstance(value, list | dict):
+        return json.dumps(_as_config_value(value), sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def _engine_type_ok(decl: Mapping[str, Any], value: Any) -> bool:
+    """The engine's type check of a stack value against its declaration (workspace.ValidateConfigValue).
+
+    A scalar reaches the check as its string form; a list or map as decoded JSON, whose numbers are
+    floats, never strings.
+    """
+    kind = decl.get("type")
+    if kind is None:
+        return True
+    content: Any = value if isinstance(value, list | dict) else _as_config_string(value)
+    if isinstance(value, list | dict):
+        content = json.loads(_as_config_string(value))
+    return _content_ok(str(kind), decl.get("items"), content)
+
+
+def _content_ok(kind: str, items: Any, content: Any) -> bool:
+    if kind == "string":
+        return isinstance(content, str)
+    if kind == "integer":
+        if isinstance(content, float):
+            return content.is_integer()
+        if isinstance(content, int) and not isinstance(content, bool):
+            return True
+        return (
+            isinstance(content, str)
+            and bool(re.fullmatch(r"[+-]?[0-9]+", content))
+            and -(2**63) <= int(content) < 2**63
+        )
+    if kind == "boolean":
+        return isinstance(content, bool) or content in ("true", "false")
+    if kind == "object":
+        return isinstance(content, dict)
+    if kind == "array" and isinstance(content, list) and isinstance(items, Mapping):
+        return all(_content_ok(str(items.get("type")), items.get("items"), item) for item in content)
+    return False
+
+
+def _standin(project: Project, short: str, stack_values: Mapping[str, Any]) -> str | None:
+    """A valid-looking value for a key whose real value the render cannot know, or None."""
+    if short in RENDER_SECRET_STANDINS:
+        return RENDER_SECRET_STANDINS[short]
+    decl = project.config.get(short)
+    if isinstance(decl, Mapping) and "default" in decl:
+        return _as_config_string(decl["default"])
+    if short == "image":
+        return STANDIN_IMAGE
+    if short == "pools":
+        queues = stack_values.get(f"{project.name}:queues")
+        if not (isinstance(queues, list) and queues and all(isinstance(q, str) for q in queues)):
+            queues = ["default"]
+        return json.dumps([{"name": "stand-in", "queues": queues}])
+    from celery_platform.stack_config import KEYS
+
+    defaults = {k.name: k.default for k in KEYS if isinstance(k.default, str | int | bool)}
+    return _as_config_string(defaults[short]) if short in defaults else None
+
+
+def read_stack(stack: str, root: Path | None = None) -> StackInput:
+    """Merge Pulumi.yaml defaults and Pulumi.<stack>.yaml into PULUMI_CONFIG form, checking them as the engine does.
+
+    The engine refuses, before the program runs, a declared key with no default that the stack lacks,
+    a plain value for a ``secret: true`` key, and a value of the wrong declared type: so does this.
+    """
+    project = load_project(root)
+    root, name = project.root, project.name
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        raise ValidationError(
+            "the stack",
+            [Problem("stack", f"no stack file {stack_file.name}", repr(stack), f"one of {available_stacks(root)}")],
+        )
+    document = _read_yaml_file(stack_file)
+    subject = f"{stack_file.name} (stack {stack!r})"
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise ValidationError(
+            subject, [Problem(stack_file.name, "is not a mapping", type(document).__name__, "config:")]
+        )
+    stack_values = document.get("config") or {}
+    if not isinstance(stack_values, Mapping):
+        raise ValidationError(
+            subject, [Problem("config", "is not a mapping of keys", type(stack_values).__name__, "a mapping")]
+        )
+    initialised = any(marker in document for marker in INITIALISED_MARKERS)
+    problems: list[Problem] = []
+    bad_keys = [k for k in stack_values if not isinstance(k, str)]
+    for key in bad_keys:
+        problems.append(Problem(repr(key), "a config key must be text", type(key).__name__, f"'{name}:<key>'"))
+    stack_values = {k: v for k, v in stack_values.items() if isinstance(k, str)}
+    problems += namespace_problems(stack_values, name)
+
+    config: dict[str, str] = {}
+    secret_keys: set[str] = set()
+    standins: dict[str, str] = {}
+    for key, decl in project.config.items():
+        if isinstance(decl, Mapping) and "default" in decl:
+            config[f"{name}:{key}"] = _as_config_string(decl["default"])
+        if isinstance(decl, Mapping) and decl.get("secret"):
+            secret_keys.add(f"{name}:{key}")
+    for full_key, value in stack_values.items():
+        if ":" not in full_key:
+            continue
+        namespace, short = full_key.split(":", 1)
+        decl = project.config.get(short) if namespace == name else None
+        decl = decl if isinstance(decl, Mapping) else {}
+        if value is None:
+            problems.append(Problem(full_key, "is null", "null", "a value (leave the key out to take its default)"))
+            continue
+        if _holds_secure(value):
+            standin = _standin(project, short, stack_values) if namespace == name else PLACEHOLDER
+            if short in RENDER_SECRET_STANDINS or namespace != name:
+                secret_keys.add(full_key)
+            # Otherwise the stand-in is no secret: it renders as itself (a valid host, name or image),
+            # and the header says it is a stand-in. `pulumi preview` sees and keeps secret the real value.
+            if standin is None:
+                problems.append(
+                    Problem(full_key, "is encrypted and the render has no stand-in for it", "secure:", "pulumi preview")
+                )
+                continue
+            standins[short] = "encrypted (secure:), a stand-in here"
+            config[full_key] = standin
+            continue
+        if _not_finite(value):
+            problems.append(Problem(full_key, "is not a finite number", "an infinite or NaN value", "a number"))
+            continue
+        if decl.get("secret"):
+            problems.append(
+                Problem(
+                    short,
+                    f"Stack '{stack}' with configuration key '{short}' must be encrypted as it's secret",
+                    "a plain-text value, not shown",
+                    f"pulumi config set --secret {short} ...",
+                )
+            )
+            continue
+        if not _engine_type_ok(decl, value):
+            problems.append(
+                Problem(
+                    short,
+                    f"Stack '{stack}' with configuration key '{short}' must be of type '{_type_name(decl)}'",
+                    "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else shown(value),
+                    f"a value of type '{_type_name(decl)}'",
+                )
+            )
+            continue
+        config[full_key] = _as_config_string(value)
+    for short, decl in project.config.items():
+        full_key = f"{name}:{short}"
+        if full_key in config or not isinstance(decl, Mapping) or "default" in decl or "value" in decl:
+            continue
+        if not initialised and short in RENDER_SECRET_STANDINS:
+            # A template no one has run `pulumi stack init` on: render anyway, and say so.
+            config[full_key] = RENDER_SECRET_STANDINS[short]
+            standins[short] = f"not set in this template (pulumi config set --secret {short} ...), a stand-in here"
+            continue
+        problems.append(
+            Problem(
+                short,
+                f"Stack '{stack}' is missing configuration value '{short}'",
+                "nothing",
+                f"pulumi config set{' --secret' if decl.get('secret') else ''} {short} ...",
+            )
+        )
+    raise_if_any(subject, problems)
+    return StackInput(config, sorted(secret_keys), standins)
+
+
+def _type_name(decl: Mapping[str, Any]) -> str:
+    kind = str(decl.get("type"))
+    items = decl.get("items")
+    if kind == "array" and isinstance(items, Mapping):
+        return f"List<{_type_name(items).capitalize()}>"
+    return kind
+
+
+def stack_config(stack: str, root: Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """Merge Pulumi.yaml defaults and Pulumi.<stack>.yaml into PULUMI_CONFIG form, with the secret keys."""
+    read = read_stack(stack, root)
+    return read.config, read.secret_keys
 
 
 def available_stacks(root: Path | None = None) -> list[str]:
@@ -253,14 +493,30 @@ def run_program(stack: str, config: Mapping[str, str], secret_keys: list[str], r
 
 def render_documents(stack: str, root: Path | None = None) -> list[dict[str, Any]]:
     """Return the stack's Kubernetes objects, scrubbed and in apply order."""
-    config, secret_keys = stack_config(stack, root)
-    return run_program(stack, config, secret_keys, root).mocks.ordered()
+    read = read_stack(stack, root)
+    return run_program(stack, read.config, read.secret_keys, root).mocks.ordered()
 
 
 def to_yaml(documents: list[dict[str, Any]]) -> str:
     """Dump ``documents`` as deterministic multi-document YAML."""
     text: str = yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False, width=120)
     return text
+
+
+def standin_header(standins: Mapping[str, str]) -> str:
+    """YAML comments naming every key whose value the render could not know, and why."""
+    if not standins:
+        return ""
+    lines = ["# The render could not know these config values; it used stand-ins, and secret ones print as <secret>:"]
+    lines += [f"#   {key}: {why}" for key, why in sorted(standins.items())]
+    return "\n".join(lines) + "\n"
+
+
+def render_text(stack: str, root: Path | None = None) -> tuple[str, dict[str, str]]:
+    """Return the stack's YAML, stand-ins named at the top, and the stand-ins themselves."""
+    read = read_stack(stack, root)
+    documents = run_program(stack, read.config, read.secret_keys, root).mocks.ordered()
+    return standin_header(read.standins) + to_yaml(documents), read.standins
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,10 +529,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     options = parser.parse_args(argv)
     try:
-        text = to_yaml(render_documents(options.stack, options.project_dir))
+        text, standins = render_text(options.stack, options.project_dir)
     except pulumi.RunError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if standins:
+        print(
+            f"note: rendered with stand-ins for {', '.join(sorted(standins))} (see the top of the YAML)",
+            file=sys.stderr,
+        )
     if options.output:
         options.output.parent.mkdir(parents=True, exist_ok=True)
         options.output.write_text(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,8 +12,11 @@ import pulumi_random as random
 
 from celery_platform.labels import standard_labels
 from celery_platform.validation import (
+    INT32_MAX,
     Problem,
     ValidationError,
+    args_schema,
+    check_count,
     check_database_url,
     check_django_secret_key,
     check_fernet_key,
@@ -33,6 +37,57 @@ DJANGO_KEY_LENGTH = 64
 DJANGO_KEY_SPECIALS = "!@#%^&*(-_=+)"
 REDIS_PASSWORD_LENGTH = 32
 FERNET_KEY_BYTES = 32
+# Shown on the Kubernetes Secret (and so in the render) per generated key: a rotation is reviewable.
+ROTATION_ANNOTATION = "celery-platform/rotation."
+
+
+@args_schema
+@dataclass(frozen=True, kw_only=True)
+class Rotation:
+    """One keeper per generated key: bump a number to regenerate that key, and only that key.
+
+    There is deliberately no "rotate everything" number: FIELD_ENCRYPTION_KEY encrypts data at rest
+    (django-fernet-fields), and a new key makes every encrypted column unreadable until re-encrypted.
+    """
+
+    django_secret_key: int = 0
+    """Keeper of the generated Django ``SECRET_KEY``. Default: ``0``."""
+    redis_password: int = 0
+    """Keeper of the generated Redis password (Redis and every worker restart with it). Default: ``0``."""
+    field_encryption_key: int = 0
+    """Keeper of the generated ``FIELD_ENCRYPTION_KEY``; re-encrypt your data before bumping it, and
+    unprotect the key first (see ``SecretsArgs.protect_field_encryption_key``). Default: ``0``."""
+
+    def validate(self, field: str) -> list[Problem]:
+        """Return every keeper that is negative or too large."""
+        return [
+            p for name, value in self.keepers().items() for p in check_count(f"{field}.{name}", value, 0, INT32_MAX)
+        ]
+
+    def keepers(self) -> dict[str, int]:
+        """Return each key's keeper by its config name (``djangoSecretKey``)."""
+        return {
+            "djangoSecretKey": self.django_secret_key,
+            "redisPassword": self.redis_password,
+            "fieldEncryptionKey": self.field_encryption_key,
+        }
+
+
+def rotation_problems(field: str, rotation: object) -> list[Problem]:
+    """Refuse the old single rotation number: bumping it regenerated FIELD_ENCRYPTION_KEY with the rest."""
+    if isinstance(rotation, Rotation):
+        return rotation.validate(field)
+    if rotation == 0 and not isinstance(rotation, bool):
+        return []
+    return [
+        Problem(
+            field,
+            "is one number for every key, which would regenerate FIELD_ENCRYPTION_KEY too",
+            repr(rotation),
+            "one keeper per key: rotation.djangoSecretKey, rotation.redisPassword, rotation.fieldEncryptionKey "
+            "(to keep today's keys, set each to the number the stack used so far)",
+        )
+    ]
 
 
 def fernet_key_from_base64(standard_b64: str) -> str:
@@ -52,8 +107,12 @@ class SecretsArgs:
     """Namespace of the Kubernetes Secret. Required."""
     database_url: pulumi.Input[str]
     """PostgreSQL URL for the app (``DATABASE_URL``), from secret config. Required."""
-    rotation: int = 0
-    """Bump to regenerate every generated key (a keeper of each random resource). Default: ``0``."""
+    rotation: Rotation | int = dataclasses.field(default_factory=Rotation)
+    """One keeper per generated key (``Rotation``); a plain ``0`` means all keepers at 0, any other
+    plain number is refused (it used to regenerate every key at once). Default: ``Rotation()``."""
+    protect_field_encryption_key: bool = True
+    """Mark the generated FIELD_ENCRYPTION_KEY ``protect``: the engine then refuses to replace or
+    delete it (a rename, a keeper bump, a destroy) until ``pulumi state unprotect``. Default: ``True``."""
     sentry_dsn: pulumi.Input[str] | None = None
     """Sentry DSN ``https://KEY@HOST/PROJECT``; no ``SENTRY_DSN`` key when unset. Default: unset."""
     django_secret_key: pulumi.Input[str] | None = None
@@ -65,13 +124,15 @@ class SecretsArgs:
 
     def validate(self) -> list[Problem]:
         """Return every problem with the plain values given (Outputs are checked when they resolve)."""
-        problems: list[Problem] = []
-        if self.rotation < 0:
-            problems.append(Problem("rotation", "cannot be negative", repr(self.rotation), "a whole number >= 0"))
+        problems = rotation_problems("rotation", self.rotation)
         for field, value, check in self._checked_values():
             if isinstance(value, str):
                 problems += check(field, value)
         return problems
+
+    def rotations(self) -> Rotation:
+        """Return the keepers as a Rotation (a plain ``0`` is every keeper at 0)."""
+        return self.rotation if isinstance(self.rotation, Rotation) else Rotation()
 
     def _checked_values(
         self,
@@ -100,8 +161,10 @@ def _checked(
 class PlatformSecrets(pulumi.ComponentResource):
     """Generate the platform's keys with pulumi-random and keep them in one Kubernetes Secret.
 
-    Every key is a secret Output. ``rotation`` is a keeper of every random resource, so bumping it
-    replaces all generated keys at once; a value given in ``SecretsArgs`` replaces its generated key.
+    Every key is a secret Output. Each generated key has its own keeper in ``Rotation``, so bumping
+    one regenerates that key only; a value given in ``SecretsArgs`` replaces its generated key. The
+    Fernet key is ``protect``-ed: replacing it loses every encrypted column, so the engine must refuse
+    it unless someone unprotects it on purpose.
     """
 
     secret_name: pulumi.Output[str]
@@ -117,7 +180,12 @@ class PlatformSecrets(pulumi.ComponentResource):
         raise_if_any(subject, args.validate())
         super().__init__("celery-platform:index:PlatformSecrets", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        keepers = {"rotation": str(args.rotation)}
+        rotation = args.rotations()
+        # The keeper's key stays "rotation", as before per-key rotation: a changed keeper map would
+        # replace, and so regenerate, every key of an existing stack.
+        keepers = {name: {"rotation": str(value)} for name, value in rotation.keepers().items()}
+        generated: list[str] = []
+        self.generators: list[pulumi.CustomResource] = []
 
         if args.django_secret_key is None:
             django = random.RandomPassword(
@@ -129,9 +197,11 @@ class PlatformSecrets(pulumi.ComponentResource):
                 min_upper=2,
                 min_numeric=2,
                 min_special=2,
-                keepers=keepers,
+                keepers=keepers["djangoSecretKey"],
                 opts=child,
             )
+            generated.append("djangoSecretKey")
+            self.generators.append(django)
             django_value: pulumi.Input[str] = django.result
         else:
             django_value = args.django_secret_key
@@ -139,9 +209,16 @@ class PlatformSecrets(pulumi.ComponentResource):
         self.django_secret_key = _checked(subject, "djangoSecretKey", django_value, check_django_secret_key)
 
         if args.field_encryption_key is None:
+            # protect, not retain_on_delete: RandomBytes exists only in the Pulumi state, so "retaining"
+            # it would keep nothing; protect makes the engine refuse the replacement itself.
             raw = random.RandomBytes(
-                f"{resource_name}-field-encryption-key", length=FERNET_KEY_BYTES, keepers=keepers, opts=child
+                f"{resource_name}-field-encryption-key",
+                length=FERNET_KEY_BYTES,
+                keepers=keepers["fieldEncryptionKey"],
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect_field_encryption_key),
             )
+            generated.append("fieldEncryptionKey")
+            self.generators.append(raw)
             fernet_value: pulumi.Input[str] = raw.base64.apply(fernet_key_from_base64)
         else:
             fernet_value = args.field_encryption_key
@@ -152,9 +229,11 @@ class PlatformSecrets(pulumi.ComponentResource):
                 f"{resource_name}-redis-password",
                 length=REDIS_PASSWORD_LENGTH,
                 special=False,
-                keepers=keepers,
+                keepers=keepers["redisPassword"],
                 opts=child,
             )
+            generated.append("redisPassword")
+            self.generators.append(password)
             redis_value: pulumi.Input[str] = password.result
         else:
             redis_value = args.redis_password
@@ -179,6 +258,8 @@ class PlatformSecrets(pulumi.ComponentResource):
             metadata={
                 "namespace": args.namespace,
                 "labels": standard_labels("celery-platform", resource_name, "secrets"),
+                # Each generated key's keeper, never a value: a review of the render shows a rotation.
+                "annotations": {f"{ROTATION_ANNOTATION}{name}": str(rotation.keepers()[name]) for name in generated},
             },
             type="Opaque",
             string_data=pulumi.Output.all(**data).apply(pulumi.Output.secret),
@@ -195,4 +276,4 @@ class PlatformSecrets(pulumi.ComponentResource):
         )
 
 
-__all__ = ["PlatformSecrets", "SecretsArgs", "ValidationError", "fernet_key_from_base64"]
+__all__ = ["PlatformSecrets", "Rotation", "SecretsArgs", "ValidationError", "fernet_key_from_base64"]

@@ -10,7 +10,7 @@ any resource is registered.
 from __future__ import annotations
 
 import dataclasses
-import json
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import yaml
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
 from celery_platform.admission import check_routes
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.secrets import Rotation, rotation_problems
+from celery_platform.stack_yaml import YamlError, load_yaml
 from celery_platform.validation import (
     Problem,
     ValidationError,
@@ -32,14 +33,18 @@ from celery_platform.validation import (
     check_database_url,
     check_django_secret_key,
     check_dns_label,
+    check_dns_subdomain,
     check_fernet_key,
     check_redis_password,
     check_sentry_dsn,
+    did_you_mean,
+    mask_secrets,
     raise_if_any,
     redacted,
+    shown,
 )
 from celery_platform.workers import WorkloadSettings, platform_problems, validate_pools
-from celery_platform.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
+from celery_platform.workloads import MAX_LONGEST_TASK_SECONDS, BeatSpec, PodResources, PoolSpec, RedisSpec
 
 PROJECT = "celery-platform"
 REQUIRED: Any = object()
@@ -48,6 +53,10 @@ REQUIRED: Any = object()
 # `default:` into the stack as plain text, then refuses it for a `secret: true` key ("must be encrypted
 # as it's secret"). So an optional secret can only be an undeclared key; absent, its value is "".
 UNSET: Any = object()
+# Config namespaces a stack may use besides the project's own: the providers' and the engine's.
+OTHER_NAMESPACES = ("kubernetes", "pulumi", "random")
+# More pools than this is a typo or a generator gone wrong, and would take minutes to preview.
+MAX_POOLS = 100
 
 _EXPECTED = {
     "int_parsing": "a whole number",
@@ -56,6 +65,7 @@ _EXPECTED = {
     "string_type": "a string",
     "decimal_parsing": "a number",
     "decimal_type": "a number",
+    "finite_number": "a finite number",
     "bool_parsing": "true or false",
     "bool_type": "true or false",
     "list_type": "a list",
@@ -78,11 +88,10 @@ class Key:
     default: Any = REQUIRED
     structured: bool = False
     secret: bool = False
-
-    @property
-    def declared(self) -> bool:
-        """Whether Pulumi.yaml declares this key (every key but the optional secrets, see UNSET)."""
-        return self.default is not UNSET
+    declared: bool = True
+    """Whether Pulumi.yaml declares the key. Not the optional secrets (see UNSET), nor ``rotation``,
+    which is a map (``pulumi config set --path rotation.djangoSecretKey 1``) and Pulumi.yaml cannot
+    type a map."""
 
     @property
     def attribute(self) -> str:
@@ -105,7 +114,23 @@ KEYS: tuple[Key, ...] = (
         "The cluster's DNS domain, used to build the broker host.",
         "cluster.local",
     ),
-    Key("rotation", "integer", int, "Bump to regenerate every generated key at once (a keeper).", 0),
+    Key(
+        "rotation",
+        "object",
+        Rotation | int,
+        "Keepers: bump rotation.djangoSecretKey, rotation.redisPassword or rotation.fieldEncryptionKey to "
+        "regenerate that key alone.",
+        "{}",
+        structured=True,
+        declared=False,
+    ),
+    Key(
+        "protectFieldEncryptionKey",
+        "boolean",
+        bool,
+        "Protect the generated FIELD_ENCRYPTION_KEY: the engine refuses to replace or delete it.",
+        True,
+    ),
     Key(
         "limitRange",
         "string",
@@ -167,7 +192,15 @@ KEYS: tuple[Key, ...] = (
         600,
     ),
     Key("databaseUrl", "string", str, "Secret: PostgreSQL URL of the app's database.", secret=True),
-    Key("sentryDsn", "string", str, "Secret, optional: Sentry DSN https://KEY@HOST/PROJECT.", UNSET, secret=True),
+    Key(
+        "sentryDsn",
+        "string",
+        str,
+        "Secret, optional: Sentry DSN https://KEY@HOST/PROJECT.",
+        UNSET,
+        secret=True,
+        declared=False,
+    ),
     Key(
         "djangoSecretKey",
         "string",
@@ -175,6 +208,7 @@ KEYS: tuple[Key, ...] = (
         "Secret, optional: replaces the generated Django SECRET_KEY.",
         UNSET,
         secret=True,
+        declared=False,
     ),
     Key(
         "fieldEncryptionKey",
@@ -183,6 +217,7 @@ KEYS: tuple[Key, ...] = (
         "Secret, optional: replaces the generated Fernet FIELD_ENCRYPTION_KEY.",
         UNSET,
         secret=True,
+        declared=False,
     ),
     Key(
         "redisPassword",
@@ -191,18 +226,29 @@ KEYS: tuple[Key, ...] = (
         "Secret, optional: replaces the generated Redis password.",
         UNSET,
         secret=True,
+        declared=False,
     ),
 )
 
+
+def _check_cluster_domain(field: str, value: str) -> list[Problem]:
+    """The broker host is ``<service>.<namespace>.svc.<clusterDomain>``: a DNS subdomain, nothing else.
+
+    Anything more (``cluster.local@evil.example``) would move the host part of the secret broker URL.
+    """
+    return check_dns_subdomain(field, value, max_length=253 - len("redis.svc.") - 63 - 1)
+
+
 _RULES: dict[str, typing.Callable[[str, Any], list[Problem]]] = {
     "namespace": check_dns_label,
-    "rotation": check_count,
+    "clusterDomain": _check_cluster_domain,
+    "rotation": rotation_problems,
     "limitRange": lambda field, spec: spec.validate(field),
     "quota": lambda field, spec: spec.validate(field),
-    "longestTaskSeconds": lambda field, value: check_count(field, value, 1),
+    "longestTaskSeconds": lambda field, value: check_count(field, value, 1, MAX_LONGEST_TASK_SECONDS),
     "heartbeatMaxAgeSeconds": lambda field, value: check_count(field, value, 10),
     "redis": lambda field, spec: spec.validate(field),
-    "pools": lambda field, pools: validate_pools(pools),
+    "pools": lambda field, pools: _check_pool_count(pools) or validate_pools(pools),
     "beat": lambda field, spec: spec.validate(field),
     "initResources": lambda field, spec: spec.validate(field),
     "databaseUrl": check_database_url,
@@ -219,7 +265,8 @@ class StackConfig:
 
     namespace: str
     cluster_domain: str
-    rotation: int
+    rotation: Rotation
+    protect_field_encryption_key: bool
     limit_range: LimitRangeSpec
     quota: QuotaSpec
     image: str
@@ -238,6 +285,8 @@ class StackConfig:
     django_secret_key: str
     field_encryption_key: str
     redis_password: str
+    secret_keys: frozenset[str] = frozenset()
+    """Keys the stack holds as secret: the program keeps whatever it derives from them secret."""
 
 
 def _path(key: str, loc: Sequence[int | str]) -> str:
@@ -268,17 +317,19 @@ def _allowed_keys(tp: Any, loc: Sequence[int | str]) -> list[str]:
     return []
 
 
-def _from_pydantic(key: Key, err: PydanticError) -> list[Problem]:
+def _from_pydantic(key: Key, err: PydanticError, secret: bool) -> list[Problem]:
     problems = []
     for e in err.errors():
         loc = list(e["loc"])
-        got = redacted(str(e["input"])) if key.secret else repr(e["input"])
+        # A union (rotation: a map or 0) reports each branch; the branch name is no place the user typed.
+        loc = [part for part in loc if not (isinstance(part, str) and part in _BRANCHES)]
+        got = redacted(str(e["input"])) if secret else shown(e["input"])
         if e["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
-            allowed = _allowed_keys(key.python_type, loc[:-1])
+            allowed = _allowed_keys(_unwrap(key.python_type), loc[:-1])
             problems.append(
                 Problem(
                     _path(key.name, loc),
-                    "unknown key",
+                    "unknown key" + did_you_mean(str(loc[-1]), allowed),
                     got,
                     "one of " + ", ".join(allowed) if allowed else "no key",
                 )
@@ -291,30 +342,145 @@ def _from_pydantic(key: Key, err: PydanticError) -> list[Problem]:
     return problems
 
 
-def _decode(key: Key, raw: Any) -> tuple[Any, list[Problem]]:
+_BRANCHES = {"Rotation", "int", "function-plain[_validate()]"}
+
+
+def _unwrap(tp: Any) -> Any:
+    """The dataclass of ``Rotation | int``, for listing the keys it accepts."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return next((a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)), tp)
+    return tp
+
+
+def _yaml_problem(key: Key, err: YamlError, secret: bool) -> Problem:
+    problem = err.problem
+    if secret:  # PyYAML quotes the offending text; a secret's text stays out of the message
+        problem = re.sub(r"'[^']*'", "'*'", problem)
+    where = f" at {err.where} of its value" if err.where else ""
+    return Problem(key.name, f"not valid YAML{where}: {problem}", "a YAML document", "a YAML document")
+
+
+def _decode(key: Key, raw: Any, secret: bool) -> tuple[Any, list[Problem]]:
     """Turn the string Pulumi hands us into the Python value the key's type parses."""
+    if raw is None:
+        return None, [Problem(key.name, "is null", "null", "a value (leave the key out to take its default)")]
     if not isinstance(raw, str):
         return raw, []
-    if key.structured:
+    if key.structured or key.pulumi_type == "array":
         try:
-            return yaml.safe_load(raw) or {}, []
-        except yaml.YAMLError as err:
-            return None, [
-                Problem(key.name, f"not valid YAML: {err}".splitlines()[0], repr(raw[:40]), "a YAML document")
-            ]
-    if key.pulumi_type == "array":
-        try:
-            return json.loads(raw), []
-        except json.JSONDecodeError:
-            return None, [Problem(key.name, "not a list", repr(raw), "a YAML list in the stack file")]
+            decoded = load_yaml(raw)
+        except YamlError as err:
+            return None, [_yaml_problem(key, err, secret)]
+        if key.pulumi_type == "array" and not isinstance(decoded, list):
+            got = redacted(raw) if secret else shown(raw)
+            return None, [Problem(key.name, "not a list", got, "a YAML list in the stack file")]
+        if decoded is None:
+            return {}, []
+        return decoded, []
     return raw, []
+
+
+def _leaves(value: Any, schema_words: frozenset[str]) -> list[str]:
+    """Every scalar in a parsed config value, and every mapping key that is user data, as text."""
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            out += [str(k) for k in item if str(k) not in schema_words]
+            stack += list(item.values())
+        elif isinstance(item, list | tuple):
+            stack += list(item)
+        elif item is not None:
+            out.append(str(item))
+    return out
+
+
+def _schema_words() -> frozenset[str]:
+    words: set[str] = set()
+    todo = [_unwrap(k.python_type) for k in KEYS]
+    while todo:
+        tp = todo.pop()
+        for arg in typing.get_args(tp):
+            todo.append(arg)
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            hints = typing.get_type_hints(tp)
+            for f in dataclasses.fields(tp):
+                words.add(to_camel(f.name))
+                todo.append(hints[f.name])
+    return frozenset(words)
+
+
+def secret_texts(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> list[str]:
+    """Return every text that must not reach a message: each secret key's value and its parts."""
+    words = _schema_words()
+    texts: list[str] = []
+    for name in secret_keys:
+        if name not in raw or raw[name] is None:
+            continue
+        value = raw[name]
+        texts.append(str(value))
+        if isinstance(value, str):
+            try:
+                value = load_yaml(value)
+            except YamlError:
+                continue
+        texts += _leaves(value, words)
+    return texts
+
+
+def _field_name(name: str) -> str:
+    """A key as a message's field: quoted when it is empty or holds characters no key has."""
+    return name if re.fullmatch(r"[A-Za-z0-9_.:-]+", name) else repr(name)
+
+
+def namespace_problems(keys: typing.Iterable[str], project: str = PROJECT) -> list[Problem]:
+    """Refuse config keys whose namespace is neither the project's nor a provider's or the engine's.
+
+    ``celery-platfrom:namespace`` would otherwise be ignored, and the platform would go to the default
+    namespace. Values are never shown: a misspelled key may well hold a secret.
+    """
+    allowed = (project, *OTHER_NAMESPACES)
+    problems = []
+    for full_key in sorted(keys):
+        namespace, colon, _ = full_key.partition(":")
+        if not colon:
+            problems.append(
+                Problem(
+                    _field_name(full_key),
+                    "config key without a namespace",
+                    "a key with no ':'",
+                    f"'{project}:{full_key}'" + (" (pulumi config set adds it)" if full_key else ""),
+                )
+            )
+        elif namespace not in allowed:
+            problems.append(
+                Problem(
+                    _field_name(full_key),
+                    "unknown config namespace" + did_you_mean(namespace, allowed),
+                    f"namespace {namespace!r}",
+                    "one of " + ", ".join(f"'{n}:'" for n in allowed),
+                )
+            )
+    return problems
 
 
 def read_raw_config(project: str = PROJECT) -> dict[str, Any]:
     """Return this project's config keys (without the ``project:`` prefix) as Pulumi passes them."""
-    merged = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    merged = all_config()
     prefix = f"{project}:"
     return {k[len(prefix) :]: v for k, v in merged.items() if k.startswith(prefix)}
+
+
+def all_config() -> dict[str, Any]:
+    """Return every config key that the engine passed to the program, of every namespace."""
+    return {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+
+
+def _check_pool_count(pools: Sequence[PoolSpec]) -> list[Problem]:
+    if len(pools) > MAX_POOLS:
+        return [Problem("pools", "too many pools", f"{len(pools)} pools", f"at most {MAX_POOLS}")]
+    return []
 
 
 def parse_stack_config(
@@ -324,35 +490,50 @@ def parse_stack_config(
 ) -> StackConfig:
     """Parse and check every key of ``raw``; return a StackConfig or raise one ValidationError.
 
-    ``secret_keys`` names keys set with ``--secret`` whose values must not be shown in messages,
-    besides the keys the schema declares secret.
+    ``secret_keys`` names keys that the stack holds as secret (``--secret``, ``secure:``), besides the
+    keys the schema declares secret. No part of their values appears in any message.
     """
     problems: list[Problem] = []
     known = {k.name: k for k in KEYS}
+    hidden = frozenset(secret_keys) | {k.name for k in KEYS if k.secret}
     for name in sorted(set(raw) - set(known)):
-        got = redacted(str(raw[name])) if name in secret_keys else repr(raw[name])
-        problems.append(Problem(name, "unknown config key", got, "one of " + ", ".join(sorted(known))))
+        # Never the value: a misspelled secret key (databaseURL) holds a secret in plain text.
+        value = raw[name]
+        problems.append(
+            Problem(
+                _field_name(name),
+                "unknown config key" + did_you_mean(name, known),
+                f"a value of {len(str(value))} characters, not shown",
+                "one of " + ", ".join(sorted(known)),
+            )
+        )
     values: dict[str, Any] = {}
     for key in KEYS:
         if key.name not in raw and key.default is REQUIRED:
             problems.append(Problem(key.name, "is required", "nothing", f"{key.description} (pulumi config set)"))
             continue
-        decoded, decode_problems = _decode(key, raw.get(key.name, "" if key.default is UNSET else key.default))
+        secret = key.name in hidden
+        decoded, decode_problems = _decode(key, raw.get(key.name, "" if key.default is UNSET else key.default), secret)
         problems += decode_problems
         if decode_problems:
             continue
         try:
             value = TypeAdapter(key.python_type).validate_python(decoded)
         except PydanticError as err:
-            problems += _from_pydantic(key, err)
+            problems += _from_pydantic(key, err, secret)
+            continue
+        except (ValueError, TypeError, ArithmeticError) as err:  # e.g. a Decimal too long to convert
+            problems.append(Problem(key.name, f"cannot be read: {type(err).__name__}", "a value", key.description))
             continue
         rule = _RULES.get(key.name)
         problems += rule(key.name, value) if rule else []
         values[key.attribute] = value
     if problems:
-        raise ValidationError(subject, problems)
-    config = StackConfig(**values)
-    raise_if_any(subject, admission_problems(config))
+        raise ValidationError(subject, mask_secrets(problems, secret_texts(raw, hidden)))
+    if not isinstance(values["rotation"], Rotation):
+        values["rotation"] = Rotation()
+    config = StackConfig(**values, secret_keys=hidden)
+    raise_if_any(subject, mask_secrets(admission_problems(config), secret_texts(raw, hidden)))
     return config
 
 
@@ -376,12 +557,24 @@ def admission_problems(config: StackConfig) -> list[Problem]:
     if problems:
         return problems
     problems += platform_problems(settings, config.redis, config.pools, config.beat, config.limit_range, config.quota)
-    problems += check_routes({p.name: p.queues for p in config.pools}, config.queues, config.task_routes)
+    problems += check_routes(
+        {p.name: p.queues for p in config.pools},
+        config.queues,
+        config.task_routes,
+        idle_pools={p.name for p in config.pools if p.replicas == 0},
+    )
+    host = f"redis.{config.namespace}.svc.{config.cluster_domain}"
+    if len(host) > 253:
+        problems.append(
+            Problem("clusterDomain", "makes the broker host longer than 253 characters", shown(host), "a shorter name")
+        )
     return problems
 
 
 def load_stack_config() -> StackConfig:
-    """Read this stack's config from the Pulumi runtime and validate it."""
+    """Read this stack's config from the Pulumi runtime and validate it, every namespace included."""
+    subject = f"{PROJECT} stack config of stack {pulumi.get_stack()!r}"
+    raise_if_any(subject, namespace_problems(all_config()))
     raw = read_raw_config()
     secret_keys = frozenset(k for k in raw if pulumi.runtime.config.is_config_secret(f"{PROJECT}:{k}"))
-    return parse_stack_config(raw, f"{PROJECT} stack config of stack {pulumi.get_stack()!r}", secret_keys)
+    return parse_stack_config(raw, subject, secret_keys)

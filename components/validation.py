@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,8 +27,29 @@ from celery_platform.quantities import QuantityError, parse_cpu, parse_memory
 # typed args (camelCase keys, unknown keys refused), so there is one schema, not two.
 args_schema = with_config(ConfigDict(alias_generator=to_camel, extra="forbid", coerce_numbers_to_str=True))
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]+$")
+# Every pattern is matched with fullmatch: `$` also matches before a final newline, and "main\n" is no name.
+DNS_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
+LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
+# A host in a URL: a DNS name (any case), an IPv4 address, or a bracketed IPv6 address.
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?)*\.?")
+IPV6_HOST = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+# The distribution/reference grammar (github.com/distribution/reference regexp.go), ASCII only.
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+QUEUE_NAME = re.compile(r"[^\s,\x00-\x1f\x7f]{1,200}")
+INT32_MAX = 2**31 - 1
+# Pulumi carries every number between the program and the engine as a double: above 2**53 an
+# integer changes on the way (longestTaskSeconds + 30 would be lost to rounding).
+SAFE_INT_MAX = 2**53 - 1
+SHOWN_MAX = 80
 DJANGO_INSECURE_PREFIX = "django-insecure-"
 DJANGO_MIN_LENGTH = 50
 DJANGO_MIN_UNIQUE = 5
@@ -84,8 +106,19 @@ def raise_if_any(subject: str, problems: list[Problem]) -> None:
 
 
 def shown(value: object) -> str:
-    """Render a non-secret value for an error message."""
-    return str(value) if isinstance(value, Decimal) else repr(value)
+    """Render a non-secret value for an error message, cut short so that no value floods a terminal."""
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    if len(text) > SHOWN_MAX:
+        return f"{text[:SHOWN_MAX]}... ({len(text)} characters)"
+    return text
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``: a typo gets its fix."""
+    choices = list(choices)
+    by_lower = {c.lower(): c for c in choices}
+    match = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"; did you mean {by_lower[match[0]]!r}?" if match else ""
 
 
 def redacted(value: str) -> str:
@@ -94,11 +127,43 @@ def redacted(value: str) -> str:
     Error messages must name the value without printing a secret: ``https://abc@x.io/1`` becomes
     ``'*://*@*.*/*'``, enough to see that a scheme or an ``@`` is missing.
     """
-    return "secret shaped " + repr(re.sub(r"[^:/@.?#]+", "*", value))
+    shape = re.sub(r"[^:/@.?#]+", "*", value)
+    if len(shape) > SHOWN_MAX:
+        shape = shape[:SHOWN_MAX] + "..."
+    return "secret shaped " + repr(shape)
+
+
+def mask_secrets(problems: Iterable[Problem], secrets: Iterable[str]) -> list[Problem]:
+    """Replace every occurrence of a secret value in every part of every problem by ``***``.
+
+    The checks show the values they refuse; when a key holds a secret, no part of its value may reach
+    a message, wherever a check happened to copy it (a field path, an expected value, a quota share).
+    """
+    needles = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
+    if not needles:
+        return list(problems)
+    pattern = re.compile("|".join(re.escape(n) for n in needles))
+
+    def clean(text: str) -> str:
+        return pattern.sub("***", text)
+
+    return [Problem(clean(p.field), clean(p.problem), clean(p.got), clean(p.expected)) for p in problems]
 
 
 def check_image_pinned(field: str, image: str) -> list[Problem]:
-    """Check that an image names a tag other than ``latest``, or a digest: a rollout must be repeatable."""
+    """Check that an image is a valid reference with a tag other than ``latest``, or a digest.
+
+    A rollout must be repeatable, and a reference the kubelet cannot parse fails every pull.
+    """
+    if len(image) > 255 or not IMAGE_REFERENCE.fullmatch(image):
+        return [
+            Problem(
+                field,
+                "is not a valid image reference",
+                shown(image),
+                "[registry/]path[:tag][@sha256:digest] with lowercase path components, no spaces",
+            )
+        ]
     last = image.rsplit("/", 1)[-1]
     if "@" in last or (":" in last and not last.endswith(":latest")):
         return []
@@ -107,13 +172,59 @@ def check_image_pinned(field: str, image: str) -> list[Problem]:
 
 def check_dns_label(field: str, value: str, max_length: int = 63) -> list[Problem]:
     """Check a Kubernetes object name that must be an RFC 1123 label."""
-    if len(value) > max_length or not DNS_LABEL.match(value):
+    if not isinstance(value, str) or len(value) > max_length or not DNS_LABEL.fullmatch(value):
         return [
             Problem(
                 field,
                 "not a valid RFC 1123 label",
                 shown(value),
                 f"lowercase letters, digits and '-', starting and ending alphanumeric, at most {max_length} characters",
+            )
+        ]
+    return []
+
+
+def check_dns_subdomain(field: str, value: str, max_length: int = 253) -> list[Problem]:
+    """Check a DNS-1123 subdomain such as a cluster domain or a StorageClass name."""
+    if not isinstance(value, str) or len(value) > max_length or not DNS_SUBDOMAIN.fullmatch(value):
+        return [
+            Problem(
+                field,
+                "not a valid DNS subdomain",
+                shown(value),
+                "lowercase RFC 1123 labels joined by '.', each starting and ending alphanumeric, "
+                f"at most {max_length} characters",
+            )
+        ]
+    labels = value.split(".")
+    if any(len(label) > 63 for label in labels):
+        return [Problem(field, "has a label longer than 63 characters", shown(value), "labels of at most 63")]
+    return []
+
+
+def check_label_value(field: str, value: str) -> list[Problem]:
+    """Check a Kubernetes label value: at most 63 characters, alphanumeric at both ends."""
+    if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.fullmatch(value):
+        return [
+            Problem(
+                field,
+                "not a valid label value",
+                shown(value),
+                "at most 63 letters, digits, '-', '_' or '.', starting and ending alphanumeric",
+            )
+        ]
+    return []
+
+
+def check_queue_name(field: str, value: str) -> list[Problem]:
+    """Check a Celery queue name: ``-Q`` splits on commas, so a comma or a space splits the queue."""
+    if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
+        return [
+            Problem(
+                field,
+                "not a usable queue name",
+                shown(value),
+                "1 to 200 characters without commas, spaces or control characters (celery -Q splits on ',')",
             )
         ]
     return []
@@ -143,21 +254,45 @@ def check_memory(field: str, value: str, allow_zero: bool = False) -> list[Probl
 
 def check_ratio(field: str, value: Decimal | float | int) -> list[Problem]:
     """Check a LimitRange maxLimitRequestRatio: a limit may be at most this many times its request."""
-    if Decimal(str(value)) < 1:
+    amount = Decimal(str(value))
+    if not amount.is_finite() or abs(amount) > 1000 or amount != amount.quantize(Decimal("0.001")):
+        return [Problem(field, "not a usable ratio", shown(value), "a number from 1 to 1000, at most 3 decimals")]
+    if amount < 1:
         return [Problem(field, "a limit/request ratio below 1 admits no container", shown(value), "a number >= 1")]
     return []
 
 
-def check_count(field: str, value: int, minimum: int = 0) -> list[Problem]:
-    """Check a whole-number count such as replicas, concurrency or seconds."""
+def check_count(field: str, value: int, minimum: int = 0, maximum: int = INT32_MAX) -> list[Problem]:
+    """Check a whole-number count such as replicas, concurrency or seconds.
+
+    ``maximum`` defaults to int32, the type of Kubernetes' counts (replicas, probe periods).
+    """
     if value < minimum:
         return [Problem(field, "too small", shown(value), f"a whole number >= {minimum}")]
+    if value > maximum:
+        return [Problem(field, "too large", shown(value), f"a whole number <= {maximum}")]
     return []
+
+
+def check_url_text(field: str, value: str, expected: str) -> list[Problem]:
+    """Refuse whitespace and control characters anywhere in a URL: clients strip or split on them."""
+    if re.search(r"[\s\x00-\x1f\x7f]", value):
+        return [Problem(field, "holds whitespace or a control character", redacted(value), expected)]
+    return []
+
+
+def host_ok(host: str | None) -> bool:
+    """Tell whether a URL's host is a DNS name, an IPv4 address or a bracketed IPv6 address."""
+    if not host or len(host) > 253:
+        return False
+    return bool(HOST_NAME.fullmatch(host) or IPV6_HOST.fullmatch(host))
 
 
 def check_sentry_dsn(field: str, value: str) -> list[Problem]:
     """Check a Sentry DSN shaped ``https://KEY@HOST/PROJECT`` (a malformed one crashes pods at start)."""
     expected = "a DSN shaped 'https://KEY@HOST/PROJECT' with a numeric PROJECT"
+    if text_problems := check_url_text(field, value, expected):
+        return text_problems
     try:
         parts = urlsplit(value)
         port_ok = parts.port is None or parts.port > 0
@@ -167,8 +302,9 @@ def check_sentry_dsn(field: str, value: str) -> list[Problem]:
     if (
         parts.scheme != "https"
         or not parts.username
-        or not parts.hostname
+        or not host_ok(parts.hostname)
         or not port_ok
+        or not project.isascii()
         or not project.isdigit()
         or parts.query
         or parts.fragment
@@ -183,6 +319,8 @@ POSTGRES_SCHEMES = ("postgres", "postgresql")
 def check_database_url(field: str, value: str) -> list[Problem]:
     """Check a PostgreSQL URL ``postgres[ql][+driver]://USER:PASSWORD@HOST[:PORT]/DB``."""
     expected = "a URL shaped 'postgresql://USER:PASSWORD@HOST:5432/DB'"
+    if text_problems := check_url_text(field, value, expected):
+        return text_problems
     try:
         parts = urlsplit(value)
         port_ok = parts.port is None or parts.port > 0
@@ -191,7 +329,7 @@ def check_database_url(field: str, value: str) -> list[Problem]:
     scheme = parts.scheme.split("+", 1)[0]
     if scheme not in POSTGRES_SCHEMES:
         return [Problem(field, "not a PostgreSQL URL", redacted(value), expected)]
-    if not parts.hostname or not port_ok or not parts.path.strip("/"):
+    if not host_ok(parts.hostname) or not port_ok or not parts.path.strip("/"):
         return [Problem(field, "a PostgreSQL URL needs a host and a database name", redacted(value), expected)]
     return []
 
@@ -229,13 +367,13 @@ def check_fernet_key(field: str, value: str) -> list[Problem]:
 
 def check_redis_password(field: str, value: str) -> list[Problem]:
     """Check a Redis password that goes into ``redis://:PASSWORD@host`` without URL-encoding."""
-    if len(value) < 16 or not URL_SAFE.match(value):
+    if len(value) < 16 or len(value) > 512 or not URL_SAFE.fullmatch(value):
         return [
             Problem(
                 field,
                 "not a URL-safe password of at least 16 characters",
                 f"{redacted(value)} of {len(value)} characters",
-                "letters, digits and '._~-' only, at least 16 characters",
+                "letters, digits and '._~-' only, 16 to 512 characters",
             )
         ]
     return []

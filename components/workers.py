@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from celery_platform import probes
-from celery_platform.admission import PodPlan, check_limit_range, check_quota
+from celery_platform.admission import PodPlan, check_limit_range, check_quota, unique
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.labels import selector_labels, standard_labels
 from celery_platform.redis import RedisBroker, redis_plan
@@ -18,6 +19,7 @@ from celery_platform.secrets import PlatformSecrets
 from celery_platform.statefulset import rollout_options, stateful_set_of_one
 from celery_platform.validation import Problem, check_count, check_image_pinned, raise_if_any, shown, untyped
 from celery_platform.workloads import (
+    MAX_LONGEST_TASK_SECONDS,
     BeatSpec,
     PodResources,
     PoolSpec,
@@ -34,6 +36,8 @@ from celery_platform.workloads import (
 )
 
 ROLLOUT_SURGE = 1
+# What `celery -A` imports: a dotted module path, optionally `:attribute` (also dotted).
+CELERY_APP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][A-Za-z0-9_.]*)?")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,9 +66,16 @@ class WorkloadSettings:
     def validate(self) -> list[Problem]:
         """Return every problem of the shared settings."""
         problems = check_image_pinned("image", self.image)
-        if not self.app.strip():
-            problems.append(Problem("celeryApp", "is empty", shown(self.app), "the app as `celery -A` takes it"))
-        problems += check_count("longestTaskSeconds", self.longest_task_seconds, 1)
+        if not CELERY_APP.fullmatch(self.app):
+            problems.append(
+                Problem(
+                    "celeryApp",
+                    "not a Celery app name",
+                    shown(self.app),
+                    "the app as `celery -A` takes it: a dotted module path, optionally ':attribute'",
+                )
+            )
+        problems += check_count("longestTaskSeconds", self.longest_task_seconds, 1, MAX_LONGEST_TASK_SECONDS)
         problems += check_count("heartbeatMaxAgeSeconds", self.heartbeat_max_age_seconds, 10)
         problems += check_count("runAsUser", self.run_as_user, 1)
         problems += check_count("rolloutTimeoutSeconds", self.rollout_timeout_seconds, 30)
@@ -131,11 +142,20 @@ def celery_plans(settings: WorkloadSettings, pools: Sequence[PoolSpec], beat: Be
             replicas=p.replicas,
             surge=ROLLOUT_SURGE if p.replicas else 0,
             pod_spec=worker_pod_spec(settings, p, PLAN_REFS, p.name),
+            init_field="initResources",
         )
         for p in pools
     ]
     if beat.enabled:
-        plans.append(PodPlan(owner="beat", replicas=1, surge=0, pod_spec=beat_pod_spec(settings, beat, PLAN_REFS)))
+        plans.append(
+            PodPlan(
+                owner="beat",
+                replicas=1,
+                surge=0,
+                pod_spec=beat_pod_spec(settings, beat, PLAN_REFS),
+                init_field="initResources",
+            )
+        )
     return plans
 
 
@@ -153,7 +173,7 @@ def platform_problems(
     problems = [p for plan in plans for p in check_limit_range(plan, limit_range)]
     if quota is not None:
         problems += check_quota(plans, quota, limit_range)
-    return problems
+    return unique(problems)
 
 
 def validate_pools(pools: Sequence[PoolSpec]) -> list[Problem]:
@@ -200,7 +220,7 @@ class CeleryWorkers(pulumi.ComponentResource):
         if not problems and args.limit_range is not None:
             for plan in celery_plans(args.settings, args.pools, args.beat):
                 problems += check_limit_range(plan, args.limit_range)
-        raise_if_any(f"CeleryWorkers {resource_name!r}", problems)
+        raise_if_any(f"CeleryWorkers {resource_name!r}", unique(problems))
         super().__init__("celery-platform:index:CeleryWorkers", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         for i, pool in enumerate(args.pools):

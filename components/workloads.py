@@ -15,12 +15,15 @@ from celery_platform import probes
 from celery_platform.guardrails import Resources
 from celery_platform.quantities import parse_memory
 from celery_platform.validation import (
+    SAFE_INT_MAX,
     Problem,
     args_schema,
     check_count,
     check_dns_label,
+    check_dns_subdomain,
     check_image_pinned,
     check_memory,
+    check_queue_name,
     check_string_tuple,
     shown,
 )
@@ -95,12 +98,28 @@ class PoolSpec:
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of this pool."""
         problems = check_dns_label(f"{field}.name", self.name, max_length=40)
-        problems += check_string_tuple(f"{field}.queues", self.queues)
+        tuple_problems = check_string_tuple(f"{field}.queues", self.queues)
+        problems += tuple_problems
         if not self.queues:
             problems.append(Problem(f"{field}.queues", "is empty", "[]", "at least one queue name"))
+        elif not tuple_problems:
+            for i, queue in enumerate(self.queues):
+                problems += check_queue_name(f"{field}.queues[{i}]", queue)
         problems += check_count(f"{field}.replicas", self.replicas)
-        problems += check_count(f"{field}.concurrency", self.concurrency, minimum=1)
-        problems += self.resources.validate(f"{field}.resources")
+        count_problems = check_count(f"{field}.concurrency", self.concurrency, minimum=1)
+        resource_problems = self.resources.validate(f"{field}.resources")
+        problems += count_problems + resource_problems
+        if not count_problems and not resource_problems:
+            kib = child_budget_kib(self.resources, self.concurrency)
+            if kib < 1024:
+                problems.append(
+                    Problem(
+                        f"{field}.concurrency",
+                        f"leaves {max(kib, 0)}KiB of the {self.resources.limits.memory} memory limit per child",
+                        shown(self.concurrency),
+                        "a concurrency that leaves each child at least 1Mi (--max-memory-per-child)",
+                    )
+                )
         return problems
 
 
@@ -118,9 +137,9 @@ class BeatSpec:
 
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of beat's settings."""
-        return check_count(f"{field}.maxIntervalSeconds", self.max_interval_seconds, 1) + self.resources.validate(
-            f"{field}.resources"
-        )
+        return check_count(
+            f"{field}.maxIntervalSeconds", self.max_interval_seconds, 1, 86400
+        ) + self.resources.validate(f"{field}.resources")
 
 
 @args_schema
@@ -144,13 +163,21 @@ class RedisSpec:
         """Return every problem of the broker's settings."""
         problems = self.resources.validate(f"{field}.resources")
         problems += check_image_pinned(f"{field}.image", self.image)
-        if self.persistent:
-            problems += check_memory(f"{field}.storageSize", self.storage_size)
+        # Checked either way: without persistence it is the emptyDir's sizeLimit.
+        problems += check_memory(f"{field}.storageSize", self.storage_size)
+        if self.storage_class:
+            problems += check_dns_subdomain(f"{field}.storageClass", self.storage_class)
         return problems
 
     def maxmemory_bytes(self) -> int:
         """Return Redis ``maxmemory``: 80% of the memory limit, leaving room for fork and buffers."""
         return int(parse_memory(self.resources.limits.memory) * Decimal("0.8"))
+
+
+def child_budget_kib(resources: PodResources, concurrency: int) -> int:
+    """Return each child's share of the memory limit in KiB, before the floor of 1 (may be 0 or less)."""
+    limit = parse_memory(resources.limits.memory)
+    return int((limit * CHILD_MEMORY_SHARE - WORKER_BASE_MEMORY) / concurrency / 1024)
 
 
 def max_memory_per_child_kib(resources: PodResources, concurrency: int) -> int:
@@ -159,9 +186,7 @@ def max_memory_per_child_kib(resources: PodResources, concurrency: int) -> int:
     A child over it is replaced after its task instead of growing until the kernel kills the whole
     container with no traceback (cgroup v2), the likeliest "exits silently" of the report.
     """
-    limit = parse_memory(resources.limits.memory)
-    budget = limit * CHILD_MEMORY_SHARE - WORKER_BASE_MEMORY
-    return max(int(budget / concurrency / 1024), 1)
+    return max(child_budget_kib(resources, concurrency), 1)
 
 
 def memory_warning(field: str, pool: PoolSpec) -> str | None:
@@ -247,6 +272,10 @@ def app_env(refs: Refs, longest_task_seconds: int) -> list[dict[str, Any]]:
 def visibility_timeout_seconds(longest_task_seconds: int) -> int:
     """Return the broker visibility timeout: twice the longest task, at least an hour."""
     return max(2 * longest_task_seconds, 3600)
+
+
+# terminationGracePeriodSeconds is longest + 30 and must survive Pulumi's doubles exactly.
+MAX_LONGEST_TASK_SECONDS = SAFE_INT_MAX - 30
 
 
 def grace_period_seconds(longest_task_seconds: int) -> int:

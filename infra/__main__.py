@@ -25,6 +25,7 @@ secrets = PlatformSecrets(
     SecretsArgs(
         namespace=namespace.name,
         rotation=config.rotation,
+        protect_field_encryption_key=config.protect_field_encryption_key,
         database_url=pulumi.Output.secret(config.database_url),
         sentry_dsn=_secret(config.sentry_dsn),
         django_secret_key=_secret(config.django_secret_key),
@@ -40,7 +41,12 @@ broker = RedisBroker(
         namespace=namespace.name,
         secrets=secrets,
         spec=config.redis,
-        cluster_domain=config.cluster_domain,
+        # A domain the stack holds as secret keeps the broker host, and every env var of it, secret.
+        cluster_domain=(
+            pulumi.Output.secret(config.cluster_domain)
+            if "clusterDomain" in config.secret_keys
+            else config.cluster_domain
+        ),
         limit_range=namespace.limit_range,
         rollout_timeout_seconds=config.rollout_timeout_seconds,
     ),

@@ -13,7 +13,7 @@ from celery_platform.validation import ValidationError
 
 BASE: dict[str, Any] = {
     "namespace": "celery-dev",
-    "rotation": "1",
+    "rotation": {"djangoSecretKey": 1},
     "databaseUrl": "postgresql://app:pw@db:5432/app",
     "limitRange": {
         "defaultRequest": {"cpu": "50m", "memory": "64Mi"},
@@ -87,7 +87,7 @@ def test_a_mutated_config_is_valid_or_fails_with_one_clear_error(
     # Valid: every rule that the components enforce holds for what was accepted.
     assert config.limit_range.validate("limitRange") == []
     assert config.quota.validate("quota") == []
-    assert config.rotation >= 0
+    assert config.rotation.validate("rotation") == []
 
 
 STACK_MUTATIONS = st.sampled_from(

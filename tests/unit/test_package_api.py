@@ -26,6 +26,7 @@ PUBLIC = {
     "Ratio": "celery_platform.guardrails",
     "PlatformSecrets": "celery_platform.secrets",
     "SecretsArgs": "celery_platform.secrets",
+    "Rotation": "celery_platform.secrets",
     "RedisBroker": "celery_platform.redis",
     "RedisBrokerArgs": "celery_platform.redis",
     "RedisSpec": "celery_platform.workloads",
@@ -98,7 +99,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 
 def test_there_are_args_dataclasses_to_check() -> None:
-    assert len(ARGS_DATACLASSES) == 13
+    assert len(ARGS_DATACLASSES) == 14
 
 
 @pytest.mark.parametrize("name", ARGS_DATACLASSES)

@@ -9,6 +9,7 @@ from celery_platform.render import RenderMocks
 from celery_platform.secrets import (
     DJANGO_KEY_LENGTH,
     PlatformSecrets,
+    Rotation,
     SecretsArgs,
 )
 from celery_platform.validation import DJANGO_MIN_LENGTH, ValidationError
@@ -63,12 +64,60 @@ def test_the_redis_password_is_url_safe(mocks: RenderMocks) -> None:
     assert password["special"] is False and password["length"] >= 16  # type: ignore[operator]
 
 
-def test_rotation_is_a_keeper_of_every_generated_key(mocks: RenderMocks) -> None:
-    make(rotation=3)
+def test_each_generated_key_has_its_own_keeper(mocks: RenderMocks) -> None:
+    make(rotation=Rotation(django_secret_key=3, redis_password=5))
     generated = {**randoms(mocks, "RandomPassword"), **randoms(mocks, "RandomBytes")}
-    assert len(generated) == 3
-    for inputs in generated.values():
-        assert inputs["keepers"] == {"rotation": "3"}
+    keepers = {name: inputs["keepers"] for name, inputs in generated.items()}
+    assert keepers == {
+        "keys-django-secret-key": {"rotation": "3"},
+        "keys-redis-password": {"rotation": "5"},
+        "keys-field-encryption-key": {"rotation": "0"},
+    }
+
+
+def test_the_keepers_of_a_stack_that_never_rotated_are_unchanged(mocks: RenderMocks) -> None:
+    # Before per-key rotation every keeper was {"rotation": "0"}: a different map would replace,
+    # and so regenerate, every key of every existing stack on upgrade.
+    make()
+    generated = {**randoms(mocks, "RandomPassword"), **randoms(mocks, "RandomBytes")}
+    assert [inputs["keepers"] for inputs in generated.values()] == [{"rotation": "0"}] * 3
+
+
+def test_fails_when_rotation_is_one_number_for_every_key(mocks: RenderMocks) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(rotation=3)
+    [problem] = caught.value.problems
+    assert problem.field == "rotation"
+    assert "FIELD_ENCRYPTION_KEY" in problem.problem and "rotation.fieldEncryptionKey" in problem.expected
+    assert mocks.resources == []
+
+
+def test_the_field_encryption_key_is_protected_and_the_others_are_not(mocks: RenderMocks) -> None:
+    secrets = make()
+    protected = {r._name: bool(r._protect) for r in _children(secrets)}
+    assert protected == {
+        "keys-django-secret-key": False,
+        "keys-field-encryption-key": True,
+        "keys-redis-password": False,
+    }
+
+
+def test_the_field_encryption_key_protection_can_be_turned_off_for_throwaway_stacks(mocks: RenderMocks) -> None:
+    secrets = make(protect_field_encryption_key=False)
+    assert not any(r._protect for r in _children(secrets))
+
+
+def _children(secrets: PlatformSecrets) -> list[pulumi.CustomResource]:
+    return secrets.generators
+
+
+def test_the_secret_shows_each_generated_keys_keeper_and_no_value(mocks: RenderMocks) -> None:
+    make(rotation=Rotation(field_encryption_key=2), django_secret_key="Vq3" + "x9Lm2Pz7" * 7)
+    [secret] = objects_of(mocks, "Secret")
+    assert secret["metadata"]["annotations"] == {
+        "celery-platform/rotation.fieldEncryptionKey": "2",
+        "celery-platform/rotation.redisPassword": "0",
+    }
 
 
 def test_one_kubernetes_secret_holds_every_key_in_string_data(mocks: RenderMocks) -> None:
@@ -90,6 +139,6 @@ def test_a_value_from_secret_config_replaces_the_generated_one(mocks: RenderMock
 
 def test_fails_when_a_given_fernet_key_does_not_decode_to_32_bytes(mocks: RenderMocks) -> None:
     with pytest.raises(ValidationError) as caught:
-        make(field_encryption_key="c2hvcnQ=", sentry_dsn="http://bad", rotation=-1)
-    assert [p.field for p in caught.value.problems] == ["rotation", "sentryDsn", "fieldEncryptionKey"]
+        make(field_encryption_key="c2hvcnQ=", sentry_dsn="http://bad", rotation=Rotation(redis_password=-1))
+    assert [p.field for p in caught.value.problems] == ["rotation.redisPassword", "sentryDsn", "fieldEncryptionKey"]
     assert mocks.resources == [], "nothing is registered when the arguments are invalid"
