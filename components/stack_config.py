@@ -577,4 +577,24 @@ def load_stack_config() -> StackConfig:
     raise_if_any(subject, namespace_problems(all_config()))
     raw = read_raw_config()
     secret_keys = frozenset(k for k in raw if pulumi.runtime.config.is_config_secret(f"{PROJECT}:{k}"))
+    raise_if_any(subject, plain_secret_problems(raw, secret_keys))
     return parse_stack_config(raw, subject, secret_keys)
+
+
+def plain_secret_problems(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> list[Problem]:
+    """Refuse a secret key whose value the stack holds in plain text.
+
+    The engine enforces ``secret: true`` only for keys that Pulumi.yaml declares; the optional
+    secrets are undeclared (see UNSET), so a ``pulumi config set sentryDsn ...`` without ``--secret``
+    would put a credential in the committed stack file in plain text. The value is never shown.
+    """
+    return [
+        Problem(
+            key.name,
+            "a secret set in plain text in the stack file",
+            "a plain-text value",
+            f"an encrypted value: pulumi config set --secret {key.name} ...",
+        )
+        for key in KEYS
+        if key.secret and raw.get(key.name) and key.name not in secret_keys
+    ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -302,3 +304,18 @@ def test_a_canary_in_any_key_marked_secret_never_reaches_a_message(keys: set[str
     text = f"{caught.value}\n{caught.value!r}\n" + "\n".join(str(p) for p in caught.value.problems)
     assert CANARY not in text
     assert CANARY.replace(" ", "") not in text
+
+
+def test_fails_when_an_optional_secret_is_set_in_plain_text(tmp_path: Path) -> None:
+    # The engine enforces `secret: true` only for declared keys, and the optional secrets are not
+    # declared: the program itself refuses a plain-text sentryDsn, without printing it.
+    dsn = "https://0123456789abcdef@o0.ingest.sentry.io/1"
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "infra").symlink_to(ROOT / "infra")
+    stack = (ROOT / "Pulumi.dev.yaml").read_text() + f"  celery-platform:sentryDsn: {dsn}\n"
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack)
+    command = [sys.executable, "-m", "celery_platform.render", "dev", "--project-dir", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "sentryDsn: a secret set in plain text in the stack file" in result.stderr
+    assert dsn not in result.stdout + result.stderr
