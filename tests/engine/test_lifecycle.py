@@ -97,6 +97,7 @@ def deployed(
     try:
         yield project
     finally:
+        project.pulumi("state", "unprotect", "--stack", STACK, "--all", "--yes", check=False)
         project.pulumi("destroy", "--stack", STACK, "--yes", check=False)
 
 
@@ -144,7 +145,23 @@ def test_the_broker_url_output_is_secret(deployed: Project) -> None:
     )
 
 
+def test_the_protected_fernet_key_refuses_a_keeper_bump(deployed: Project) -> None:
+    before = deployed.stack_file(STACK)
+    try:
+        deployed.pulumi("config", "set", "--stack", STACK, "--path", "rotation.fieldEncryptionKey", "1")
+        result = deployed.pulumi("preview", "--stack", STACK, check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "celery-secrets-field-encryption-key" in output and "protect" in output, output[-3000:]
+    finally:
+        (deployed.dir / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(before, sort_keys=False))
+
+
 def test_destroy_leaves_no_object_of_ours(deployed: Project) -> None:
+    # The Fernet key's generator is protected: a plain destroy refuses, and says which resource.
+    refused = deployed.pulumi("destroy", "--stack", STACK, "--yes", check=False)
+    assert refused.returncode != 0 and "celery-secrets-field-encryption-key" in refused.stdout + refused.stderr
+    deployed.pulumi("state", "unprotect", "--stack", STACK, "--all", "--yes")
     deployed.pulumi("destroy", "--stack", STACK, "--yes")
     core = client.CoreV1Api(deployed.api.api_client)
     assert NAMESPACE not in {n.metadata.name for n in core.list_namespace().items}

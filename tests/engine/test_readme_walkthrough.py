@@ -94,4 +94,5 @@ def test_the_readme_walkthrough_deploys_each_stack_and_converges(
             (p.metadata.name, p.status.phase) for p in pods
         ]
     finally:
+        project.pulumi("state", "unprotect", "--stack", stack, "--all", "--yes", check=False)
         project.pulumi("destroy", "--stack", stack, "--yes", check=False, timeout=900)
