@@ -64,6 +64,17 @@ RENDER_SECRET_STANDINS = {
 }
 
 
+def broker_url_standin(broker: Any) -> str:
+    """Return a stand-in for an encrypted brokerUrl that agrees with the stack's broker settings."""
+    try:
+        external = (yaml.safe_load(broker) if isinstance(broker, str) else broker or {}).get("external") or {}
+    except (yaml.YAMLError, AttributeError):
+        external = {}
+    scheme = "rediss" if external.get("tls") else "redis"
+    host = external.get("host") or "broker.invalid"
+    return f"{scheme}://:renderstandinpassword0@{host}:{external.get('port') or 6379}/0"
+
+
 def _suffix(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:8]
 
@@ -204,6 +215,8 @@ def stack_config(stack: str, root: Path | None = None) -> tuple[dict[str, str], 
         if isinstance(value, Mapping) and "secure" in value:
             secret_keys.append(full_key)
             value = RENDER_SECRET_STANDINS.get(short, PLACEHOLDER)
+            if short == "brokerUrl":
+                value = broker_url_standin(stack_values.get(f"{name}:broker"))
         config[full_key] = _as_config_string(value)
     for short, standin in RENDER_SECRET_STANDINS.items():
         full_key = f"{name}:{short}"

@@ -24,10 +24,14 @@ from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
 from celery_platform.admission import check_routes
+from celery_platform.broker import BrokerChoice
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.namespace import EgressRule
+from celery_platform.podsettings import PodSettings
 from celery_platform.validation import (
     Problem,
     ValidationError,
+    check_broker_url,
     check_count,
     check_database_url,
     check_django_secret_key,
@@ -38,7 +42,7 @@ from celery_platform.validation import (
     raise_if_any,
     redacted,
 )
-from celery_platform.workers import WorkloadSettings, platform_problems, validate_pools
+from celery_platform.workers import WorkloadSettings, platform_problems, pod_problems, validate_pools
 from celery_platform.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
 
 PROJECT = "celery-platform"
@@ -185,6 +189,39 @@ KEYS: tuple[Key, ...] = (
         UNSET,
         secret=True,
     ),
+    # Fit your cluster (issue 10): pod settings, the broker choice and egress narrowing.
+    Key(
+        "pod",
+        "string",
+        PodSettings,
+        "YAML: settings of every Celery pod (serviceAccount, imagePullSecrets, placement, env, volumes, pythonPath).",
+        "{}",
+        structured=True,
+    ),
+    Key(
+        "broker",
+        "string",
+        BrokerChoice,
+        "YAML: the broker, `type: redis` (ours) or `type: external` with its host, URL Secret, TLS and CIDR.",
+        "{}",
+        structured=True,
+    ),
+    Key(
+        "egress",
+        "string",
+        list[EgressRule],
+        "YAML: extra egress rules (cidr, ports) besides DNS, the broker and a database named by IP address.",
+        "[]",
+        structured=True,
+    ),
+    Key(
+        "brokerUrl",
+        "string",
+        str,
+        "Secret, optional: the external broker's URL redis[s]://:PASSWORD@HOST:PORT/DB.",
+        UNSET,
+        secret=True,
+    ),
 )
 
 _RULES: dict[str, typing.Callable[[str, Any], list[Problem]]] = {
@@ -203,6 +240,10 @@ _RULES: dict[str, typing.Callable[[str, Any], list[Problem]]] = {
     "djangoSecretKey": _check_secret(check_django_secret_key),
     "fieldEncryptionKey": _check_secret(check_fernet_key),
     "redisPassword": _check_secret(check_redis_password),
+    "pod": lambda field, spec: spec.validate(field) + spec.validate_references(field),
+    "broker": lambda field, spec: spec.validate(field),
+    "egress": lambda field, rules: [p for i, rule in enumerate(rules) for p in rule.validate(f"{field}[{i}]")],
+    "brokerUrl": _check_secret(check_broker_url),
 }
 
 
@@ -230,6 +271,10 @@ class StackConfig:
     django_secret_key: str
     field_encryption_key: str
     redis_password: str
+    pod: PodSettings
+    broker: BrokerChoice
+    egress: list[EgressRule]
+    broker_url: str
 
 
 def _path(key: str, loc: Sequence[int | str]) -> str:
@@ -289,7 +334,8 @@ def _decode(key: Key, raw: Any) -> tuple[Any, list[Problem]]:
         return raw, []
     if key.structured:
         try:
-            return yaml.safe_load(raw) or {}, []
+            loaded = yaml.safe_load(raw)
+            return ({} if loaded is None else loaded), []
         except yaml.YAMLError as err:
             return None, [
                 Problem(key.name, f"not valid YAML: {err}".splitlines()[0], repr(raw[:40]), "a YAML document")
@@ -357,6 +403,7 @@ def workload_settings(config: StackConfig) -> WorkloadSettings:
         longest_task_seconds=config.longest_task_seconds,
         heartbeat_max_age_seconds=config.heartbeat_max_age_seconds,
         init_resources=config.init_resources,
+        pod=config.pod,
     )
 
 
@@ -366,9 +413,27 @@ def admission_problems(config: StackConfig) -> list[Problem]:
     problems = settings.validate()
     if problems:
         return problems
-    problems += platform_problems(settings, config.redis, config.pools, config.beat, config.limit_range, config.quota)
+    problems += broker_problems(config)
+    if problems:
+        return problems
+    problems += pod_problems(settings, config.pools, config.beat)
+    external = config.broker.external
+    url = config.broker_url or None
+    tls = external.broker_tls(url) if external is not None else None
+    redis = None if external is not None else config.redis
+    problems += platform_problems(settings, redis, config.pools, config.beat, config.limit_range, config.quota, tls)
     problems += check_routes({p.name: p.queues for p in config.pools}, config.queues, config.task_routes)
     return problems
+
+
+def broker_problems(config: StackConfig) -> list[Problem]:
+    """Check the external broker against the brokerUrl secret: one URL source, and what it implies."""
+    if config.broker.external is None:
+        if config.broker_url:
+            return [Problem("brokerUrl", "is set, but broker.type is redis", redacted(config.broker_url), "unset")]
+        return []
+    url = config.broker_url or None
+    return config.broker.external.validate("broker.external", url, url_given=url is not None)
 
 
 def load_stack_config() -> StackConfig:
