@@ -5,15 +5,54 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.labels import standard_labels
-from celery_platform.validation import Problem, check_dns_label, check_string_tuple, raise_if_any, shown, untyped
+from celery_platform.podsettings import ip_cidr
+from celery_platform.validation import (
+    Problem,
+    args_schema,
+    check_cidr,
+    check_dns_label,
+    check_port,
+    check_string_tuple,
+    raise_if_any,
+    shown,
+    untyped,
+)
 
 POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
+POSTGRES_PORT = 5432
+EVERYWHERE = ("0.0.0.0/0", "::/0")
+
+
+@args_schema
+@dataclass(frozen=True, kw_only=True)
+class EgressRule:
+    """Addresses outside the namespace that every pod may reach, on these TCP ports."""
+
+    cidr: str
+    """An IPv4 or IPv6 CIDR, e.g. ``10.20.0.0/16``; ``0.0.0.0/0`` only when you mean the whole Internet. Required."""
+    ports: tuple[int, ...] = ()
+    """TCP ports; empty means every port. Default: every port."""
+
+    def validate(self, field: str) -> list[Problem]:
+        """Return the problems of the CIDR and ports."""
+        problems = check_cidr(f"{field}.cidr", self.cidr)
+        for i, port in enumerate(self.ports):
+            problems += check_port(f"{field}.ports[{i}]", port)
+        return problems
+
+    def to_k8s(self) -> dict[str, Any]:
+        """Return the NetworkPolicy egress rule."""
+        rule: dict[str, Any] = {"to": [{"ipBlock": {"cidr": self.cidr}}]}
+        if self.ports:
+            rule["ports"] = [{"protocol": "TCP", "port": port} for port in self.ports]
+        return rule
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,9 +67,11 @@ class NamespaceArgs:
     """The namespace's ResourceQuota. Default: ``QuotaSpec()``."""
     pod_security_level: str = "restricted"
     """Pod Security Admission level, enforced, audited and warned. Default: ``"restricted"``."""
-    egress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
-    """Where pods may connect outside the namespace besides DNS (the database, Sentry). Narrow it in
-    production. Default: ``("0.0.0.0/0",)``."""
+    egress_cidrs: tuple[str, ...] = ()
+    """Where pods may connect outside the namespace on any port, besides DNS; ``0.0.0.0/0`` only when
+    asked for. Default: none (an external broker adds its own egress)."""
+    egress_rules: tuple[EgressRule, ...] = ()
+    """Where pods may connect outside the namespace, on given ports (the database). Default: none."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """Extra labels for the Namespace object. Default: none."""
 
@@ -38,6 +79,11 @@ class NamespaceArgs:
         """Return every problem with these arguments."""
         problems = check_dns_label("name", self.name)
         problems += check_string_tuple("egressCidrs", self.egress_cidrs)
+        if not problems:
+            for i, cidr in enumerate(self.egress_cidrs):
+                problems += check_cidr(f"egressCidrs[{i}]", cidr)
+        for i, rule in enumerate(self.egress_rules):
+            problems += rule.validate(f"egressRules[{i}]")
         problems += self.limit_range.validate("limitRange")
         problems += self.quota.validate("quota")
         if self.pod_security_level not in POD_SECURITY_LEVELS:
@@ -50,6 +96,20 @@ class NamespaceArgs:
                 )
             )
         return problems
+
+
+def database_egress(url: str) -> EgressRule | None:
+    """Return the egress rule for the database when its URL names it by IP address, else None.
+
+    NetworkPolicy admits addresses, not names: a database named by DNS needs its CIDR in ``egress``.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or POSTGRES_PORT
+    except ValueError:
+        return None
+    cidr = ip_cidr(parts.hostname or "")
+    return EgressRule(cidr=cidr, ports=(port,)) if cidr else None
 
 
 class PlatformNamespace(pulumi.ComponentResource):
@@ -129,6 +189,7 @@ class PlatformNamespace(pulumi.ComponentResource):
                             if args.egress_cidrs
                             else []
                         ),
+                        *(rule.to_k8s() for rule in args.egress_rules),
                     ],
                 }
             ),

@@ -86,10 +86,11 @@ def _check_state_dir(state_dir: str) -> None:
         raise ValueError(f"state_dir: must be an absolute path (got {state_dir!r})")
 
 
-def _pythonpath(extra_pythonpath: Sequence[str]) -> str:
-    # A container env var replaces the image's PYTHONPATH instead of extending it, so whatever the
-    # image needed there has to be passed back in explicitly.
-    return ":".join([HOOKS_MOUNT_PATH, *extra_pythonpath])
+def _pythonpath(image_pythonpath: Sequence[str]) -> str:
+    # A container env var replaces the image's PYTHONPATH instead of extending it, so the image's own
+    # entries are passed back in, first, and the hooks directory is added after them: the app imports
+    # exactly what it would without the platform.
+    return ":".join([*image_pythonpath, HOOKS_MOUNT_PATH])
 
 
 def worker_include_args() -> list[str]:
@@ -97,16 +98,16 @@ def worker_include_args() -> list[str]:
     return ["--include", HOOKS_MODULE]
 
 
-def worker_env(state_dir: str, *, extra_pythonpath: Sequence[str] = ()) -> dict[str, str]:
+def worker_env(state_dir: str, *, image_pythonpath: Sequence[str] = ()) -> dict[str, str]:
     """Return the env a worker container needs for the hooks: file paths and PYTHONPATH.
 
-    ``extra_pythonpath`` is appended after the hooks mount. Default: nothing appended.
+    ``image_pythonpath`` is the image's own PYTHONPATH; the hooks mount follows it. Default: none.
     """
     _check_state_dir(state_dir)
     return {
         HEARTBEAT_ENV: posixpath.join(state_dir, WORKER_HEARTBEAT_FILENAME),
         READY_ENV: posixpath.join(state_dir, WORKER_READY_FILENAME),
-        "PYTHONPATH": _pythonpath(extra_pythonpath),
+        "PYTHONPATH": _pythonpath(image_pythonpath),
     }
 
 
@@ -156,10 +157,10 @@ def beat_args(state_dir: str, max_interval_seconds: int) -> list[str]:
     ]
 
 
-def beat_env(state_dir: str, app: str, *, extra_pythonpath: Sequence[str] = ()) -> dict[str, str]:
+def beat_env(state_dir: str, app: str, *, image_pythonpath: Sequence[str] = ()) -> dict[str, str]:
     """Return the env a beat container needs: the user's ``-A`` value, heartbeat path, PYTHONPATH.
 
-    ``extra_pythonpath`` is appended after the hooks mount. Default: nothing appended.
+    ``image_pythonpath`` is the image's own PYTHONPATH; the hooks mount follows it. Default: none.
     """
     _check_state_dir(state_dir)
     if not app.strip():
@@ -167,7 +168,7 @@ def beat_env(state_dir: str, app: str, *, extra_pythonpath: Sequence[str] = ()) 
     return {
         APP_ENV: app,
         HEARTBEAT_ENV: posixpath.join(state_dir, BEAT_HEARTBEAT_FILENAME),
-        "PYTHONPATH": _pythonpath(extra_pythonpath),
+        "PYTHONPATH": _pythonpath(image_pythonpath),
     }
 
 

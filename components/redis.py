@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,8 +10,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from celery_platform.admission import PodPlan, check_limit_range
+from celery_platform.broker import URL_KEY, BrokerTLS
 from celery_platform.guardrails import LimitRangeSpec
 from celery_platform.labels import PART_OF, selector_labels, standard_labels
+from celery_platform.podsettings import PodSettings, apply_to_pod
 from celery_platform.secrets import REDIS_PASSWORD, PlatformSecrets
 from celery_platform.statefulset import rollout_options, stateful_set_of_one
 from celery_platform.validation import check_count, raise_if_any, untyped
@@ -27,7 +30,25 @@ from celery_platform.workloads import (
 REDIS_UID = 10999  # a high UID that clashes with no host user; the command bypasses the entrypoint
 
 
-def redis_pod_spec(spec: RedisSpec, secret_name: Any) -> dict[str, Any]:
+def placement_only(pod: PodSettings | None) -> PodSettings:
+    """Return what of the platform's pod settings Redis takes: pull secrets, placement, pod metadata.
+
+    Redis needs no cloud identity, no app env or volumes, and is one pod, so nothing to spread.
+    """
+    pod = pod or PodSettings()
+    return PodSettings(
+        image_pull_secrets=pod.image_pull_secrets,
+        node_selector=pod.node_selector,
+        tolerations=pod.tolerations,
+        affinity=pod.affinity,
+        priority_class_name=pod.priority_class_name,
+        annotations=pod.annotations,
+        labels=pod.labels,
+        topology_spread=(),
+    )
+
+
+def redis_pod_spec(spec: RedisSpec, secret_name: Any, pod: PodSettings | None = None) -> dict[str, Any]:
     """Return Redis's pod spec: password from the Secret, noeviction, authenticated probes."""
     ping = ["sh", "-c", f"redis-cli -h 127.0.0.1 -p {REDIS_PORT} ping | grep -q PONG"]
     container = {
@@ -66,18 +87,19 @@ def redis_pod_spec(spec: RedisSpec, secret_name: Any) -> dict[str, Any]:
         "readinessProbe": exec_probe(ping, period=5, failures=2),
     }
     volumes = [] if spec.persistent else [{"name": "data", "emptyDir": {"sizeLimit": spec.storage_size}}]
-    return build_pod_spec(
+    pod_spec = build_pod_spec(
         container=container, init_containers=[], volumes=volumes, run_as_user=REDIS_UID, grace_seconds=30
     )
+    return apply_to_pod(pod_spec, placement_only(pod), selector=None, service_account_default="")
 
 
-def redis_plan(spec: RedisSpec) -> PodPlan:
+def redis_plan(spec: RedisSpec, pod: PodSettings | None = None) -> PodPlan:
     """Return Redis's pods as admission sees them."""
     return PodPlan(
         owner="redis",
         replicas=1,
         surge=0,
-        pod_spec=redis_pod_spec(spec, "secret"),
+        pod_spec=redis_pod_spec(spec, "secret", pod),
         claims=(spec.storage_size,) if spec.persistent else (),
     )
 
@@ -97,6 +119,8 @@ class RedisBrokerArgs:
     Default: ``"cluster.local"``."""
     limit_range: LimitRangeSpec | None = None
     """Check the pod against this LimitRange before registering anything. Default: no check."""
+    pod: PodSettings | None = None
+    """The platform's pod settings; Redis takes the pull secrets, placement and pod metadata. Default: none."""
     rollout_timeout_seconds: int = 600
     """How long ``pulumi up`` waits for Redis to become ready before it fails. Default: ``600``."""
 
@@ -112,12 +136,16 @@ class RedisBroker(pulumi.ComponentResource):
     port: int
     url: pulumi.Output[str]
     url_secret_name: pulumi.Output[str]
+    url_secret_key: str = URL_KEY
+    tls: BrokerTLS | None = None  # in-cluster traffic stays in the namespace; NetworkPolicy admits only our pods
 
     def __init__(self, resource_name: str, args: RedisBrokerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         subject = f"RedisBroker {resource_name!r}"
         problems = args.spec.validate("redis") + check_count("rolloutTimeoutSeconds", args.rollout_timeout_seconds, 30)
+        if args.pod is not None:
+            problems += dataclasses.replace(placement_only(args.pod), topology_spread=None).validate("pod")
         if not problems and args.limit_range is not None:
-            problems += check_limit_range(redis_plan(args.spec), args.limit_range)
+            problems += check_limit_range(redis_plan(args.spec, args.pod), args.limit_range)
         raise_if_any(subject, problems)
         super().__init__("celery-platform:index:RedisBroker", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -148,12 +176,13 @@ class RedisBroker(pulumi.ComponentResource):
             metadata={"namespace": args.namespace, "labels": labels},
             type="Opaque",
             # Secret because url is: apply keeps the secrecy of its input.
-            string_data=self.url.apply(lambda url: {"CELERY_BROKER_URL": url}),
+            string_data=self.url.apply(lambda url: {URL_KEY: url}),
             opts=child,
         )
         self.url_secret_name = self.url_secret.metadata.name
 
-        pod_spec = redis_pod_spec(args.spec, args.secrets.secret_name)
+        pod_spec = redis_pod_spec(args.spec, args.secrets.secret_name, args.pod)
+        placed = placement_only(args.pod)
         claim_templates: list[dict[str, Any]] = []
         if args.spec.persistent:
             claim_spec: dict[str, Any] = {
@@ -169,6 +198,8 @@ class RedisBroker(pulumi.ComponentResource):
             labels=labels,
             selector=selector,
             pod_spec=pod_spec,
+            pod_labels=placed.labels,
+            pod_annotations=placed.annotations,
             ports=ports,
             claim_templates=claim_templates,
             opts=rollout_options(child, args.rollout_timeout_seconds),

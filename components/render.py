@@ -70,6 +70,17 @@ RENDER_SECRET_STANDINS = {
 }
 
 
+def broker_url_standin(broker: Any) -> str:
+    """Return a stand-in for an encrypted brokerUrl that agrees with the stack's broker settings."""
+    try:
+        external = (yaml.safe_load(broker) if isinstance(broker, str) else broker or {}).get("external") or {}
+    except (yaml.YAMLError, AttributeError):
+        external = {}
+    scheme = "rediss" if external.get("tls") else "redis"
+    host = external.get("host") or "broker.invalid"
+    return f"{scheme}://:renderstandinpassword0@{host}:{external.get('port') or 6379}/0"
+
+
 def _suffix(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:8]
 
@@ -319,6 +330,8 @@ def _content_ok(kind: str, items: Any, content: Any) -> bool:
 
 def _standin(project: Project, short: str, stack_values: Mapping[str, Any]) -> str | None:
     """A valid-looking value for a key whose real value the render cannot know, or None."""
+    if short == "brokerUrl":
+        return broker_url_standin(stack_values.get(f"{project.name}:broker"))
     if short in RENDER_SECRET_STANDINS:
         return RENDER_SECRET_STANDINS[short]
     decl = project.config.get(short)
@@ -391,7 +404,7 @@ def read_stack(stack: str, root: Path | None = None) -> StackInput:
             continue
         if _holds_secure(value):
             standin = _standin(project, short, stack_values) if namespace == name else PLACEHOLDER
-            if short in RENDER_SECRET_STANDINS or namespace != name:
+            if short in RENDER_SECRET_STANDINS or short == "brokerUrl" or namespace != name:
                 secret_keys.add(full_key)
             # Otherwise the stand-in is no secret: it renders as itself (a valid host, name or image),
             # and the header says it is a stand-in. `pulumi preview` sees and keeps secret the real value.

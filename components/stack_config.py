@@ -23,12 +23,16 @@ from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
 from celery_platform.admission import check_routes
+from celery_platform.broker import BrokerChoice
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.namespace import EgressRule
+from celery_platform.podsettings import PodSettings
 from celery_platform.secrets import Rotation, rotation_problems
 from celery_platform.stack_yaml import YamlError, load_yaml
 from celery_platform.validation import (
     Problem,
     ValidationError,
+    check_broker_url,
     check_count,
     check_database_url,
     check_django_secret_key,
@@ -43,7 +47,7 @@ from celery_platform.validation import (
     redacted,
     shown,
 )
-from celery_platform.workers import WorkloadSettings, platform_problems, validate_pools
+from celery_platform.workers import WorkloadSettings, platform_problems, pod_problems, validate_pools
 from celery_platform.workloads import MAX_LONGEST_TASK_SECONDS, BeatSpec, PodResources, PoolSpec, RedisSpec
 
 PROJECT = "celery-platform"
@@ -228,6 +232,40 @@ KEYS: tuple[Key, ...] = (
         secret=True,
         declared=False,
     ),
+    # Fit your cluster (issue 10): pod settings, the broker choice and egress narrowing.
+    Key(
+        "pod",
+        "string",
+        PodSettings,
+        "YAML: settings of every Celery pod (serviceAccount, imagePullSecrets, placement, env, volumes, pythonPath).",
+        "{}",
+        structured=True,
+    ),
+    Key(
+        "broker",
+        "string",
+        BrokerChoice,
+        "YAML: the broker, `type: redis` (ours) or `type: external` with its host, URL Secret, TLS and CIDR.",
+        "{}",
+        structured=True,
+    ),
+    Key(
+        "egress",
+        "string",
+        list[EgressRule],
+        "YAML: extra egress rules (cidr, ports) besides DNS, the broker and a database named by IP address.",
+        "[]",
+        structured=True,
+    ),
+    Key(
+        "brokerUrl",
+        "string",
+        str,
+        "Secret, optional: the external broker's URL redis[s]://:PASSWORD@HOST:PORT/DB.",
+        UNSET,
+        secret=True,
+        declared=False,
+    ),
 )
 
 
@@ -256,6 +294,10 @@ _RULES: dict[str, typing.Callable[[str, Any], list[Problem]]] = {
     "djangoSecretKey": _check_secret(check_django_secret_key),
     "fieldEncryptionKey": _check_secret(check_fernet_key),
     "redisPassword": _check_secret(check_redis_password),
+    "pod": lambda field, spec: spec.validate(field) + spec.validate_references(field),
+    "broker": lambda field, spec: spec.validate(field),
+    "egress": lambda field, rules: [p for i, rule in enumerate(rules) for p in rule.validate(f"{field}[{i}]")],
+    "brokerUrl": _check_secret(check_broker_url),
 }
 
 
@@ -285,6 +327,10 @@ class StackConfig:
     django_secret_key: str
     field_encryption_key: str
     redis_password: str
+    pod: PodSettings
+    broker: BrokerChoice
+    egress: list[EgressRule]
+    broker_url: str
     secret_keys: frozenset[str] = frozenset()
     """Keys the stack holds as secret: the program keeps whatever it derives from them secret."""
 
@@ -547,6 +593,7 @@ def workload_settings(config: StackConfig) -> WorkloadSettings:
         heartbeat_max_age_seconds=config.heartbeat_max_age_seconds,
         init_resources=config.init_resources,
         rollout_timeout_seconds=config.rollout_timeout_seconds,
+        pod=config.pod,
     )
 
 
@@ -556,19 +603,40 @@ def admission_problems(config: StackConfig) -> list[Problem]:
     problems = settings.validate()
     if problems:
         return problems
-    problems += platform_problems(settings, config.redis, config.pools, config.beat, config.limit_range, config.quota)
+    problems += broker_problems(config)
+    if problems:
+        return problems
+    problems += pod_problems(settings, config.pools, config.beat)
+    external = config.broker.external
+    url = config.broker_url or None
+    tls = external.broker_tls(url) if external is not None else None
+    redis = None if external is not None else config.redis
+    problems += platform_problems(settings, redis, config.pools, config.beat, config.limit_range, config.quota, tls)
     problems += check_routes(
         {p.name: p.queues for p in config.pools},
         config.queues,
         config.task_routes,
         idle_pools={p.name for p in config.pools if p.replicas == 0},
     )
-    host = f"redis.{config.namespace}.svc.{config.cluster_domain}"
-    if len(host) > 253:
-        problems.append(
-            Problem("clusterDomain", "makes the broker host longer than 253 characters", shown(host), "a shorter name")
-        )
+    if external is None:
+        host = f"redis.{config.namespace}.svc.{config.cluster_domain}"
+        if len(host) > 253:
+            problems.append(
+                Problem(
+                    "clusterDomain", "makes the broker host longer than 253 characters", shown(host), "a shorter name"
+                )
+            )
     return problems
+
+
+def broker_problems(config: StackConfig) -> list[Problem]:
+    """Check the external broker against the brokerUrl secret: one URL source, and what it implies."""
+    if config.broker.external is None:
+        if config.broker_url:
+            return [Problem("brokerUrl", "is set, but broker.type is redis", redacted(config.broker_url), "unset")]
+        return []
+    url = config.broker_url or None
+    return config.broker.external.validate("broker.external", url, url_given=url is not None)
 
 
 def load_stack_config() -> StackConfig:
@@ -577,8 +645,13 @@ def load_stack_config() -> StackConfig:
     raise_if_any(subject, namespace_problems(all_config()))
     raw = read_raw_config()
     secret_keys = frozenset(k for k in raw if pulumi.runtime.config.is_config_secret(f"{PROJECT}:{k}"))
-    raise_if_any(subject, plain_secret_problems(raw, secret_keys))
-    return parse_stack_config(raw, subject, secret_keys)
+    plain = plain_secret_problems(raw, secret_keys)
+    try:
+        config = parse_stack_config(raw, subject, secret_keys)
+    except ValidationError as err:
+        raise ValidationError(subject, [*plain, *err.problems]) from None
+    raise_if_any(subject, plain)
+    return config
 
 
 def plain_secret_problems(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> list[Problem]:

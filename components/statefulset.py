@@ -11,6 +11,16 @@ import pulumi_kubernetes as k8s
 from celery_platform.validation import untyped
 
 
+def pod_metadata(
+    labels: Mapping[str, str], extra_labels: Mapping[str, str] | None, annotations: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """Return a pod template's metadata: extra labels first, ours last so that they always win."""
+    meta: dict[str, Any] = {"labels": {**(extra_labels or {}), **labels}}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
 def stateful_set_of_one(
     resource_name: str,
     *,
@@ -21,6 +31,8 @@ def stateful_set_of_one(
     opts: pulumi.ResourceOptions,
     ports: Sequence[Mapping[str, Any]] = (),
     claim_templates: Sequence[Mapping[str, Any]] = (),
+    pod_labels: Mapping[str, str] | None = None,
+    pod_annotations: Mapping[str, str] | None = None,
 ) -> k8s.apps.v1.StatefulSet:
     """Create ``<name>-headless`` and a StatefulSet ``<name>`` of one pod.
 
@@ -43,7 +55,7 @@ def stateful_set_of_one(
         "selector": {"matchLabels": dict(selector)},
         "podManagementPolicy": "OrderedReady",
         "updateStrategy": {"type": "RollingUpdate"},
-        "template": {"metadata": {"labels": dict(labels)}, "spec": dict(pod_spec)},
+        "template": {"metadata": pod_metadata(labels, pod_labels, pod_annotations), "spec": dict(pod_spec)},
     }
     if claim_templates:
         spec["volumeClaimTemplates"] = [dict(c) for c in claim_templates]

@@ -377,3 +377,99 @@ def check_redis_password(field: str, value: str) -> list[Problem]:
             )
         ]
     return []
+
+
+# Worker options the platform sets (or that would break what it relies on): PID 1, one beat, the probes.
+OWNED_WORKER_OPTIONS = {
+    "-A": "celeryApp",
+    "--app": "celeryApp",
+    "-Q": "the pool's queues",
+    "--queues": "the pool's queues",
+    "-X": "the pool's queues",
+    "--exclude-queues": "the pool's queues",
+    "-c": "concurrency",
+    "--concurrency": "concurrency",
+    "--autoscale": "concurrency (always explicit)",
+    "-n": "the pool's name",
+    "--hostname": "the pool's name",
+    "-I": "the hooks module",
+    "--include": "the hooks module",
+    "-P": "poolType",
+    "--pool": "poolType",
+    "-l": "logLevel",
+    "--loglevel": "logLevel",
+    "--max-memory-per-child": "the memory limit and concurrency",
+    "--prefetch-multiplier": "the platform (always 1)",
+    "--without-mingle": "the platform",
+    "--without-gossip": "the platform",
+    "-B": "beat, which runs once, in its own StatefulSet",
+    "--beat": "beat, which runs once, in its own StatefulSet",
+    "-D": "Kubernetes (Celery must stay PID 1)",
+    "--detach": "Kubernetes (Celery must stay PID 1)",
+    "--pidfile": "Kubernetes (Celery must stay PID 1)",
+    "-f": "the container log",
+    "--logfile": "the container log",
+    "-s": "beat's schedule file",
+    "--schedule": "beat's schedule file",
+}
+
+
+def check_worker_args(field: str, args: Iterable[str]) -> list[Problem]:
+    """Refuse an extra ``celery worker`` option that the platform owns (``-Q``, ``-c``, ``--include``, ...)."""
+    problems = []
+    for i, arg in enumerate(args):
+        option = arg.split("=", 1)[0]
+        if option not in OWNED_WORKER_OPTIONS and len(arg) > 2 and arg[0] == "-" and arg[1] != "-":
+            option = arg[:2]  # a short option with its value attached: -Qdefault, -c4
+        if option in OWNED_WORKER_OPTIONS:
+            problems.append(
+                Problem(
+                    f"{field}[{i}]",
+                    f"{option} is set by the platform from {OWNED_WORKER_OPTIONS[option]}",
+                    shown(arg),
+                    "an option the platform does not set, e.g. --max-tasks-per-child=100",
+                )
+            )
+    return problems
+
+
+def check_cidr(field: str, value: str) -> list[Problem]:
+    """Check an IPv4 or IPv6 CIDR as NetworkPolicy ipBlock takes it (host bits zero)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as err:
+        return [Problem(field, f"not a CIDR: {err}", shown(value), "e.g. '10.20.0.0/16' or '192.0.2.10/32'")]
+    if "/" not in value:
+        return [Problem(field, "has no prefix length", shown(value), f"e.g. '{value}/32'")]
+    return []
+
+
+def check_port(field: str, value: int) -> list[Problem]:
+    """Check a TCP port number."""
+    if not 1 <= value <= 65535:
+        return [Problem(field, "not a port", shown(value), "a whole number from 1 to 65535")]
+    return []
+
+
+REDIS_SCHEMES = ("redis", "rediss")
+
+
+def check_broker_url(field: str, value: str) -> list[Problem]:
+    """Check a Redis broker URL ``redis[s]://[[USER]:PASSWORD@]HOST[:PORT][/DB]``, never printing it."""
+    expected = "a URL shaped 'rediss://:PASSWORD@HOST:6379/0'"
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return [Problem(field, "not a URL", redacted(value), expected)]
+    if parts.scheme not in REDIS_SCHEMES:
+        return [Problem(field, "not a redis:// or rediss:// URL", redacted(value), expected)]
+    if not parts.hostname or not port_ok:
+        return [Problem(field, "a broker URL needs a host", redacted(value), expected)]
+    if parts.query or parts.fragment:
+        return [Problem(field, "the platform adds the TLS query itself", redacted(value), "no '?' or '#' part")]
+    if parts.password and "%" in parts.password:
+        return [Problem(field, "a URL-encoded password cannot be read by wait-for-broker", redacted(value), expected)]
+    return []

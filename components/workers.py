@@ -12,11 +12,14 @@ import pulumi_kubernetes as k8s
 
 from celery_platform import probes
 from celery_platform.admission import PodPlan, check_limit_range, check_quota, unique
+from celery_platform.broker import Broker, BrokerTLS
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.labels import selector_labels, standard_labels
-from celery_platform.redis import RedisBroker, redis_plan
+from celery_platform.podsettings import PodSettings, ServiceAccount, apply_to_pod
+from celery_platform.quantities import parse_memory
+from celery_platform.redis import redis_plan
 from celery_platform.secrets import PlatformSecrets
-from celery_platform.statefulset import rollout_options, stateful_set_of_one
+from celery_platform.statefulset import pod_metadata, rollout_options, stateful_set_of_one
 from celery_platform.validation import Problem, check_count, check_image_pinned, raise_if_any, shown, untyped
 from celery_platform.workloads import (
     MAX_LONGEST_TASK_SECONDS,
@@ -62,6 +65,9 @@ class WorkloadSettings:
     rollout_timeout_seconds: int = 600
     """How long ``pulumi up`` waits for a pool or beat to become ready before it fails, naming the
     workload and why (a pod that fits no node, a crash loop). Default: ``600``, the provider's own."""
+    pod: PodSettings = field(default_factory=PodSettings)
+    """Pod settings of every Celery pod (identity, pull secrets, placement, extra env and volumes);
+    a pool or beat may override each field. Default: ``PodSettings()``, none of them."""
 
     def validate(self) -> list[Problem]:
         """Return every problem of the shared settings."""
@@ -80,6 +86,7 @@ class WorkloadSettings:
         problems += check_count("runAsUser", self.run_as_user, 1)
         problems += check_count("rolloutTimeoutSeconds", self.rollout_timeout_seconds, 30)
         problems += self.init_resources.validate("initResources")
+        problems += self.pod.validate("pod") + self.pod.validate_references("pod")
         return problems
 
 
@@ -88,21 +95,27 @@ def celery_pod_spec(
     refs: Refs,
     container: dict[str, Any],
     grace_seconds: int,
+    pod: PodSettings,
     spread_labels: dict[str, str] | None = None,
+    service_account_default: str = "celery",
 ) -> dict[str, Any]:
-    """Return a Celery pod spec: the broker wait, the writable /tmp and the hooks around one container."""
-    return build_pod_spec(
+    """Return a Celery pod spec: the broker wait, the writable /tmp and the hooks around one container,
+    then the pod settings (identity, placement, extra env and volumes)."""
+    spec = build_pod_spec(
         container=container,
         init_containers=[wait_for_broker(settings.redis_image, refs, settings.init_resources)],
         volumes=celery_volumes(refs),
         run_as_user=settings.run_as_user,
         grace_seconds=grace_seconds,
-        spread_labels=spread_labels,
     )
+    return apply_to_pod(spec, pod, selector=spread_labels, service_account_default=service_account_default)
 
 
-def worker_pod_spec(settings: WorkloadSettings, pool: PoolSpec, refs: Refs, instance: str) -> dict[str, Any]:
+def worker_pod_spec(
+    settings: WorkloadSettings, pool: PoolSpec, refs: Refs, instance: str, service_account_default: str = "celery"
+) -> dict[str, Any]:
     """Return a pool's pod spec (the same function feeds admission and the Deployment)."""
+    pod = settings.pod.merged(pool.pod)
     container = worker_container(
         image=settings.image,
         app=settings.app,
@@ -110,13 +123,17 @@ def worker_pod_spec(settings: WorkloadSettings, pool: PoolSpec, refs: Refs, inst
         refs=refs,
         longest_task_seconds=settings.longest_task_seconds,
         heartbeat_max_age_seconds=settings.heartbeat_max_age_seconds,
+        python_path=pod.python_path or (),
+        memory_volume_bytes=pod.memory_volume_bytes(),
     )
     grace = grace_period_seconds(settings.longest_task_seconds)
-    return celery_pod_spec(settings, refs, container, grace, selector_labels("celery-worker", instance))
+    spread = selector_labels("celery-worker", instance)
+    return celery_pod_spec(settings, refs, container, grace, pod, spread, service_account_default)
 
 
-def beat_pod_spec(settings: WorkloadSettings, beat: BeatSpec, refs: Refs) -> dict[str, Any]:
+def beat_pod_spec(settings: WorkloadSettings, beat: BeatSpec, refs: Refs, instance: str = "celery") -> dict[str, Any]:
     """Return beat's pod spec; beat runs no task, so a short grace period suffices."""
+    pod = settings.pod.merged(beat.pod)
     container = beat_container(
         image=settings.image,
         app=settings.app,
@@ -124,8 +141,11 @@ def beat_pod_spec(settings: WorkloadSettings, beat: BeatSpec, refs: Refs) -> dic
         refs=refs,
         longest_task_seconds=settings.longest_task_seconds,
         heartbeat_max_age_seconds=settings.heartbeat_max_age_seconds,
+        python_path=pod.python_path or (),
     )
-    return celery_pod_spec(settings, refs, container, grace_seconds=30)
+    # One pod: nothing to spread unless the settings ask for it explicitly.
+    spread = selector_labels("celery-beat", instance) if pod.topology_spread else None
+    return celery_pod_spec(settings, refs, container, 30, pod, spread, instance)
 
 
 # Stand-in names for admission planning: only resources matter there, never what a ref points to.
@@ -134,14 +154,22 @@ PLAN_REFS = Refs(
 )
 
 
-def celery_plans(settings: WorkloadSettings, pools: Sequence[PoolSpec], beat: BeatSpec) -> list[PodPlan]:
+def plan_refs(tls: BrokerTLS | None) -> Refs:
+    """Return PLAN_REFS with the broker's TLS, which adds a CA volume."""
+    return Refs(**{**PLAN_REFS.__dict__, "broker_tls": tls})
+
+
+def celery_plans(
+    settings: WorkloadSettings, pools: Sequence[PoolSpec], beat: BeatSpec, tls: BrokerTLS | None = None
+) -> list[PodPlan]:
     """Return the pools' and beat's pods as admission sees them (worst case: surge on every pool)."""
+    refs = plan_refs(tls)
     plans = [
         PodPlan(
             owner=f"pools[{p.name}]",
             replicas=p.replicas,
             surge=ROLLOUT_SURGE if p.replicas else 0,
-            pod_spec=worker_pod_spec(settings, p, PLAN_REFS, p.name),
+            pod_spec=worker_pod_spec(settings, p, refs, p.name),
             init_field="initResources",
         )
         for p in pools
@@ -152,7 +180,7 @@ def celery_plans(settings: WorkloadSettings, pools: Sequence[PoolSpec], beat: Be
                 owner="beat",
                 replicas=1,
                 surge=0,
-                pod_spec=beat_pod_spec(settings, beat, PLAN_REFS),
+                pod_spec=beat_pod_spec(settings, beat, refs),
                 init_field="initResources",
             )
         )
@@ -161,15 +189,17 @@ def celery_plans(settings: WorkloadSettings, pools: Sequence[PoolSpec], beat: Be
 
 def platform_problems(
     settings: WorkloadSettings,
-    redis: RedisSpec,
+    redis: RedisSpec | None,
     pools: Sequence[PoolSpec],
     beat: BeatSpec,
     limit_range: LimitRangeSpec,
     quota: QuotaSpec | None,
+    tls: BrokerTLS | None = None,
 ) -> list[Problem]:
-    """Check every pod of a platform (broker, pools, beat) against the LimitRange, the worst case
-    against the quota when there is one: what the API server would refuse, found at preview."""
-    plans = [redis_plan(redis), *celery_plans(settings, pools, beat)]
+    """Check every pod of a platform (our broker unless external, pools, beat) against the LimitRange, the
+    worst case against the quota when there is one: what the API server would refuse, found at preview."""
+    own_broker = [redis_plan(redis, settings.pod)] if redis is not None else []
+    plans = [*own_broker, *celery_plans(settings, pools, beat, tls)]
     problems = [p for plan in plans for p in check_limit_range(plan, limit_range)]
     if quota is not None:
         problems += check_quota(plans, quota, limit_range)
@@ -185,6 +215,53 @@ def validate_pools(pools: Sequence[PoolSpec]) -> list[Problem]:
     return problems
 
 
+def pod_problems(settings: WorkloadSettings, pools: Sequence[PoolSpec], beat: BeatSpec) -> list[Problem]:
+    """Return what only the merged pod settings show: mounts of missing volumes, two accounts of one name,
+    and memory-backed volumes that leave a prefork child nothing."""
+    problems: list[Problem] = []
+    owners = [(f"pools[{i}].pod", p.pod) for i, p in enumerate(pools)] + [("beat.pod", beat.pod)]
+    for field_name, override in owners:
+        if override is not None and (override.volumes is not None or override.volume_mounts is not None):
+            problems += settings.pod.merged(override).validate_references(field_name)
+    for i, pool in enumerate(pools):
+        memory = settings.pod.merged(pool.pod).memory_volume_bytes()
+        if memory and memory >= parse_memory(pool.resources.limits.memory):
+            problems.append(
+                Problem(
+                    f"pools[{i}].pod.volumes",
+                    "memory-backed emptyDirs take the whole memory limit",
+                    f"{memory // 1024**2}Mi",
+                    f"less than {pool.resources.limits.memory}",
+                )
+            )
+    accounts: dict[str, ServiceAccount] = {}
+    for field_name, account in service_accounts(settings, pools, beat):
+        name = account.resolved_name("celery")
+        if account.create and name in accounts and accounts[name] != account:
+            problems.append(
+                Problem(
+                    f"{field_name}.serviceAccount",
+                    "creates a ServiceAccount named like another one",
+                    shown(name),
+                    "one definition per name",
+                )
+            )
+        if account.create:
+            accounts.setdefault(name, account)
+    return problems
+
+
+def service_accounts(
+    settings: WorkloadSettings, pools: Sequence[PoolSpec], beat: BeatSpec
+) -> list[tuple[str, ServiceAccount]]:
+    """Return the resolved ServiceAccount settings of every pod, with where they come from."""
+    found = [("pod", settings.pod.service_account)]
+    found += [(f"pools[{i}].pod", settings.pod.merged(p.pod).service_account) for i, p in enumerate(pools)]
+    if beat.enabled:
+        found.append(("beat.pod", settings.pod.merged(beat.pod).service_account))
+    return [(where, account) for where, account in found if account is not None]
+
+
 @dataclass(frozen=True, kw_only=True)
 class CeleryWorkersArgs:
     """Arguments of CeleryWorkers."""
@@ -193,8 +270,8 @@ class CeleryWorkersArgs:
     """Namespace of every object. Required."""
     secrets: PlatformSecrets
     """The platform Secret the pods read keys from. Required."""
-    broker: RedisBroker
-    """The broker; its Service gives the host and its Secret the URL. Required."""
+    broker: Broker
+    """The broker: a RedisBroker or an ExternalBroker (host, port, URL Secret, TLS). Required."""
     settings: WorkloadSettings
     """Image, app and timing shared by every pod. Required."""
     pools: Sequence[PoolSpec]
@@ -217,16 +294,34 @@ class CeleryWorkers(pulumi.ComponentResource):
 
     def __init__(self, resource_name: str, args: CeleryWorkersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         problems = args.settings.validate() + validate_pools(args.pools) + args.beat.validate("beat")
+        if not problems:
+            problems += pod_problems(args.settings, args.pools, args.beat)
         if not problems and args.limit_range is not None:
-            for plan in celery_plans(args.settings, args.pools, args.beat):
+            for plan in celery_plans(args.settings, args.pools, args.beat, args.broker.tls):
                 problems += check_limit_range(plan, args.limit_range)
         raise_if_any(f"CeleryWorkers {resource_name!r}", unique(problems))
         super().__init__("celery-platform:index:CeleryWorkers", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         for i, pool in enumerate(args.pools):
-            warning = memory_warning(f"pools[{i}]", pool)
+            warning = memory_warning(f"pools[{i}]", pool, args.settings.pod.merged(pool.pod).memory_volume_bytes())
             if warning:
                 pulumi.log.warn(warning, resource=self)
+        self.service_accounts: dict[str, k8s.core.v1.ServiceAccount] = {}
+        for _, account in service_accounts(args.settings, args.pools, args.beat):
+            name = account.resolved_name(resource_name)
+            if account.create and name not in self.service_accounts:
+                self.service_accounts[name] = k8s.core.v1.ServiceAccount(
+                    f"{resource_name}-sa-{name}",
+                    metadata={
+                        "name": name,
+                        "namespace": args.namespace,
+                        "labels": standard_labels("celery-platform", resource_name, "identity"),
+                        "annotations": dict(account.annotations),
+                    },
+                    # The pods say whether they mount the token; the account never does by default.
+                    automount_service_account_token=account.automount_token,
+                    opts=child,
+                )
 
         self.hooks = k8s.core.v1.ConfigMap(
             f"{resource_name}-hooks",
@@ -242,7 +337,10 @@ class CeleryWorkers(pulumi.ComponentResource):
             secret_name=args.secrets.secret_name,
             secret_keys=args.secrets.keys,
             broker_secret_name=args.broker.url_secret_name,
+            broker_secret_key=args.broker.url_secret_key,
             broker_host=args.broker.host,
+            broker_port=args.broker.port,
+            broker_tls=args.broker.tls,
             hooks_config_map=self.hooks.metadata.name,
         )
         self.deployments = {}
@@ -258,6 +356,7 @@ class CeleryWorkers(pulumi.ComponentResource):
         labels = standard_labels("celery-worker", name, "worker")
         selector = selector_labels("celery-worker", name)
         meta: Any = {"name": name, "namespace": args.namespace, "labels": labels}
+        pod = args.settings.pod.merged(pool.pod)
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=meta,
@@ -272,8 +371,8 @@ class CeleryWorkers(pulumi.ComponentResource):
                     },
                     "revisionHistoryLimit": 5,
                     "template": {
-                        "metadata": {"labels": labels},
-                        "spec": worker_pod_spec(args.settings, pool, refs, name),
+                        "metadata": pod_metadata(labels, pod.labels, pod.annotations),
+                        "spec": worker_pod_spec(args.settings, pool, refs, name, resource_name),
                     },
                 }
             ),
@@ -294,11 +393,15 @@ class CeleryWorkers(pulumi.ComponentResource):
         name = f"{resource_name}-beat"
         labels = standard_labels("celery-beat", resource_name, "beat")
         selector = selector_labels("celery-beat", resource_name)
+        pod = args.settings.pod.merged(args.beat.pod)
+        spec = beat_pod_spec(args.settings, args.beat, refs, resource_name)
         return stateful_set_of_one(
             name,
             namespace=args.namespace,
             labels=labels,
             selector=selector,
-            pod_spec=beat_pod_spec(args.settings, args.beat, refs),
+            pod_spec=spec,
+            pod_labels=pod.labels,
+            pod_annotations=pod.annotations,
             opts=rollout_options(child, args.settings.rollout_timeout_seconds),
         )

@@ -12,7 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 from celery_platform import probes
+from celery_platform.broker import BrokerTLS, broker_url_env, ca_volume
 from celery_platform.guardrails import Resources
+from celery_platform.podsettings import BROKER_CA_MOUNT, PodSettings
 from celery_platform.quantities import parse_memory
 from celery_platform.validation import (
     SAFE_INT_MAX,
@@ -25,6 +27,7 @@ from celery_platform.validation import (
     check_memory,
     check_queue_name,
     check_string_tuple,
+    check_worker_args,
     shown,
 )
 
@@ -38,6 +41,8 @@ WORKER_BASE_MEMORY = 128 * 1024**2
 CHILD_MEMORY_SHARE = Decimal("0.8")
 # Below this per-child budget a worker is likely to be OOM-killed while loading its tasks.
 MIN_CHILD_MEMORY = 96 * 1024**2
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+POOL_TYPES = ("prefork", "threads", "solo", "gevent", "eventlet")
 
 
 @args_schema
@@ -94,6 +99,16 @@ class PoolSpec:
     """Prefork children per pod, always passed explicitly (billiard would count the node's CPUs). Default: ``2``."""
     resources: PodResources = field(default_factory=lambda: pod_resources("100m", "256Mi", "200m", "512Mi"))
     """Worker container resources. Default: ``100m``/``256Mi`` requests, ``200m``/``512Mi`` limits."""
+    log_level: str = "INFO"
+    """``--loglevel``: DEBUG, INFO, WARNING, ERROR or CRITICAL. Default: ``"INFO"``."""
+    pool_type: str = "prefork"
+    """``-P``: prefork, threads, solo, gevent or eventlet (the last two must be installed in the image);
+    ``--max-memory-per-child`` and the per-child memory check apply to prefork only. Default: ``"prefork"``."""
+    extra_args: tuple[str, ...] = ()
+    """More ``celery worker`` options, e.g. ``--max-tasks-per-child=100``; options the platform sets
+    (``-Q``, ``-c``, ``-n``, ``--include``, ...) are refused. Default: none."""
+    pod: PodSettings | None = None
+    """Pod settings of this pool; a field set here replaces the platform's. Default: the platform's."""
 
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of this pool."""
@@ -109,7 +124,8 @@ class PoolSpec:
         count_problems = check_count(f"{field}.concurrency", self.concurrency, minimum=1)
         resource_problems = self.resources.validate(f"{field}.resources")
         problems += count_problems + resource_problems
-        if not count_problems and not resource_problems:
+        # The per-child memory budget (--max-memory-per-child) exists only for prefork children.
+        if not count_problems and not resource_problems and self.pool_type == "prefork":
             kib = child_budget_kib(self.resources, self.concurrency)
             if kib < 1024:
                 problems.append(
@@ -120,6 +136,20 @@ class PoolSpec:
                         "a concurrency that leaves each child at least 1Mi (--max-memory-per-child)",
                     )
                 )
+        problems += check_log_level(f"{field}.logLevel", self.log_level)
+        if self.pool_type not in POOL_TYPES:
+            problems.append(
+                Problem(f"{field}.poolType", "unknown pool type", shown(self.pool_type), " or ".join(POOL_TYPES))
+            )
+        elif self.pool_type == "solo" and self.concurrency != 1:
+            problems.append(
+                Problem(f"{field}.concurrency", "the solo pool runs one task at a time", shown(self.concurrency), "1")
+            )
+        problems += check_string_tuple(f"{field}.extraArgs", self.extra_args)
+        if not problems:
+            problems += check_worker_args(f"{field}.extraArgs", self.extra_args)
+        if self.pod is not None:
+            problems += self.pod.validate(f"{field}.pod")
         return problems
 
 
@@ -134,12 +164,25 @@ class BeatSpec:
     """Longest sleep of beat's loop (``--max-interval``), which bounds its heartbeat. Default: ``30``."""
     resources: PodResources = field(default_factory=lambda: pod_resources("50m", "128Mi", "100m", "256Mi"))
     """Beat container resources. Default: ``50m``/``128Mi`` requests, ``100m``/``256Mi`` limits."""
+    log_level: str = "INFO"
+    """``--loglevel``: DEBUG, INFO, WARNING, ERROR or CRITICAL. Default: ``"INFO"``."""
+    pod: PodSettings | None = None
+    """Pod settings of beat; a field set here replaces the platform's. Default: the platform's."""
 
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of beat's settings."""
-        return check_count(
-            f"{field}.maxIntervalSeconds", self.max_interval_seconds, 1, 86400
-        ) + self.resources.validate(f"{field}.resources")
+        problems = check_count(f"{field}.maxIntervalSeconds", self.max_interval_seconds, 1, 86400)
+        problems += self.resources.validate(f"{field}.resources") + check_log_level(f"{field}.logLevel", self.log_level)
+        if self.pod is not None:
+            problems += self.pod.validate(f"{field}.pod")
+        return problems
+
+
+def check_log_level(field: str, level: str) -> list[Problem]:
+    """Check a Celery ``--loglevel`` (any case, as Celery takes it)."""
+    if str(level).upper() not in LOG_LEVELS:
+        return [Problem(field, "unknown log level", shown(level), " or ".join(LOG_LEVELS))]
+    return []
 
 
 @args_schema
@@ -174,35 +217,47 @@ class RedisSpec:
         return int(parse_memory(self.resources.limits.memory) * Decimal("0.8"))
 
 
-def child_budget_kib(resources: PodResources, concurrency: int) -> int:
-    """Return each child's share of the memory limit in KiB, before the floor of 1 (may be 0 or less)."""
+def child_budget_kib(resources: PodResources, concurrency: int, memory_volume_bytes: int = 0) -> int:
+    """Return each child's share of the memory limit in KiB, before the floor of 1 (may be 0 or less).
+
+    Memory-backed emptyDirs count against the container's limit, so they come off the budget first.
+    """
     limit = parse_memory(resources.limits.memory)
-    return int((limit * CHILD_MEMORY_SHARE - WORKER_BASE_MEMORY) / concurrency / 1024)
+    return int((limit * CHILD_MEMORY_SHARE - WORKER_BASE_MEMORY - memory_volume_bytes) / concurrency / 1024)
 
 
-def max_memory_per_child_kib(resources: PodResources, concurrency: int) -> int:
+def max_memory_per_child_kib(resources: PodResources, concurrency: int, memory_volume_bytes: int = 0) -> int:
     """Return ``--max-memory-per-child`` (KiB): the limit's child share, less the parent, split by concurrency.
 
     A child over it is replaced after its task instead of growing until the kernel kills the whole
-    container with no traceback (cgroup v2), the likeliest "exits silently" of the report.
+    container with no traceback (cgroup v2), the likeliest "exits silently" of the report. Files in
+    a memory-backed emptyDir (``memory_volume_bytes``) are charged to the same limit, so they come off too.
     """
-    return max(child_budget_kib(resources, concurrency), 1)
+    return max(child_budget_kib(resources, concurrency, memory_volume_bytes), 1)
 
 
-def memory_warning(field: str, pool: PoolSpec) -> str | None:
-    """Return a warning when the memory limit leaves each child less than MIN_CHILD_MEMORY."""
-    per_child = max_memory_per_child_kib(pool.resources, pool.concurrency) * 1024
+def memory_warning(field: str, pool: PoolSpec, memory_volume_bytes: int = 0) -> str | None:
+    """Return a warning when a prefork pool's memory limit leaves each child less than MIN_CHILD_MEMORY."""
+    if pool.pool_type != "prefork":
+        return None  # threads, solo, gevent and eventlet run tasks in the one worker process
+    per_child = max_memory_per_child_kib(pool.resources, pool.concurrency, memory_volume_bytes) * 1024
     if per_child < MIN_CHILD_MEMORY:
+        volumes = f" after {memory_volume_bytes // 1024**2}Mi of memory-backed volumes" if memory_volume_bytes else ""
         return (
             f"{field}: memory limit {pool.resources.limits.memory} leaves {per_child // 1024**2}Mi per child at "
-            f"concurrency {pool.concurrency} (below {MIN_CHILD_MEMORY // 1024**2}Mi): expect OOM kills; raise the "
-            "limit or lower the concurrency"
+            f"concurrency {pool.concurrency}{volumes} (below {MIN_CHILD_MEMORY // 1024**2}Mi): expect OOM kills; "
+            "raise the limit or lower the concurrency"
         )
     return None
 
 
-def worker_args(app: str, pool: PoolSpec) -> list[str]:
+def worker_args(app: str, pool: PoolSpec, memory_volume_bytes: int = 0) -> list[str]:
     """Return the worker's args after ``celery``: every flag that the report's failures call for."""
+    per_child = (
+        ["--max-memory-per-child", str(max_memory_per_child_kib(pool.resources, pool.concurrency, memory_volume_bytes))]
+        if pool.pool_type == "prefork"
+        else []
+    )
     return [
         "-A",
         app,
@@ -211,18 +266,20 @@ def worker_args(app: str, pool: PoolSpec) -> list[str]:
         ",".join(pool.queues),
         "-n",
         f"{pool.name}@%h",
+        "--pool",
+        pool.pool_type,
         "--concurrency",
         str(pool.concurrency),
-        "--max-memory-per-child",
-        str(max_memory_per_child_kib(pool.resources, pool.concurrency)),
+        *per_child,
         "--prefetch-multiplier",
         "1",
         # Mingle makes workers that start together wait on each other; gossip is n^2 broker chatter.
         "--without-mingle",
         "--without-gossip",
         "--loglevel",
-        "INFO",
+        pool.log_level.upper(),
         *probes.worker_include_args(),
+        *pool.extra_args,
     ]
 
 
@@ -235,11 +292,17 @@ class Refs:
     secret_keys: Sequence[str]
     """Keys present in that Secret."""
     broker_secret_name: Any
-    """The RedisBroker's Secret that holds CELERY_BROKER_URL."""
+    """The broker's Secret that holds its URL."""
     broker_host: Any
-    """The broker's host name, from its Service."""
+    """The broker's host name, from its Service or the external broker's settings."""
     hooks_config_map: Any = None
     """The ConfigMap holding the hooks module (workers and beat)."""
+    broker_secret_key: str = "CELERY_BROKER_URL"
+    """The key of the URL in the broker's Secret."""
+    broker_port: int = REDIS_PORT
+    """The broker's port."""
+    broker_tls: BrokerTLS | None = None
+    """TLS to the broker (``rediss://``), with its CA when not a public one. Default: plain ``redis://``."""
 
 
 def secret_env(name: str, secret: Any, key: str, optional: bool = False) -> dict[str, Any]:
@@ -254,7 +317,7 @@ def app_env(refs: Refs, longest_task_seconds: int) -> list[dict[str, Any]]:
     """Return the env every Celery container gets: secrets by reference, then task timing settings."""
     from celery_platform.secrets import DATABASE_URL, FIELD_ENCRYPTION_KEY, SECRET_KEY, SENTRY_DSN
 
-    env = [secret_env("CELERY_BROKER_URL", refs.broker_secret_name, "CELERY_BROKER_URL")]
+    env = broker_url_env(refs.broker_secret_name, refs.broker_secret_key, refs.broker_tls)
     env += [secret_env(key, refs.secret_name, key) for key in (SECRET_KEY, FIELD_ENCRYPTION_KEY, DATABASE_URL)]
     if SENTRY_DSN in refs.secret_keys:
         env.append(secret_env(SENTRY_DSN, refs.secret_name, SENTRY_DSN))
@@ -327,25 +390,43 @@ def exec_probe(argv: list[str], period: int, failures: int, timeout: int = 5, ki
     return probe
 
 
+# The password comes out of the URL inside the shell and reaches redis-cli through REDISCLI_AUTH, so it
+# never shows in a process list; the host and port are the broker's own (its Service, or the settings).
+_WAIT_SCRIPT = "; ".join(
+    [
+        'rest="${CELERY_BROKER_URL#*://}"',
+        'user=""',
+        'case "$rest" in *@*) creds="${rest%@*}"; user="${creds%%:*}"; export REDISCLI_AUTH="${creds#*:}";; esac',
+        'set -- -h "$REDIS_HOST" -p "$REDIS_PORT"',
+        'if [ -n "$user" ]; then set -- "$@" --user "$user"; fi',
+        'if [ -n "$BROKER_TLS" ]; then set -- "$@" --tls --sni "$REDIS_HOST"; fi',
+        'if [ -n "$BROKER_CA_FILE" ]; then set -- "$@" --cacert "$BROKER_CA_FILE"; fi',
+        'until redis-cli "$@" ping 2>/dev/null | grep -q PONG; '
+        'do echo "waiting for the broker at $REDIS_HOST:$REDIS_PORT"; sleep 2; done',
+    ]
+)
+
+
 def wait_for_broker(redis_image: str, refs: Refs, resources: PodResources) -> dict[str, Any]:
-    """Return the init container that waits until Redis answers PONG, instead of crash-looping."""
-    script = (
-        'until redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; '
-        'do echo "waiting for the broker at $REDIS_HOST:$REDIS_PORT"; sleep 2; done'
-    )
-    return {
+    """Return the init container that waits until the broker answers PONG (over TLS too), instead of crash-looping."""
+    tls = refs.broker_tls
+    container: dict[str, Any] = {
         "name": "wait-for-broker",
         "image": redis_image,
-        "command": ["sh", "-c", script],
+        "command": ["sh", "-c", _WAIT_SCRIPT],
         "env": [
+            secret_env("CELERY_BROKER_URL", refs.broker_secret_name, refs.broker_secret_key),
             {"name": "REDIS_HOST", "value": refs.broker_host},
-            {"name": "REDIS_PORT", "value": str(REDIS_PORT)},
-            # redis-cli reads the password from REDISCLI_AUTH, so it never shows in the process list.
-            secret_env("REDISCLI_AUTH", refs.secret_name, "REDIS_PASSWORD"),
+            {"name": "REDIS_PORT", "value": str(refs.broker_port)},
+            {"name": "BROKER_TLS", "value": "1" if tls is not None else ""},
+            {"name": "BROKER_CA_FILE", "value": tls.ca_file() if tls is not None else ""},
         ],
         "resources": resources.to_k8s(),
         "securityContext": security_context(),
     }
+    if tls is not None and tls.has_ca():
+        container["volumeMounts"] = [{"name": "broker-ca", "mountPath": BROKER_CA_MOUNT, "readOnly": True}]
+    return container
 
 
 def build_pod_spec(
@@ -382,17 +463,27 @@ def build_pod_spec(
 
 
 def celery_volumes(refs: Refs) -> list[dict[str, Any]]:
-    """Return the writable /tmp and the hooks ConfigMap volumes of a Celery pod."""
-    return [
+    """Return the writable /tmp, the hooks ConfigMap and (with TLS and a CA) the broker CA volumes of a Celery pod."""
+    volumes = [
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         {"name": "hooks", "configMap": {"name": refs.hooks_config_map, "defaultMode": 0o444}},
     ]
+    if refs.broker_tls is not None and refs.broker_tls.has_ca():
+        volumes.append(ca_volume(refs.broker_tls))
+    return volumes
 
 
-CELERY_MOUNTS = [
+CELERY_MOUNTS: list[dict[str, Any]] = [
     {"name": "tmp", "mountPath": TMP_MOUNT},
     {"name": "hooks", "mountPath": probes.HOOKS_MOUNT_PATH, "readOnly": True},
 ]
+
+
+def celery_mounts(refs: Refs) -> list[dict[str, Any]]:
+    """Return the Celery container's mounts of the platform's own volumes."""
+    if refs.broker_tls is not None and refs.broker_tls.has_ca():
+        return [*CELERY_MOUNTS, {"name": "broker-ca", "mountPath": BROKER_CA_MOUNT, "readOnly": True}]
+    return list(CELERY_MOUNTS)
 
 
 def celery_container(
@@ -417,7 +508,7 @@ def celery_container(
         "env": env,
         "resources": resources.to_k8s(),
         "securityContext": security_context(),
-        "volumeMounts": CELERY_MOUNTS,
+        "volumeMounts": celery_mounts(refs),
         # Startup waits for the ready file (the init container already waited for the broker).
         "startupProbe": exec_probe(commands.startup, period=5, failures=60, kills=True),
         "livenessProbe": exec_probe(commands.liveness, period=10, failures=3, kills=True),
@@ -426,14 +517,22 @@ def celery_container(
 
 
 def worker_container(
-    *, image: str, app: str, pool: PoolSpec, refs: Refs, longest_task_seconds: int, heartbeat_max_age_seconds: int
+    *,
+    image: str,
+    app: str,
+    pool: PoolSpec,
+    refs: Refs,
+    longest_task_seconds: int,
+    heartbeat_max_age_seconds: int,
+    python_path: Sequence[str] = (),
+    memory_volume_bytes: int = 0,
 ) -> dict[str, Any]:
     """Return a pool's worker container; liveness is the heartbeat of the worker's event loop."""
     return celery_container(
         name="worker",
         image=image,
-        args=worker_args(app, pool),
-        hook_env=probes.worker_env(STATE_DIR),
+        args=worker_args(app, pool, memory_volume_bytes),
+        hook_env=probes.worker_env(STATE_DIR, image_pythonpath=python_path),
         resources=pool.resources,
         refs=refs,
         longest_task_seconds=longest_task_seconds,
@@ -442,7 +541,14 @@ def worker_container(
 
 
 def beat_container(
-    *, image: str, app: str, beat: BeatSpec, refs: Refs, longest_task_seconds: int, heartbeat_max_age_seconds: int
+    *,
+    image: str,
+    app: str,
+    beat: BeatSpec,
+    refs: Refs,
+    longest_task_seconds: int,
+    heartbeat_max_age_seconds: int,
+    python_path: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Return the beat container: schedule in the writable state dir, heartbeat from its scheduling loop."""
     # Beat may sleep max_interval between heartbeats: the max age must cover two of those.
@@ -450,8 +556,8 @@ def beat_container(
     return celery_container(
         name="beat",
         image=image,
-        args=[*probes.beat_args(STATE_DIR, beat.max_interval_seconds), "--loglevel", "INFO"],
-        hook_env=probes.beat_env(STATE_DIR, app),
+        args=[*probes.beat_args(STATE_DIR, beat.max_interval_seconds), "--loglevel", beat.log_level.upper()],
+        hook_env=probes.beat_env(STATE_DIR, app, image_pythonpath=python_path),
         resources=beat.resources,
         refs=refs,
         longest_task_seconds=longest_task_seconds,

@@ -2,7 +2,8 @@
 
 import pulumi
 
-from celery_platform.namespace import NamespaceArgs, PlatformNamespace
+from celery_platform.broker import ExternalBroker, ExternalBrokerArgs
+from celery_platform.namespace import NamespaceArgs, PlatformNamespace, database_egress
 from celery_platform.redis import RedisBroker, RedisBrokerArgs
 from celery_platform.secrets import PlatformSecrets, SecretsArgs
 from celery_platform.stack_config import load_stack_config, workload_settings
@@ -16,10 +17,23 @@ def _secret(value: str) -> pulumi.Output[str] | None:
 
 config = load_stack_config()
 
+# Egress: DNS and the namespace always; the database when its URL names it by address; the stack's rules.
+database = database_egress(config.database_url)
 namespace = PlatformNamespace(
     "celery-platform",
-    NamespaceArgs(name=config.namespace, limit_range=config.limit_range, quota=config.quota),
+    NamespaceArgs(
+        name=config.namespace,
+        limit_range=config.limit_range,
+        quota=config.quota,
+        egress_rules=(*([database] if database else []), *config.egress),
+    ),
 )
+if database is None and not config.egress:
+    pulumi.log.warn(
+        "databaseUrl names its host by DNS and the egress key is empty: NetworkPolicy admits addresses, not "
+        "names, so add the database's CIDR and port to egress (or the pods cannot reach it)",
+        resource=namespace,
+    )
 secrets = PlatformSecrets(
     "celery-secrets",
     SecretsArgs(
@@ -35,22 +49,32 @@ secrets = PlatformSecrets(
     opts=pulumi.ResourceOptions(depends_on=[namespace]),
 )
 
-broker = RedisBroker(
-    "redis",
-    RedisBrokerArgs(
-        namespace=namespace.name,
-        secrets=secrets,
-        spec=config.redis,
-        # A domain the stack holds as secret keeps the broker host, and every env var of it, secret.
-        cluster_domain=(
-            pulumi.Output.secret(config.cluster_domain)
-            if "clusterDomain" in config.secret_keys
-            else config.cluster_domain
+broker: RedisBroker | ExternalBroker
+if config.broker.external is not None:
+    broker = ExternalBroker(
+        "broker",
+        # The component keeps the URL secret: it only ever reaches a Secret's stringData.
+        ExternalBrokerArgs(namespace=namespace.name, spec=config.broker.external, url=config.broker_url or None),
+        opts=pulumi.ResourceOptions(depends_on=[namespace]),
+    )
+else:
+    broker = RedisBroker(
+        "redis",
+        RedisBrokerArgs(
+            namespace=namespace.name,
+            secrets=secrets,
+            spec=config.redis,
+            # A domain the stack holds as secret keeps the broker host, and every env var of it, secret.
+            cluster_domain=(
+                pulumi.Output.secret(config.cluster_domain)
+                if "clusterDomain" in config.secret_keys
+                else config.cluster_domain
+            ),
+            limit_range=namespace.limit_range,
+            pod=config.pod,
+            rollout_timeout_seconds=config.rollout_timeout_seconds,
         ),
-        limit_range=namespace.limit_range,
-        rollout_timeout_seconds=config.rollout_timeout_seconds,
-    ),
-)
+    )
 workers = CeleryWorkers(
     "celery",
     CeleryWorkersArgs(
@@ -68,5 +92,6 @@ pulumi.export("namespace", namespace.name)
 pulumi.export("secretName", secrets.secret_name)
 pulumi.export("brokerHost", broker.host)
 pulumi.export("brokerPort", broker.port)
-pulumi.export("brokerUrl", broker.url)
+if isinstance(broker, RedisBroker):
+    pulumi.export("brokerUrl", broker.url)
 pulumi.export("workerDeployments", {name: d.metadata.name for name, d in workers.deployments.items()})

@@ -34,13 +34,25 @@ def _adapter(validate: Validate) -> Callable[[ResourceValidationArgs, ReportViol
     return run
 
 
+# Namespace -> (cpu, memory) maxLimitRequestRatio of the LimitRanges this stack registers. The engine
+# analyzes resources in registration order in this one process, and a namespace's LimitRange is
+# registered before the workloads that run in it (its component comes first).
+_NAMESPACE_RATIOS: dict[str, tuple[Any, Any]] = {}
+
+
 def _resources(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    seen = guardrails.limit_range_ratios(args.resource_type, args.props)
+    if seen is not None:
+        _NAMESPACE_RATIOS[seen[0]] = (seen[1], seen[2])
+    # A ratio set in the pack's config wins; else the namespace's own LimitRange; else 2.
     config = args.get_config()
+    namespace = guardrails.namespace_of(args.props)
+    default = _NAMESPACE_RATIOS.get(namespace or "", (guardrails.DEFAULT_MAX_LIMIT_REQUEST_RATIO,) * 2)
     messages = guardrails.validate_resources(
         args.resource_type,
         args.props,
-        max_cpu_ratio=config.get("maxCpuLimitRequestRatio", guardrails.DEFAULT_MAX_LIMIT_REQUEST_RATIO),
-        max_memory_ratio=config.get("maxMemoryLimitRequestRatio", guardrails.DEFAULT_MAX_LIMIT_REQUEST_RATIO),
+        max_cpu_ratio=config.get("maxCpuLimitRequestRatio") or default[0],
+        max_memory_ratio=config.get("maxMemoryLimitRequestRatio") or default[1],
     )
     _report_all(messages, report_violation)
 
@@ -56,7 +68,8 @@ def _beat_not_autoscaled(args: StackValidationArgs, report_violation: ReportViol
         report_violation(message, args.resources[index].urn)
 
 
-_RATIO = {"type": "number", "minimum": 1, "default": 2}
+# No default: unset means "the namespace's own LimitRange ratio", which the policy reads from the stack.
+_RATIO = {"type": "number", "minimum": 1}
 
 PolicyPack(
     name="celery-platform-guardrails",
@@ -66,7 +79,7 @@ PolicyPack(
         ResourceValidationPolicy(
             name="containers-have-bounded-resources",
             description="Every container and init container sets cpu and memory requests and limits, "
-            "with limit/request at most the configured ratio (default 2).",
+            "with limit/request at most the configured ratio, else its namespace's LimitRange ratio, else 2.",
             validate=_resources,
             config_schema=PolicyConfigSchema(
                 properties={"maxCpuLimitRequestRatio": _RATIO, "maxMemoryLimitRequestRatio": _RATIO}
@@ -105,8 +118,12 @@ PolicyPack(
         ResourceValidationPolicy(
             name="pods-are-restricted",
             description="Pod Security Standards restricted: runAsNonRoot, no privilege escalation, "
-            "capabilities drop ALL, seccomp RuntimeDefault, not privileged, no host namespaces.",
-            validate=_adapter(guardrails.validate_security_context),
+            "capabilities drop ALL, seccomp RuntimeDefault, not privileged, no host namespaces, and no API token "
+            "of the namespace's default ServiceAccount.",
+            validate=[
+                _adapter(guardrails.validate_security_context),
+                _adapter(guardrails.validate_service_account_token),
+            ],
         ),
     ],
 )

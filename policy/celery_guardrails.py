@@ -479,3 +479,56 @@ def validate_security_context(resource_type: str, props: Mapping[str, Any]) -> l
 
 def _describe(value: Any) -> str:
     return "unset" if value is None else repr(value)
+
+
+# --- the namespace's own LimitRange ---------------------------------------------------------------
+
+
+def limit_range_ratios(resource_type: str, props: Mapping[str, Any]) -> tuple[str, Decimal, Decimal] | None:
+    """(namespace, cpu ratio, memory ratio) of a LimitRange's Container maxLimitRequestRatio, else None.
+
+    The ratio a namespace admits is the one its own LimitRange sets, not a number fixed in this pack:
+    a stack whose LimitRange allows 4 must not be refused at 2. A ratio it leaves out is 2, the pack's default.
+    """
+    if resource_type != "kubernetes:core/v1:LimitRange":
+        return None
+    try:
+        namespace = _get(props, "metadata", "namespace")
+        ratios = {"cpu": DEFAULT_MAX_LIMIT_REQUEST_RATIO, "memory": DEFAULT_MAX_LIMIT_REQUEST_RATIO}
+        for limit in _seq(_get(props, "spec", "limits")):
+            if _get(limit, "type") != "Container":
+                continue
+            for resource in ratios:
+                value = _get(limit, "maxLimitRequestRatio", resource)
+                if value is not None:
+                    ratios[resource] = Decimal(str(parse_quantity(value)))
+    except (UnknownValueError, ValueError):
+        return None
+    if not isinstance(namespace, str):
+        return None
+    return namespace, ratios["cpu"], ratios["memory"]
+
+
+def namespace_of(props: Mapping[str, Any]) -> str | None:
+    """The resource's metadata.namespace, or None when it is unset or unknown at preview."""
+    try:
+        namespace = _get(props, "metadata", "namespace")
+    except UnknownValueError:
+        return None
+    return namespace if isinstance(namespace, str) else None
+
+
+# --- service account token ------------------------------------------------------------------------
+
+
+def validate_service_account_token(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """A pod that asks for the API token names its own ServiceAccount, never the namespace's default."""
+    workload = workload_of(resource_type, props)
+    if workload is None or _get(workload.pod_spec, "automountServiceAccountToken") is not True:
+        return []
+    if _get(workload.pod_spec, "serviceAccountName") not in (None, "", "default"):
+        return []
+    return [
+        f"{workload.pod_spec_path}.automountServiceAccountToken is true with the namespace's default "
+        "ServiceAccount; name the pods' own serviceAccountName, or set it to false"
+    ]

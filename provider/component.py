@@ -9,14 +9,28 @@ No ``from __future__ import annotations`` here: the analyzer reads ``__init__``'
 without evaluating them, so they must be real types, not strings.
 """
 
+import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
+from celery_platform.broker import ExternalBroker, ExternalBrokerArgs, ExternalBrokerSpec
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
-from celery_platform.namespace import NamespaceArgs, PlatformNamespace
+from celery_platform.namespace import EgressRule, NamespaceArgs, PlatformNamespace, database_egress
+from celery_platform.podsettings import (
+    EmptyDir,
+    EnvFrom,
+    EnvVar,
+    KeyRef,
+    PodSettings,
+    ServiceAccount,
+    SpreadConstraint,
+    Toleration,
+    Volume,
+    VolumeMount,
+)
 from celery_platform.redis import RedisBroker, RedisBrokerArgs
 from celery_platform.secrets import PlatformSecrets, SecretsArgs
 from celery_platform.validation import Problem, check_dns_label, raise_if_any
@@ -25,6 +39,7 @@ from celery_platform.workers import (
     CeleryWorkersArgs,
     WorkloadSettings,
     platform_problems,
+    pod_problems,
     validate_pools,
 )
 from celery_platform.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
@@ -51,6 +66,171 @@ class ContainerResources(TypedDict):
     """The ceiling; memory beyond it is an OOM kill of the whole container."""
 
 
+class ObjectKey(TypedDict):
+    """One key of an existing Secret or ConfigMap."""
+
+    name: str
+    """The Secret's or ConfigMap's name."""
+    key: str
+    """The key inside it."""
+    optional: NotRequired[bool]
+    """Start the pod even when it is missing. Default: ``false``."""
+
+
+class EnvVarSettings(TypedDict):
+    """One extra env var: a value, or a key of an existing Secret or ConfigMap."""
+
+    name: str
+    """Its name; one the platform sets (CELERY_BROKER_URL, SECRET_KEY, ...) is refused."""
+    value: NotRequired[str]
+    """A literal value; refused for a secret-looking name. Default: unset."""
+    secret_key_ref: NotRequired[ObjectKey]
+    """Read it from an existing Secret. Default: unset."""
+    config_map_key_ref: NotRequired[ObjectKey]
+    """Read it from an existing ConfigMap. Default: unset."""
+
+
+class EnvFromSettings(TypedDict, total=False):
+    """Every key of an existing Secret or ConfigMap as env vars (the platform's own vars take precedence)."""
+
+    secret: str
+    """The Secret's name. Default: unset."""
+    config_map: str
+    """The ConfigMap's name. Default: unset."""
+    prefix: str
+    """Prepended to every key. Default: empty."""
+
+
+class TolerationSettings(TypedDict, total=False):
+    """A toleration of a node taint."""
+
+    key: str
+    """The taint's key. Default: empty (every key, with Exists)."""
+    operator: str
+    """Equal or Exists. Default: ``Equal``."""
+    value: str
+    """The taint's value, with Equal. Default: empty."""
+    effect: str
+    """NoSchedule, PreferNoSchedule or NoExecute. Default: empty (all)."""
+    toleration_seconds: int
+    """How long a NoExecute taint is tolerated. Default: forever."""
+
+
+class SpreadSettings(TypedDict):
+    """A topology spread constraint over the pool's own pods."""
+
+    topology_key: str
+    """The node label to spread over."""
+    max_skew: NotRequired[int]
+    """Largest difference of pods between two domains. Default: ``1``."""
+    when_unsatisfiable: NotRequired[str]
+    """ScheduleAnyway or DoNotSchedule. Default: ``ScheduleAnyway``."""
+
+
+class VolumeSettings(TypedDict):
+    """An extra volume: an existing Secret, ConfigMap or PVC, or an emptyDir."""
+
+    name: str
+    """Volume name, referenced by volumeMounts."""
+    secret: NotRequired[str]
+    """An existing Secret. Default: unset."""
+    config_map: NotRequired[str]
+    """An existing ConfigMap. Default: unset."""
+    persistent_volume_claim: NotRequired[str]
+    """An existing PersistentVolumeClaim. Default: unset."""
+    empty_dir_size_limit: NotRequired[str]
+    """An emptyDir of this size. Default: unset."""
+    empty_dir_medium: NotRequired[str]
+    """The emptyDir's medium, empty or Memory. Default: empty (node disk)."""
+
+
+class VolumeMountSettings(TypedDict):
+    """Where an extra volume appears in the Celery container."""
+
+    name: str
+    """The volume's name."""
+    mount_path: str
+    """An absolute path, neither over nor under /tmp or the hooks directory."""
+    read_only: NotRequired[bool]
+    """Mount read-only. Default: ``true``."""
+    sub_path: NotRequired[str]
+    """Only this path inside the volume. Default: all of it."""
+
+
+class ServiceAccountSettings(TypedDict, total=False):
+    """The pods' identity: one created with annotations (the cloud IAM binding), or an existing one."""
+
+    name: str
+    """Its name. Default: the component's name when created, else the namespace's default account."""
+    create: bool
+    """Create it. Default: ``false``."""
+    annotations: dict[str, str]
+    """Annotations of the created account, e.g. eks.amazonaws.com/role-arn. Default: none."""
+    automount_token: bool
+    """Mount the API token into the pods. Default: ``false``."""
+
+
+class PodOptions(TypedDict, total=False):
+    """Settings of Celery pods; on a pool or beat, each field set replaces the platform's."""
+
+    service_account: ServiceAccountSettings
+    """Identity and token. Default: the namespace's default account, no token."""
+    image_pull_secrets: list[str]
+    """Existing registry Secrets. Default: none."""
+    node_selector: dict[str, str]
+    """Node labels the pods require. Default: none."""
+    tolerations: list[TolerationSettings]
+    """Taints the pods tolerate. Default: none."""
+    affinity_json: str
+    """Kubernetes affinity (nodeAffinity, podAffinity, podAntiAffinity) as JSON. Default: none."""
+    priority_class_name: str
+    """An existing PriorityClass. Default: none."""
+    topology_spread: list[SpreadSettings]
+    """Spread constraints; an empty list turns spreading off. Default: hostname and zone, ScheduleAnyway."""
+    annotations: dict[str, str]
+    """Pod annotations. Default: none."""
+    labels: dict[str, str]
+    """Extra pod labels; the platform's app.kubernetes.io labels cannot be overridden. Default: none."""
+    env: list[EnvVarSettings]
+    """Extra env vars of the Celery container. Default: none."""
+    env_from: list[EnvFromSettings]
+    """Whole Secrets or ConfigMaps as env vars. Default: none."""
+    volumes: list[VolumeSettings]
+    """Extra volumes. Default: none."""
+    volume_mounts: list[VolumeMountSettings]
+    """Mounts of the extra volumes. Default: none."""
+    python_path: list[str]
+    """The image's own PYTHONPATH entries; the hooks directory is added after them. Default: none."""
+
+
+class EgressRuleSettings(TypedDict):
+    """Addresses outside the namespace that the pods may reach."""
+
+    cidr: str
+    """An IPv4 or IPv6 CIDR."""
+    ports: NotRequired[list[int]]
+    """TCP ports. Default: every port."""
+
+
+class ExternalBrokerSettings(TypedDict, total=False):
+    """A Redis the platform does not run (ElastiCache, Memorystore, Azure Cache, an operator's)."""
+
+    url_secret: ObjectKey
+    """The existing Secret and key holding the URL. Default: unset (give brokerUrl)."""
+    host: str
+    """The broker's host; required when the URL is in a Secret or an output. Default: from a plain brokerUrl."""
+    port: int
+    """The broker's port. Default: the URL's, else ``6379``."""
+    tls: bool
+    """Connect with TLS (rediss://). Default: from the URL's scheme, else ``false``."""
+    ca_secret: ObjectKey
+    """With TLS, the CA in an existing Secret. Default: the image's trusted CAs."""
+    ca_config_map: ObjectKey
+    """With TLS, the CA in an existing ConfigMap. Default: the image's trusted CAs."""
+    cidr: str
+    """Addresses the egress policy admits on the broker port. Default: the host's /32 when it is an IP."""
+
+
 class WorkerPool(TypedDict):
     """One worker pool: a Deployment that consumes a list of queues."""
 
@@ -64,6 +244,14 @@ class WorkerPool(TypedDict):
     """Prefork children per pod, always passed explicitly (billiard would count the node's CPUs). Default: ``2``."""
     resources: NotRequired[ContainerResources]
     """Worker container resources. Default: ``100m``/``256Mi`` requests, ``200m``/``512Mi`` limits."""
+    log_level: NotRequired[str]
+    """``--loglevel``: DEBUG, INFO, WARNING, ERROR or CRITICAL. Default: ``INFO``."""
+    pool_type: NotRequired[str]
+    """prefork, threads, solo, gevent or eventlet; max-memory-per-child only with prefork. Default: ``prefork``."""
+    extra_args: NotRequired[list[str]]
+    """More celery worker options; those the platform sets (-Q, -c, -n, --include, ...) are refused. Default: none."""
+    pod: NotRequired[PodOptions]
+    """This pool's pod settings; each field set replaces the platform's. Default: the platform's."""
 
 
 class BeatSettings(TypedDict, total=False):
@@ -75,6 +263,10 @@ class BeatSettings(TypedDict, total=False):
     """Longest sleep of beat's loop (``--max-interval``), which bounds its heartbeat. Default: ``30``."""
     resources: ContainerResources
     """Beat container resources. Default: ``50m``/``128Mi`` requests, ``100m``/``256Mi`` limits."""
+    log_level: str
+    """``--loglevel``: DEBUG, INFO, WARNING, ERROR or CRITICAL. Default: ``INFO``."""
+    pod: PodOptions
+    """Beat's pod settings; each field set replaces the platform's. Default: the platform's."""
 
 
 class RedisSettings(TypedDict, total=False):
@@ -168,6 +360,26 @@ class CeleryPlatformArgs(TypedDict):
     """Liveness: how stale a pod's heartbeat may be; covers a broker reconnect. Default: ``60``."""
     cluster_domain: NotRequired[str]
     """The cluster's DNS domain, for the broker host. Default: ``cluster.local``."""
+    pod_security_level: NotRequired[str]
+    """Pod Security level of a created namespace: privileged, baseline or restricted. Default: ``restricted``."""
+    egress_cidrs: NotRequired[list[str]]
+    """CIDRs the pods may reach on any port besides DNS; 0.0.0.0/0 only when asked for. Default: none."""
+    egress_rules: NotRequired[list[EgressRuleSettings]]
+    """CIDRs and ports the pods may reach (a database named by IP is added by itself). Default: none."""
+    django_secret_key: NotRequired[pulumi.Input[str]]
+    """Replaces the generated Django SECRET_KEY; pass a secret. Default: generated."""
+    field_encryption_key: NotRequired[pulumi.Input[str]]
+    """Replaces the generated Fernet FIELD_ENCRYPTION_KEY; pass a secret. Default: generated."""
+    redis_password: NotRequired[pulumi.Input[str]]
+    """Replaces the generated Redis password; pass a secret. Default: generated."""
+    run_as_user: NotRequired[int]
+    """Non-root UID (and GID, fsGroup) of the Celery pods. Default: ``10001``."""
+    pod: NotRequired[PodOptions]
+    """Settings of every Celery pod (identity, pull secrets, placement, env, volumes). Default: none of them."""
+    external_broker: NotRequired[ExternalBrokerSettings]
+    """Use this Redis instead of running one. Default: unset (the platform runs its own Redis)."""
+    broker_url: NotRequired[pulumi.Input[str]]
+    """The external broker's URL redis[s]://:PASSWORD@HOST:PORT/DB; pass a secret. Default: unset."""
 
 
 def _given(value: Mapping[str, Any], convert: Mapping[str, Callable[[Any], Any]]) -> dict[str, Any]:
@@ -188,6 +400,60 @@ def _ratio(value: LimitRatios) -> Ratio:
     return Ratio(**_given(value, {"cpu": lambda v: Decimal(str(v)), "memory": lambda v: Decimal(str(v))}))
 
 
+def _key(value: Mapping[str, Any]) -> KeyRef:
+    return KeyRef(**_given(value, {"name": str, "key": str, "optional": bool}))
+
+
+def _env(value: Mapping[str, Any]) -> EnvVar:
+    return EnvVar(**_given(value, {"name": str, "value": str, "secret_key_ref": _key, "config_map_key_ref": _key}))
+
+
+def _volume(value: Mapping[str, Any]) -> Volume:
+    plain = _given(value, {"name": str, "secret": str, "config_map": str, "persistent_volume_claim": str})
+    if "empty_dir_size_limit" in value or "empty_dir_medium" in value:
+        plain["empty_dir"] = EmptyDir(
+            size_limit=str(value.get("empty_dir_size_limit", "")), medium=str(value.get("empty_dir_medium", ""))
+        )
+    return Volume(**plain)
+
+
+def _tuple_of(convert: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
+    return lambda items: tuple(convert(item) for item in items)
+
+
+def _pod(value: PodOptions) -> PodSettings:
+    convert: dict[str, Callable[[Any], Any]] = {
+        "service_account": lambda v: ServiceAccount(
+            **_given(v, {"name": str, "create": bool, "annotations": dict, "automount_token": bool})
+        ),
+        "image_pull_secrets": _tuple_of(str),
+        "node_selector": dict,
+        "tolerations": _tuple_of(
+            lambda v: Toleration(
+                **_given(v, {"key": str, "operator": str, "value": str, "effect": str, "toleration_seconds": int})
+            )
+        ),
+        "affinity_json": json.loads,
+        "priority_class_name": str,
+        "topology_spread": _tuple_of(
+            lambda v: SpreadConstraint(**_given(v, {"topology_key": str, "max_skew": int, "when_unsatisfiable": str}))
+        ),
+        "annotations": dict,
+        "labels": dict,
+        "env": _tuple_of(_env),
+        "env_from": _tuple_of(lambda v: EnvFrom(**_given(v, {"secret": str, "config_map": str, "prefix": str}))),
+        "volumes": _tuple_of(_volume),
+        "volume_mounts": _tuple_of(
+            lambda v: VolumeMount(**_given(v, {"name": str, "mount_path": str, "read_only": bool, "sub_path": str}))
+        ),
+        "python_path": _tuple_of(str),
+    }
+    given = _given(value, convert)
+    if "affinity_json" in given:
+        given["affinity"] = given.pop("affinity_json")
+    return PodSettings(**given)
+
+
 def _pool(value: WorkerPool) -> PoolSpec:
     convert: dict[str, Callable[[Any], Any]] = {
         "name": str,
@@ -195,12 +461,46 @@ def _pool(value: WorkerPool) -> PoolSpec:
         "replicas": int,
         "concurrency": int,
         "resources": _pod_resources,
+        "log_level": str,
+        "pool_type": str,
+        "extra_args": _tuple_of(str),
+        "pod": _pod,
     }
     return PoolSpec(**_given(value, convert))
 
 
 def _beat(value: BeatSettings) -> BeatSpec:
-    return BeatSpec(**_given(value, {"enabled": bool, "max_interval_seconds": int, "resources": _pod_resources}))
+    convert: dict[str, Callable[[Any], Any]] = {
+        "enabled": bool,
+        "max_interval_seconds": int,
+        "resources": _pod_resources,
+        "log_level": str,
+        "pod": _pod,
+    }
+    return BeatSpec(**_given(value, convert))
+
+
+def _external(value: ExternalBrokerSettings) -> ExternalBrokerSpec:
+    convert: dict[str, Callable[[Any], Any]] = {
+        "url_secret": _key,
+        "host": str,
+        "port": int,
+        "tls": bool,
+        "ca_secret": _key,
+        "ca_config_map": _key,
+        "cidr": str,
+    }
+    return ExternalBrokerSpec(**_given(value, convert))
+
+
+def _database_egress(url: pulumi.Input[str]) -> tuple[EgressRule, ...]:
+    # Only a plain URL can be read here; a secret Output's database needs its CIDR in egressRules.
+    rule = database_egress(url) if isinstance(url, str) else None
+    return (rule,) if rule else ()
+
+
+def _egress(value: EgressRuleSettings) -> EgressRule:
+    return EgressRule(cidr=str(value["cidr"]), ports=tuple(int(p) for p in value.get("ports", [])))
 
 
 def _redis(value: RedisSettings) -> RedisSpec:
@@ -241,7 +541,7 @@ class CeleryPlatform(pulumi.ComponentResource):
     broker_port: pulumi.Output[int]
     """The Redis Service's port."""
     broker_url: pulumi.Output[str]
-    """Secret: ``redis://:PASSWORD@host:6379/0``."""
+    """Secret: ``redis://:PASSWORD@host:6379/0`` of the platform's Redis; empty with an external broker."""
     worker_deployments: pulumi.Output[dict[str, str]]
     """Pool name to Deployment name."""
 
@@ -258,7 +558,8 @@ class CeleryPlatform(pulumi.ComponentResource):
             image=args["image"],
             app=args["celery_app"],
             redis_image=redis.image,
-            **_given(args, {"longest_task_seconds": int, "heartbeat_max_age_seconds": int}),
+            pod=_pod(args.get("pod") or {}),
+            **_given(args, {"longest_task_seconds": int, "heartbeat_max_age_seconds": int, "run_as_user": int}),
         )
         secrets_args = SecretsArgs(
             namespace=args["namespace"],
@@ -266,13 +567,40 @@ class CeleryPlatform(pulumi.ComponentResource):
             database_url=args["database_url"],
             sentry_dsn=args.get("sentry_dsn"),
             rotation=int(args.get("rotation", 0)),
+            django_secret_key=args.get("django_secret_key"),
+            field_encryption_key=args.get("field_encryption_key"),
+            redis_password=args.get("redis_password"),
+        )
+        external = _external(args["external_broker"]) if "external_broker" in args else None
+        broker_url = args.get("broker_url")
+        namespace_args = NamespaceArgs(
+            name=args["namespace"],
+            limit_range=limit_range or LimitRangeSpec(),
+            quota=quota,
+            pod_security_level=str(args.get("pod_security_level", "restricted")),
+            egress_cidrs=tuple(str(c) for c in args.get("egress_cidrs", [])),
+            egress_rules=(*_database_egress(args["database_url"]), *(_egress(r) for r in args.get("egress_rules", []))),
         )
         # Validate everything the components would, before registering anything: one error, every problem.
         problems = _problems(args["namespace"], limit_range, quota if create_namespace else None, redis)
+        problems += [p for p in namespace_args.validate() if p.field.startswith(("podSecurityLevel", "egress"))]
         problems += secrets_args.validate() + settings.validate() + validate_pools(pools) + beat.validate("beat")
+        if external is not None:
+            problems += external.validate("externalBroker", broker_url, url_given=broker_url is not None)
+        elif broker_url is not None:
+            problems.append(Problem("brokerUrl", "is set without externalBroker", "a URL", "unset"))
+        if not problems:
+            problems += pod_problems(settings, pools, beat)
         if not problems and limit_range is not None:
+            tls = external.broker_tls(broker_url if isinstance(broker_url, str) else None) if external else None
             problems += platform_problems(
-                settings, redis, pools, beat, limit_range, quota if create_namespace else None
+                settings,
+                None if external else redis,
+                pools,
+                beat,
+                limit_range,
+                quota if create_namespace else None,
+                tls,
             )
         raise_if_any(f"CeleryPlatform {name!r}", problems)
         super().__init__(TYPE_TOKEN, name, None, opts)
@@ -280,9 +608,7 @@ class CeleryPlatform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         in_namespace = child
         if create_namespace and limit_range is not None:
-            guarded = PlatformNamespace(
-                name, NamespaceArgs(name=args["namespace"], limit_range=limit_range, quota=quota), opts=child
-            )
+            guarded = PlatformNamespace(name, namespace_args, opts=child)
             self.namespace = guarded.name
             in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[guarded])
         else:
@@ -294,20 +620,32 @@ class CeleryPlatform(pulumi.ComponentResource):
                 database_url=secrets_args.database_url,
                 sentry_dsn=secrets_args.sentry_dsn,
                 rotation=secrets_args.rotation,
+                django_secret_key=secrets_args.django_secret_key,
+                field_encryption_key=secrets_args.field_encryption_key,
+                redis_password=secrets_args.redis_password,
             ),
             opts=in_namespace,
         )
-        broker = RedisBroker(
-            f"{name}-redis",
-            RedisBrokerArgs(
-                namespace=self.namespace,
-                secrets=secrets,
-                spec=redis,
-                cluster_domain=args.get("cluster_domain", "cluster.local"),
-                limit_range=limit_range,
-            ),
-            opts=in_namespace,
-        )
+        broker: RedisBroker | ExternalBroker
+        if external is not None:
+            broker = ExternalBroker(
+                f"{name}-broker",
+                ExternalBrokerArgs(namespace=self.namespace, spec=external, url=broker_url),
+                opts=in_namespace,
+            )
+        else:
+            broker = RedisBroker(
+                f"{name}-redis",
+                RedisBrokerArgs(
+                    namespace=self.namespace,
+                    secrets=secrets,
+                    spec=redis,
+                    cluster_domain=args.get("cluster_domain", "cluster.local"),
+                    limit_range=limit_range,
+                    pod=settings.pod,
+                ),
+                opts=in_namespace,
+            )
         workers = CeleryWorkers(
             name,
             CeleryWorkersArgs(
@@ -322,9 +660,10 @@ class CeleryPlatform(pulumi.ComponentResource):
             opts=in_namespace,
         )
         self.secret_name = secrets.secret_name
-        self.broker_host = broker.host
+        self.broker_host = pulumi.Output.from_input(broker.host)
         self.broker_port = pulumi.Output.from_input(broker.port)
-        self.broker_url = broker.url
+        # An external broker's URL is not ours to hand out: the output is empty then.
+        self.broker_url = broker.url if isinstance(broker, RedisBroker) else pulumi.Output.secret("")
         names = {pool: deployment.metadata.name for pool, deployment in workers.deployments.items()}
         self.worker_deployments = pulumi.Output.all(**names) if names else pulumi.Output.from_input({})
         self.register_outputs(

@@ -145,6 +145,18 @@ class Cluster:
     """Test value of each Secret key (``CELERY_BROKER_URL``, ``SECRET_KEY``, ...)."""
     service_addresses: Mapping[str, tuple[str, int]]
     """Service name → local (host, port)."""
+    external_secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Secrets that exist in the cluster but not in the render (an external broker's): name → key → value."""
+    host_addresses: Mapping[str, str] = field(default_factory=dict)
+    """Hosts outside the cluster (an external broker) → the local address that stands in for them."""
+    image_paths: Mapping[str, Path] = field(default_factory=dict)
+    """Directories of the image (``/app``) → local directories, rewritten like mount paths."""
+    image_workdir: Path | None = None
+    """The image's WORKDIR, the cwd of every process. Default: the sample app's directory."""
+
+    @property
+    def workdir(self) -> Path:
+        return self.image_workdir or SAMPLE_APP_DIR
 
 
 class ConfigError(RuntimeError):
@@ -201,14 +213,20 @@ def plan_container(
             env[item["name"]] = _expand(str(item["value"]), env)
             continue
         ref = item["valueFrom"]["secretKeyRef"]
+        external = cluster.external_secrets.get(ref["name"], {})
+        if ref["key"] in external:
+            env[item["name"]] = external[ref["key"]]
+            continue
         if ref["name"] not in keys or ref["key"] not in keys[ref["name"]]:
             raise ConfigError(f"{container['name']}: secret {ref['name']!r} has no key {ref['key']!r} in the render")
         if ref["key"] not in cluster.secret_values:
             raise ConfigError(f"no test value for secret key {ref['key']!r}")
         env[item["name"]] = cluster.secret_values[ref["key"]]
     env = _map_services(env, cluster)
+    for host, local in cluster.host_addresses.items():
+        env = {k: v.replace(host, local) for k, v in env.items()}
     mounts = {m["mountPath"]: volume_dirs[m["name"]] for m in container.get("volumeMounts") or []}
-    rewrite = PathMap(mounts)
+    rewrite = PathMap({**cluster.image_paths, **mounts})
     env = {k: rewrite(v) for k, v in env.items()}
     argv = [rewrite(_expand(str(a), env)) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
     if not argv:
@@ -355,8 +373,14 @@ class Pod:
                 for key, text in data.items():
                     (path / key).write_text(text)
                     (path / key).chmod(int(volume["configMap"].get("defaultMode", 0o644)))
+            elif "secret" in volume:
+                # Only Secrets that exist outside the render (a broker CA); items map keys to file names.
+                data = self.cluster.external_secrets[volume["secret"]["secretName"]]
+                items = volume["secret"].get("items") or [{"key": k, "path": k} for k in data]
+                for item in items:
+                    (path / item["path"]).write_text(data[item["key"]])
             elif "emptyDir" not in volume:
-                raise ConfigError(f"{self.name}: volume {volume['name']} is neither emptyDir nor configMap")
+                raise ConfigError(f"{self.name}: volume {volume['name']} is neither emptyDir, configMap nor secret")
             dirs[volume["name"]] = path
         return dirs
 
@@ -383,7 +407,7 @@ class Pod:
             return subprocess.Popen(
                 argv,
                 env={**base, **plan.env},
-                cwd=SAMPLE_APP_DIR,
+                cwd=self.cluster.workdir,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -484,7 +508,7 @@ class Pod:
             if kind != "startup" and not self.started:
                 continue
             t0 = time.monotonic()
-            code, output = run_exec_probe(self.probe_argv(kind), self.main.env, SAMPLE_APP_DIR, timeout)
+            code, output = run_exec_probe(self.probe_argv(kind), self.main.env, self.cluster.workdir, timeout)
             with self._lock:
                 if self._generation != generation:
                     return

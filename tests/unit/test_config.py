@@ -171,6 +171,7 @@ def test_every_optional_secret_is_left_out_of_pulumi_yaml_and_named_in_its_comme
 
 def test_only_the_optional_secrets_and_the_rotation_map_are_undeclared() -> None:
     assert sorted(k.name for k in KEYS if not k.declared) == [
+        "brokerUrl",
         "djangoSecretKey",
         "fieldEncryptionKey",
         "redisPassword",

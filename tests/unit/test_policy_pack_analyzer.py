@@ -175,3 +175,45 @@ def test_the_packs_pins_match_the_program_lock_that_these_tests_run_under() -> N
     pack, program = pins(POLICY_DIR / "requirements.txt"), pins(POLICY_DIR.parent / "requirements.txt")
     assert {"pulumi", "pulumi-policy", "kubernetes"} <= pack.keys()
     assert {name: version for name, version in pack.items() if program.get(name) != version} == {}
+
+
+def _ratio_4_deployment(namespace: str) -> dict[str, Any]:
+    container = {
+        "name": "worker",
+        "image": "app:1.0.0",
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "400m", "memory": "512Mi"}},
+    }
+    return {
+        "metadata": {"name": "w", "namespace": namespace},
+        "spec": {"template": {"spec": {"containers": [container]}}},
+    }
+
+
+def _ratio_findings(stub: Any, props: dict[str, Any]) -> list[str]:
+    return [d.message for d in _analyze(stub, props) if d.policyName == "containers-have-bounded-resources"]
+
+
+def test_the_ratio_is_the_one_the_namespaces_own_limit_range_allows_not_a_fixed_2(analyzer: Any) -> None:
+    _configure(analyzer)
+    assert len(_ratio_findings(analyzer, _ratio_4_deployment("team-wide"))) == 2, "no LimitRange seen: 2 applies"
+    limit_range = {
+        "metadata": {"name": "limits", "namespace": "team-wide"},
+        "spec": {"limits": [{"type": "Container", "maxLimitRequestRatio": {"cpu": "4", "memory": "4"}}]},
+    }
+    _analyze(analyzer, limit_range, "kubernetes:core/v1:LimitRange")
+    assert _ratio_findings(analyzer, _ratio_4_deployment("team-wide")) == []
+    assert len(_ratio_findings(analyzer, _ratio_4_deployment("elsewhere"))) == 2, "another namespace keeps 2"
+    # A ratio set in the pack's config is the stricter word, whatever the namespace allows.
+    _configure(analyzer, **{"containers-have-bounded-resources": {"maxCpuLimitRequestRatio": 1.5}})
+    assert len(_ratio_findings(analyzer, _ratio_4_deployment("team-wide"))) == 1
+
+
+def test_fails_when_a_pod_mounts_the_default_service_account_token(analyzer: Any) -> None:
+    _configure(analyzer)
+    props = _ratio_4_deployment("team-wide")
+    props["spec"]["template"]["spec"]["automountServiceAccountToken"] = True
+    messages = [d.message for d in _analyze(analyzer, props) if d.policyName == "pods-are-restricted"]
+    assert any("automountServiceAccountToken is true" in m for m in messages)
+    props["spec"]["template"]["spec"]["serviceAccountName"] = "celery-app"
+    messages = [d.message for d in _analyze(analyzer, props) if d.policyName == "pods-are-restricted"]
+    assert not any("automountServiceAccountToken is true" in m for m in messages), messages

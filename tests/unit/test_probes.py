@@ -94,12 +94,13 @@ def test_a_path_with_spaces_and_quotes_cannot_break_the_liveness_script(tmp_path
     assert run(worker_probe_commands(str(state_dir), 5).liveness) == 0
 
 
-def test_worker_env_points_the_hooks_at_the_state_dir_and_puts_the_mount_first_on_pythonpath() -> None:
-    assert worker_env(STATE_DIR, extra_pythonpath=["/app"]) == {
+def test_worker_env_points_the_hooks_at_the_state_dir_and_adds_the_mount_after_the_images_pythonpath() -> None:
+    assert worker_env(STATE_DIR, image_pythonpath=["/app", "/app/src"]) == {
         "CELERY_PLATFORM_HEARTBEAT_FILE": f"{STATE_DIR}/worker.heartbeat",
         "CELERY_PLATFORM_READY_FILE": f"{STATE_DIR}/worker.ready",
-        "PYTHONPATH": f"{HOOKS_MOUNT_PATH}:/app",
+        "PYTHONPATH": f"/app:/app/src:{HOOKS_MOUNT_PATH}",
     }
+    assert worker_env(STATE_DIR)["PYTHONPATH"] == HOOKS_MOUNT_PATH
     assert worker_include_args() == ["--include", "celery_platform_hooks"]
 
 

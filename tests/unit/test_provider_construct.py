@@ -133,3 +133,52 @@ def test_fails_when_the_pods_break_the_limit_range_of_an_existing_namespace(mock
 def test_fails_when_the_database_url_is_not_postgresql(mocks: RenderMocks) -> None:
     with pytest.raises(ComponentInitError, match="databaseUrl"):
         construct("celery", inputs(databaseUrl="mysql://app:pw@db/app"))
+
+
+def test_the_fit_your_cluster_inputs_reach_the_objects(mocks: RenderMocks) -> None:
+    construct(
+        "celery",
+        inputs(
+            podSecurityLevel="baseline",
+            egressRules=[{"cidr": "10.20.0.0/16", "ports": [5432.0]}],
+            runAsUser=20001.0,
+            pod={
+                "serviceAccount": {
+                    "create": True,
+                    "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/c"},
+                },
+                "imagePullSecrets": ["ghcr-pull"],
+                "tolerations": [{"key": "dedicated", "value": "celery", "effect": "NoSchedule"}],
+                "affinityJson": '{"nodeAffinity": {}}',
+                "pythonPath": ["/app"],
+            },
+            externalBroker={
+                "urlSecret": {"name": "managed-redis", "key": "url"},
+                "host": "cache.example.com",
+                "tls": True,
+                "caSecret": {"name": "redis-ca", "key": "ca.crt"},
+                "cidr": "10.30.0.0/16",
+            },
+        ),
+    )
+    [namespace] = objects_of(mocks, "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert not [s for s in objects_of(mocks, "StatefulSet") if s["metadata"]["name"] == "celery-redis"]
+    [account] = objects_of(mocks, "ServiceAccount")
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/c"}
+    [main] = [d for d in objects_of(mocks, "Deployment") if d["metadata"]["name"] == "celery-main"]
+    pod = main["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "celery" and pod["imagePullSecrets"] == [{"name": "ghcr-pull"}]
+    assert pod["securityContext"]["runAsUser"] == 20001 and pod["affinity"] == {"nodeAffinity": {}}
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["CELERY_PLATFORM_BROKER_URL"]["valueFrom"]["secretKeyRef"] == {"name": "managed-redis", "key": "url"}
+    policies = {p["metadata"]["name"]: p for p in objects_of(mocks, "NetworkPolicy")}
+    assert policies["celery-broker-egress"]["spec"]["egress"][0]["ports"] == [{"protocol": "TCP", "port": 6379}]
+
+
+def test_fails_when_the_external_broker_has_no_cidr_for_its_dns_name(mocks: RenderMocks) -> None:
+    with pytest.raises((ValidationError, ComponentInitError)) as err:
+        construct(
+            "celery", inputs(externalBroker={"urlSecret": {"name": "r", "key": "url"}, "host": "cache.example.com"})
+        )
+    assert "externalBroker.cidr" in str(err.value)

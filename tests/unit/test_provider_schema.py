@@ -106,6 +106,17 @@ def test_every_named_type_is_an_object_with_a_description() -> None:
             "LimitRangeSettings",
             "LimitRatios",
             "QuotaSettings",
+            "PodOptions",
+            "ServiceAccountSettings",
+            "TolerationSettings",
+            "SpreadSettings",
+            "EnvVarSettings",
+            "EnvFromSettings",
+            "ObjectKey",
+            "VolumeSettings",
+            "VolumeMountSettings",
+            "EgressRuleSettings",
+            "ExternalBrokerSettings",
         )
     }
     for token, spec in types.items():
