@@ -32,12 +32,14 @@ from pydantic import TypeAdapter
 
 from celery_platform.admission import PodPlan, check_limit_range, check_quota, effective_resources
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.render import ROOT, stack_config
+from celery_platform.render import stack_config
 from celery_platform.stack_config import parse_stack_config
 from celery_platform.validation import ValidationError
 
 if TYPE_CHECKING:
     from tests.kube_testenv import KubeAPI
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STACK = "prod"
 SETTLE_S = 0.5

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -215,7 +216,8 @@ def engine_env(toolchain: Toolchain, home: Path, kubeconfig: Path, extra: Mappin
         plugins.symlink_to(toolchain.home / "plugins")
     env = {
         "HOME": str(home),
-        "PATH": f"{toolchain.bin}:/usr/local/bin:/usr/bin:/bin",
+        # The Python that made ./venv comes first: the language host runs `python3 -m venv` with it.
+        "PATH": f"{toolchain.bin}:{Path(sys.base_prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         "PULUMI_HOME": str(pulumi_home),
         "KUBECONFIG": str(kubeconfig),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
@@ -259,7 +261,7 @@ def make_project(base: Path, toolchain: Toolchain, api: KubeAPI, *, login: bool 
     # A repository of its own, as a team's is: the walkthrough commits the stack file it wrote.
     proj.sh("git init -q && git add -A && git commit -q -m 'celery-platform'")
     if login:
-        proj.sh("pulumi login file://~/.pulumi-state")
+        proj.sh('mkdir -p ~/.pulumi-state && pulumi login "file://$HOME/.pulumi-state"')
     return proj
 
 

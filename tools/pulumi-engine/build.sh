@@ -2,7 +2,7 @@
 # Build the real Pulumi toolchain once and cache it under
 #   <repo>/build/pulumi-engine/<key>/bin/
 # pulumi (the CLI, from the Go module proxy through ./cli), pulumi-language-python
-# (+ its -exec shim), pulumi-language-yaml (github.com/pulumi/pulumi-yaml, from the proxy through ./cli:
+# (+ its -exec shim), pulumi-language-yaml (github.com/pulumi/pulumi-yaml, from the proxy through ./yaml:
 # the language of the cross-language consumer test), pulumi-resource-kubernetes and pulumi-resource-random (from the
 # upstream sources in shared/vendor, whose README gives their provenance).
 # <key> is the first 16 hex digits of a sha256 over the Go version, this script,
@@ -41,7 +41,7 @@ goversion="$("$GO" env GOVERSION)"
 
 key="$(
   { printf '%s\n' "$goversion"
-    cat "$here/build.sh" "$here/cli/go.mod" "$here/cli/go.sum"
+    cat "$here/build.sh" "$here/cli/go.mod" "$here/cli/go.sum" "$here/yaml/go.mod" "$here/yaml/go.sum"
     sha256sum "$vendor"/*.tgz | cut -d' ' -f1
   } | sha256sum | cut -c1-16
 )"
@@ -73,7 +73,7 @@ if [[ ! -f "$out/.complete" ]]; then
   done
   sdkver=github.com/pulumi/pulumi/sdk/v3/go/common/version.Version
   build pulumi "$here/cli" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "-X $sdkver=$CLI_VERSION"
-  build pulumi-language-yaml "$here/cli" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml \
+  build pulumi-language-yaml "$here/yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml \
     "-X github.com/pulumi/pulumi-yaml/pkg/version.Version=v1.25.0"
   build pulumi-language-python "$src/pulumi-language-python/pulumi-language-python" . "-X $sdkver=$CLI_VERSION"
   install -m 0755 "$src/pulumi-language-python/pulumi-language-python/pulumi-language-python-exec" "$bin/"

@@ -65,4 +65,7 @@ k8s.autoscaling.v2.HorizontalPodAutoscaler(  # celery-beat-is-not-autoscaled
 deployment(  # secrets-come-from-secret-refs
     "literal-secret", env=[{"name": "DATABASE_URL", "value": "postgresql://app:pw@db:5432/app"}]
 )
-deployment("privileged", securityContext={**SECURE, "privileged": True})  # pods-are-restricted
+deployment(  # pods-are-restricted
+    "privileged",
+    securityContext={k: v for k, v in SECURE.items() if k != "allowPrivilegeEscalation"} | {"privileged": True},
+)

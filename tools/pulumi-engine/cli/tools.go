@@ -1,10 +1,7 @@
 //go:build tools
 
-// Package cli pins the Pulumi CLI (github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) and the Pulumi YAML
-// language host (github.com/pulumi/pulumi-yaml), so that build.sh builds both from this module's go.sum.
+// Package cli pins the Pulumi CLI (github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) so that
+// build.sh can build it from this module's go.sum with -mod=readonly.
 package cli
 
-import (
-	_ "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml"
-	_ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
-)
+import _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
