@@ -180,7 +180,7 @@ class Project:
     def pulumi(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """Run ``pulumi <args>`` non-interactively."""
         quoted = " ".join(_quote(a) for a in args)
-        return self.sh(f"pulumi {quoted} --non-interactive", check=check, timeout=timeout)
+        return self.sh(f"pulumi --non-interactive {quoted}", check=check, timeout=timeout)
 
     def preview_steps(self, stack: str) -> dict[str, str]:
         """``pulumi preview --json``: URN -> op for every step that is not a same."""
@@ -192,7 +192,8 @@ class Project:
         return dict(yaml.safe_load((self.dir / f"Pulumi.{stack}.yaml").read_text()))
 
     def set_config(self, stack: str, key: str, value: str) -> None:
-        self.pulumi("config", "set", "--stack", stack, key, value)
+        # `--`: a YAML list value starts with "-", which the CLI would read as a flag.
+        self.pulumi("config", "set", "--stack", stack, "--", key, value)
 
     def init_stack(self, stack: str, database_url: str) -> None:
         """What the README tells users to do once per stack (without `make venv` and login)."""
