@@ -20,6 +20,8 @@ import math
 import os
 import re
 import runpy
+import shutil
+import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -388,6 +390,8 @@ def read_stack(stack: str, root: Path | None = None) -> StackInput:
     config: dict[str, str] = {}
     secret_keys: set[str] = set()
     standins: dict[str, str] = {}
+    holds_secure = any(_holds_secure(v) for v in stack_values.values())
+    decrypted = _decrypt_with_pulumi(project.root, stack) if holds_secure and initialised else None
     for key, decl in project.config.items():
         if isinstance(decl, Mapping) and "default" in decl:
             config[f"{name}:{key}"] = _as_config_string(decl["default"])
@@ -403,8 +407,14 @@ def read_stack(stack: str, root: Path | None = None) -> StackInput:
             problems.append(Problem(full_key, "is null", "null", "a value (leave the key out to take its default)"))
             continue
         if _holds_secure(value):
+            secret_key = short in RENDER_SECRET_STANDINS or short == "brokerUrl"
+            if secret_key and namespace == name and decrypted is not None and full_key in decrypted:
+                # Checked with its real value, which stays secret: it prints as <secret>, messages show a shape.
+                secret_keys.add(full_key)
+                config[full_key] = decrypted[full_key]
+                continue
             standin = _standin(project, short, stack_values) if namespace == name else PLACEHOLDER
-            if short in RENDER_SECRET_STANDINS or short == "brokerUrl" or namespace != name:
+            if secret_key or namespace != name:
                 secret_keys.add(full_key)
             # Otherwise the stand-in is no secret: it renders as itself (a valid host, name or image),
             # and the header says it is a stand-in. `pulumi preview` sees and keeps secret the real value.
@@ -459,6 +469,32 @@ def read_stack(stack: str, root: Path | None = None) -> StackInput:
         )
     raise_if_any(subject, problems)
     return StackInput(config, sorted(secret_keys), standins)
+
+
+def _decrypt_with_pulumi(root: Path, stack: str) -> dict[str, str] | None:
+    """The stack's config values, secrets decrypted, from the Pulumi CLI; None when it cannot say.
+
+    Only with a ``pulumi`` on PATH that is logged in to the stack's backend and can decrypt (the
+    passphrase in the environment, or a cloud secrets provider). Then an encrypted secret is checked
+    with its real value, as ``pulumi preview`` checks it, instead of with a stand-in.
+    """
+    if shutil.which("pulumi") is None:
+        return None
+    try:
+        result = subprocess.run(
+            ["pulumi", "config", "--stack", stack, "--show-secrets", "--json", "--cwd", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true"},
+        )
+        values = json.loads(result.stdout) if result.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
+        return None
+    if not isinstance(values, dict):
+        return None
+    return {k: v["value"] for k, v in values.items() if isinstance(v, dict) and isinstance(v.get("value"), str)}
 
 
 def _type_name(decl: Mapping[str, Any]) -> str:

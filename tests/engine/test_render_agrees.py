@@ -32,7 +32,8 @@ def _dev() -> dict[str, Any]:
 
 
 def _dev_yaml(key: str) -> Any:
-    return yaml.safe_load(_dev()[P + key])
+    value = _dev()[P + key]
+    return yaml.safe_load(value) if isinstance(value, str) else value
 
 
 def _pools(**change: Any) -> str:
@@ -75,7 +76,10 @@ VALID = [
     Case("an integer given as a number", None, {P + "longestTaskSeconds": 90}),
     Case("another cluster domain", None, {P + "clusterDomain": "example.internal"}),
     Case("a tighter heartbeat", None, {P + "heartbeatMaxAgeSeconds": "30"}),
-    Case("rotation bumped", None, {P + "rotation": "1"}),
+    Case("one key rotated", None, {P + "rotation": {"djangoSecretKey": 1}}),
+    Case("a longer rollout timeout", None, {P + "rolloutTimeoutSeconds": "900"}),
+    Case("egress to the database network", None, {P + "egress": "- {cidr: 10.1.0.0/16, ports: [5432]}"}),
+    Case("an existing service account", None, {P + "pod": "serviceAccount: {name: celery-app}"}),
 ]
 
 INVALID = [
@@ -123,7 +127,15 @@ INVALID = [
     ),
     Case("a Redis storage size that is no quantity", "redis", {P + "redis": "persistent: true\nstorageSize: 5Gx"}),
     Case("an unknown Redis key", "redis", {P + "redis": "replicas: 2"}),
-    Case("no pool", "pools", {P + "pools": "[]"}),
+    Case("no pool, so no queue is consumed", "queues", {P + "pools": "[]"}),
+    Case("a rollout timeout too short to roll out", "rolloutTimeoutSeconds", {P + "rolloutTimeoutSeconds": "5"}),
+    Case(
+        "a word for the Fernet key protection", "protectFieldEncryptionKey", {P + "protectFieldEncryptionKey": "maybe"}
+    ),
+    Case("egress to an address that is no CIDR", "egress", {P + "egress": "- {cidr: 10.1.0.0/33, ports: [5432]}"}),
+    Case("an unknown pod setting", "pod", {P + "pod": "hostNetwork: true"}),
+    Case("an unknown broker type", "broker", {P + "broker": "type: rabbitmq"}),
+    Case("a rotation that bumps every key at once", "rotation", {P + "rotation": "2"}),
     Case("negative replicas", "pools", {P + "pools": _pools(replicas=-1)}),
     Case("no concurrency", "pools", {P + "pools": _pools(concurrency=0)}),
     Case(
