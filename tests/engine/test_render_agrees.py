@@ -113,6 +113,7 @@ INVALID = [
     ),
     Case("a quota that is not a quantity", "quota", {P + "quota": "requestsCpu: abc"}),
     Case("a quota too small for the pods", "quota", {P + "quota": "pods: 1"}),
+    Case("an empty Celery app", "celeryApp", {P + "celeryApp": " "}),
     Case("an unpinned image", "image", {P + "image": "ghcr.io/acme/celery-sample-app"}),
     Case("a latest image", "image", {P + "image": "ghcr.io/acme/celery-sample-app:latest"}),
     Case("no longest task", "longestTaskSeconds", {P + "longestTaskSeconds": "0"}),
