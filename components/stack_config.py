@@ -23,8 +23,9 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
-from celery_platform.admission import check_routes
+from celery_platform.admission import PodPlan, check_routes
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.monitoring_spec import MonitoringSpec, exporter_plan
 from celery_platform.validation import (
     Problem,
     ValidationError,
@@ -159,6 +160,14 @@ KEYS: tuple[Key, ...] = (
         "{requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 20m, memory: 32Mi}}",
         structured=True,
     ),
+    Key(
+        "monitoring",
+        "string",
+        MonitoringSpec,
+        "YAML: the metrics exporter, ServiceMonitor, PrometheusRule thresholds (alerts) and Grafana dashboard.",
+        "{}",
+        structured=True,
+    ),
     Key("databaseUrl", "string", str, "Secret: PostgreSQL URL of the app's database.", secret=True),
     Key("sentryDsn", "string", str, "Secret, optional: Sentry DSN https://KEY@HOST/PROJECT.", UNSET, secret=True),
     Key(
@@ -198,6 +207,7 @@ _RULES: dict[str, typing.Callable[[str, Any], list[Problem]]] = {
     "pools": lambda field, pools: validate_pools(pools),
     "beat": lambda field, spec: spec.validate(field),
     "initResources": lambda field, spec: spec.validate(field),
+    "monitoring": lambda field, spec: spec.validate(field),
     "databaseUrl": check_database_url,
     "sentryDsn": _check_secret(check_sentry_dsn),
     "djangoSecretKey": _check_secret(check_django_secret_key),
@@ -225,6 +235,7 @@ class StackConfig:
     pools: list[PoolSpec]
     beat: BeatSpec
     init_resources: PodResources
+    monitoring: MonitoringSpec
     database_url: str
     sentry_dsn: str
     django_secret_key: str
@@ -366,9 +377,29 @@ def admission_problems(config: StackConfig) -> list[Problem]:
     problems = settings.validate()
     if problems:
         return problems
-    problems += platform_problems(settings, config.redis, config.pools, config.beat, config.limit_range, config.quota)
+    problems += platform_problems(
+        settings, config.redis, config.pools, config.beat, config.limit_range, config.quota, monitoring_plans(config)
+    )
     problems += check_routes({p.name: p.queues for p in config.pools}, config.queues, config.task_routes)
     return problems
+
+
+def monitoring_queues(config: StackConfig) -> list[str]:
+    """Return every queue the exporter measures: the stack's queues and every pool's."""
+    return sorted({*config.queues, *(q for p in config.pools for q in p.queues)})
+
+
+def monitoring_plans(config: StackConfig) -> list[PodPlan]:
+    """Return the exporter pod for admission, when monitoring is on."""
+    if not config.monitoring.enabled:
+        return []
+    plan = exporter_plan(
+        image=config.image,
+        spec=config.monitoring,
+        queues=monitoring_queues(config),
+        run_as_user=workload_settings(config).run_as_user,
+    )
+    return [plan]
 
 
 def load_stack_config() -> StackConfig:

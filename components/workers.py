@@ -142,10 +142,12 @@ def platform_problems(
     beat: BeatSpec,
     limit_range: LimitRangeSpec,
     quota: QuotaSpec | None,
+    extra_plans: Sequence[PodPlan] = (),
 ) -> list[Problem]:
-    """Check every pod of a platform (broker, pools, beat) against the LimitRange, the worst case
-    against the quota when there is one: what the API server would refuse, found at preview."""
-    plans = [redis_plan(redis), *celery_plans(settings, pools, beat)]
+    """Check every pod of a platform (broker, pools, beat, and ``extra_plans`` such as the metrics
+    exporter) against the LimitRange, the worst case against the quota when there is one: what the
+    API server would refuse, found at preview."""
+    plans = [redis_plan(redis), *celery_plans(settings, pools, beat), *extra_plans]
     problems = [p for plan in plans for p in check_limit_range(plan, limit_range)]
     if quota is not None:
         problems += check_quota(plans, quota, limit_range)
