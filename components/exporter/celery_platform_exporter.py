@@ -156,7 +156,7 @@ class Exporter(Collector):
 
     def queue_depths(self) -> dict[str, int]:
         """Return each queue's waiting messages (priority sub-lists included), from kombu."""
-        from kombu import Queue
+        from kombu.entity import Queue
         from kombu.exceptions import ChannelError
 
         if self._depth_connection is None:
@@ -165,7 +165,8 @@ class Exporter(Collector):
         depths = {}
         for name in self.queues:
             try:
-                depths[name] = int(Queue(name, channel=channel).queue_declare(passive=True).message_count)
+                declared = Queue(name, channel=channel).queue_declare(passive=True)  # type: ignore[no-untyped-call]
+                depths[name] = int(declared.message_count)
             except ChannelError:
                 # A passive declare of a queue that has never held a message: nothing waits there.
                 depths[name] = 0
@@ -191,8 +192,8 @@ class Exporter(Collector):
                 "celery_queue_consumers", "Live workers holding an active consumer for a queue.", labels=["queue"]
             )
             counts: dict[str, int] = dict.fromkeys(self.queues, 0)
-            for host, (seen, queues) in self.consuming.items():
-                if host in alive and now_mono - seen <= CONSUMING_VALID_SECONDS:
+            for consumer_host, (seen, queues) in self.consuming.items():
+                if consumer_host in alive and now_mono - seen <= CONSUMING_VALID_SECONDS:
                     for q in queues:
                         counts[q] = counts.get(q, 0) + 1
             for q, n in sorted(counts.items()):
@@ -205,14 +206,14 @@ class Exporter(Collector):
                 "celery_pool_tasks_reserved", "Tasks received and waiting for a child, by pool.", labels=["pool"]
             )
             per_pool: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-            for host in alive:
-                per_pool[pool_of(host)][0] += 1
+            for hostname in alive:
+                per_pool[pool_of(hostname)][0] += 1
             oldest: dict[str, float] = {}
             for task in self.state.tasks.values():
-                host = task.worker.hostname if task.worker is not None else None
-                if task.state == "STARTED" and host in alive:
+                host: str | None = task.worker.hostname if task.worker is not None else None
+                if host is not None and host in alive and task.state == "STARTED":
                     per_pool[pool_of(host)][1] += 1
-                elif task.state == "RECEIVED" and host in alive:
+                elif host is not None and host in alive and task.state == "RECEIVED":
                     per_pool[pool_of(host)][2] += 1
                 elif task.state == "PENDING" and task.sent:
                     queue = task.routing_key or getattr(task, "queue", None) or "unknown"
