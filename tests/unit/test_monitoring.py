@@ -206,3 +206,13 @@ def test_monitoring_can_be_turned_off_entirely() -> None:
     docs = rendered("dev", monitoring="enabled: false")
     assert not [d for d in docs if "exporter" in d["metadata"]["name"]]
     assert of_kind(docs, "ServiceMonitor") == []
+
+
+def test_every_alert_has_a_readme_section_that_says_what_it_means_and_the_first_command() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for alert in ALERTS:
+        assert f"#### {alert}\n" in readme, alert
+        section = readme.split(f"#### {alert}\n", 1)[1].split("\n#### ", 1)[0].split("\n## ", 1)[0]
+        assert "First:" in section and "`kubectl" in section, alert
