@@ -77,3 +77,27 @@ def test_a_worker_whose_queue_consumer_is_cancelled_turns_unready_within_one_pro
     assert client.send_task("sample_app.tasks.urgent_task", args=("after",), queue=QUEUE).get(timeout=30)
     assert pod.restarts == 1 and pod.probe_restarts == {"liveness": 1, "startup": 0}, pod.describe()
     client.close()
+
+
+def test_a_busy_worker_with_every_child_in_a_long_task_stays_ready_and_alive(kubelet: Callable[..., Kubelet]) -> None:
+    node = kubelet("dev", OVERRIDES)
+    pod = node.create_pod("celery-io")
+    assert wait_until(lambda: pod.ready, timeout=60), pod.describe()
+    container = node.pod_spec("celery-io")["containers"][0]
+    concurrency = int(container["args"][container["args"].index("--concurrency") + 1])
+    max_age = int(container["livenessProbe"]["exec"]["command"][-1])
+    # Busy for longer than the readiness window and the liveness max age plus its window together.
+    seconds = max(probe_window(container["readinessProbe"]), max_age + probe_window(container["livenessProbe"])) + 5
+    client = celery_client(node.broker.url(), ["media"])
+    tasks = [
+        client.send_task("sample_app.tasks.process_media", args=(seconds,), queue="media") for _ in range(concurrency)
+    ]
+    assert wait_until(lambda: all(r.state == "STARTED" for r in tasks), timeout=15), pod.describe()
+    before = {kind: len(pod.probe_results(kind)) for kind in ("readiness", "liveness")}
+    time.sleep(seconds - 5)
+    for kind, start in before.items():
+        results = pod.probe_results(kind)[start:]
+        assert len(results) >= 3 and all(r.exit_code == 0 for r in results), pod.describe()
+    assert pod.ready and pod.restarts == 0 and all(r.state == "STARTED" for r in tasks), pod.describe()
+    assert [r.get(timeout=30) for r in tasks] == [seconds] * concurrency
+    client.close()
