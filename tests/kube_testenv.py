@@ -27,7 +27,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_SH = REPO_ROOT / "tools" / "kube-testenv" / "build.sh"
 STARTUP_TIMEOUT_S = float(os.environ.get("KUBE_TESTENV_STARTUP_TIMEOUT", "180"))
 BUILD_TIMEOUT_S = float(os.environ.get("KUBE_TESTENV_BUILD_TIMEOUT", "3600"))
