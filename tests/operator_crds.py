@@ -1,7 +1,8 @@
 """The Prometheus Operator CRDs (from tools/promtool/crds.sh) and a strict check of objects against them.
 
 Shared by the render tier (tests/manifests, offline) and the cluster tier (tests/cluster, which
-installs the CRDs in a real API server). The strict check does what the API server's strict field
+installs the CRDs in a real API server with ``install_operator_crds``; a tier that runs ``pulumi up``
+against kube-testenv needs them installed the same way). The strict check does what the API server's strict field
 validation does with a structural schema: the openAPIV3Schema (types, enums, required, patterns) by
 jsonschema, and every field that the schema does not declare is an error, unless the schema keeps
 unknown fields (``x-kubernetes-preserve-unknown-fields``) or declares ``additionalProperties``.
@@ -11,12 +12,17 @@ A failing fetch FAILS the tests: there is no fallback and no skip.
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import pytest
 import yaml
+from kubernetes import client
+
+if TYPE_CHECKING:
+    from tests.kube_testenv import KubeAPI
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CRDS_SH = REPO_ROOT / "tools" / "promtool" / "crds.sh"
@@ -87,3 +93,20 @@ def strict_problems(doc: dict[str, Any], schema: dict[str, Any]) -> list[str]:
         f"{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in validator.iter_errors(body)
     ]
     return problems + _unknown_fields(body, body_schema, "")
+
+
+def install_operator_crds(env: KubeAPI, timeout_s: float = 60.0) -> None:
+    """Install the Prometheus Operator's CRDs (tools/promtool/crds.sh), as a cluster with the operator has
+    them, and wait until each is Established, so that the stacks' ServiceMonitor and PrometheusRule apply."""
+    crds = load_crds(crds_dir())
+    env.apply(crds)
+    api = client.ApiextensionsV1Api(env.api_client)
+    deadline = time.monotonic() + timeout_s
+    pending = {c["metadata"]["name"] for c in crds}
+    while pending and time.monotonic() < deadline:
+        for name in sorted(pending):
+            conditions = api.read_custom_resource_definition(name).status.conditions or []
+            if any(c.type == "Established" and c.status == "True" for c in conditions):
+                pending.discard(name)
+        time.sleep(0.5)
+    assert not pending, f"CRDs not Established after {timeout_s}s: {sorted(pending)}"

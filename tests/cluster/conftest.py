@@ -15,15 +15,13 @@ the terminal summary (no ``-s`` needed).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from tests.kube_testenv import KubeAPI, running_kube_testenv
-from tests.operator_crds import crds_dir, load_crds
+from tests.operator_crds import install_operator_crds
 
 
 @pytest.fixture(scope="session")
@@ -31,23 +29,6 @@ def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
     with running_kube_testenv(tmp_path_factory.mktemp("kube-testenv")) as env:
         install_operator_crds(env)
         yield env
-
-
-def install_operator_crds(env: KubeAPI, timeout_s: float = 60.0) -> None:
-    """Install the Prometheus Operator's CRDs (tools/promtool/crds.sh), as a cluster with the operator has
-    them, and wait until each is Established, so that the stacks' ServiceMonitor and PrometheusRule apply."""
-    crds = load_crds(crds_dir())
-    env.apply(crds)
-    api = client.ApiextensionsV1Api(env.api_client)
-    deadline = time.monotonic() + timeout_s
-    pending = {c["metadata"]["name"] for c in crds}
-    while pending and time.monotonic() < deadline:
-        for name in sorted(pending):
-            conditions = api.read_custom_resource_definition(name).status.conditions or []
-            if any(c.type == "Established" and c.status == "True" for c in conditions):
-                pending.discard(name)
-        time.sleep(0.5)
-    assert not pending, f"CRDs not Established after {timeout_s}s: {sorted(pending)}"
 
 
 # --------------------------------------------------------------------------- report
