@@ -11,7 +11,7 @@ CHECKOV_VENV := build/checkov-venv
 
 # components/ is installed in setuptools' strict editable mode (a link tree that mypy can follow), so a
 # module added to or removed from it (the folder's mtime) re-links the package.
-$(BIN)/.installed: requirements.txt pyproject.toml components components/hooks
+$(BIN)/.installed: requirements.txt pyproject.toml components components/hooks components/exporter
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt

@@ -115,9 +115,17 @@ def probe_cost(workdir: Path, rounds: int) -> list[tuple[str, str, str, str]]:
             time.sleep(3)  # every child busy
             nodename = args[args.index("-n") + 1].replace("%h", pod.name)
             ping_argv = ["celery", "-A", "sample_app", "inspect", "ping", "-d", nodename]
-            ours, theirs = [], []
+            ours, theirs, ready = [], [], []
             timeout = float(pod.main.probes["liveness"]["timeoutSeconds"])
             for _ in range(rounds):
+                # Readiness too: since issue 12 it checks the ready file and the heartbeat's age.
+                ready.append(
+                    measured(
+                        lambda: harness.run_exec_probe(
+                            pod.probe_argv("readiness"), pod.main.env, harness.SAMPLE_APP_DIR, timeout
+                        )
+                    )
+                )
                 ours.append(
                     measured(
                         lambda: harness.run_exec_probe(
@@ -134,6 +142,8 @@ def probe_cost(workdir: Path, rounds: int) -> list[tuple[str, str, str, str]]:
         redis.stop()
     o_wall, o_cpu = statistics.median(w for w, _, _ in ours), statistics.median(c for _, c, _ in ours)
     t_wall, t_cpu = statistics.median(w for w, _, _ in theirs), statistics.median(c for _, c, _ in theirs)
+    r_wall, r_cpu = statistics.median(w for w, _, _ in ready), statistics.median(c for _, c, _ in ready)
+    r_ok = sum(r[0] == 0 for _, _, r in ready)
     o_ok = sum(r[0] == 0 for _, _, r in ours)
     t_ok = sum(r[0] == 0 for _, _, r in theirs)
     return [
@@ -141,6 +151,8 @@ def probe_cost(workdir: Path, rounds: int) -> list[tuple[str, str, str, str]]:
         ("probe: CPU s (median)", f"{o_cpu:.3f}", f"{t_cpu:.3f}", f"{t_cpu / max(o_cpu, 1e-3):.0f}x"),
         ("probe: passed / rounds", f"{o_ok}/{rounds}", f"{t_ok}/{rounds}", "-"),
         ("probe: pidbox reply keys left in Redis", "0", str(reply_keys), "-"),
+        ("readiness probe: wall s / CPU s (median)", f"{r_wall:.3f} / {r_cpu:.3f}", "-", "-"),
+        ("readiness probe: passed / rounds (busy)", f"{r_ok}/{rounds}", "-", "-"),
     ]
 
 

@@ -10,6 +10,8 @@ Compose them in your own stack, each with one frozen, keyword-only dataclass of 
 - ``RedisBroker`` (``RedisBrokerArgs``, ``RedisSpec``): one Redis, its Services and the broker URL.
 - ``CeleryWorkers`` (``CeleryWorkersArgs``, ``WorkloadSettings``, ``PoolSpec``, ``BeatSpec``): one
   Deployment per worker pool and a single beat.
+- ``CeleryMonitoring`` (``CeleryMonitoringArgs``, ``MonitoringSpec``, ``AlertThresholds``): the metrics
+  exporter, a ServiceMonitor, a PrometheusRule and a Grafana dashboard.
 
 Every component validates its arguments before registering anything and raises one
 ``ValidationError`` that lists every problem. Field docstrings give each default.
@@ -42,13 +44,21 @@ _EXPORTS = {
     "PodResources": "celery_platform.workloads",
     "ValidationError": "celery_platform.validation",
     "Rotation": "celery_platform.secrets",
+    "CeleryMonitoring": "celery_platform.monitoring",
+    "CeleryMonitoringArgs": "celery_platform.monitoring",
+    "MonitoringSpec": "celery_platform.monitoring_spec",
+    "AlertThresholds": "celery_platform.monitoring_spec",
 }
 
 __all__ = [
+    "AlertThresholds",
     "BeatSpec",
+    "CeleryMonitoring",
+    "CeleryMonitoringArgs",
     "CeleryWorkers",
     "CeleryWorkersArgs",
     "LimitRangeSpec",
+    "MonitoringSpec",
     "NamespaceArgs",
     "PlatformNamespace",
     "PlatformSecrets",
@@ -69,6 +79,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from celery_platform.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
+    from celery_platform.monitoring import CeleryMonitoring, CeleryMonitoringArgs
+    from celery_platform.monitoring_spec import AlertThresholds, MonitoringSpec
     from celery_platform.namespace import NamespaceArgs, PlatformNamespace
     from celery_platform.redis import RedisBroker, RedisBrokerArgs
     from celery_platform.secrets import PlatformSecrets, Rotation, SecretsArgs

@@ -58,6 +58,19 @@ _FRESH_SCRIPT = "; ".join(
 )
 
 
+# $1 the ready file, then _FRESH_SCRIPT's $2 file and $3 max age: ready file present and heartbeat fresh.
+_READY_SCRIPT = "; ".join(
+    [
+        '[ -f "$1" ] || { echo "$1 is missing: the worker does not consume every queue it was started with"; exit 1; }',
+        "shift",
+        _FRESH_SCRIPT,
+    ]
+)
+#: Readiness: how stale the worker heartbeat may be. It is touched every second while the worker
+#: consumes every queue, so this only has to cover the mtime's whole seconds and a slow tick.
+WORKER_READY_MAX_AGE_SECONDS = 5
+
+
 @dataclass(frozen=True)
 class ProbeCommands:
     """Exec argv lists for a container's startup, liveness and readiness probes."""
@@ -112,10 +125,13 @@ def worker_env(state_dir: str, *, image_pythonpath: Sequence[str] = ()) -> dict[
 
 
 def worker_probe_commands(state_dir: str, heartbeat_max_age_seconds: int) -> ProbeCommands:
-    """Return the worker's probes: ready file present (startup, readiness), fresh heartbeat (liveness).
+    """Return the worker's probes: ready file present (startup), ready file present and heartbeat fresh
+    within :data:`WORKER_READY_MAX_AGE_SECONDS` (readiness), fresh heartbeat (liveness).
 
-    The heartbeat is touched every second by the worker's event loop, so the max age is how long
-    that loop may stand still before the kubelet counts a failure. The loop also stands still while
+    The hooks keep the ready file and touch the heartbeat every second only while the worker holds an
+    active consumer for every queue it was started with, so a worker that stops consuming turns
+    unready at once and is restarted once the heartbeat is older than the max age. The max age is
+    also how long the event loop may stand still before the kubelet counts a failure. It stands still while
     the worker reconnects to its broker, for the outage plus up to 30 s of reconnect back-off (a
     10 s Redis outage measured as an 11-13 s gap), so size the max age above the outages that must
     not restart workers.
@@ -127,11 +143,11 @@ def worker_probe_commands(state_dir: str, heartbeat_max_age_seconds: int) -> Pro
             "because the file is touched once a second and its mtime is read in whole seconds)"
         )
     env = worker_env(state_dir)
-    ready = env[READY_ENV]
+    ready, heartbeat = env[READY_ENV], env[HEARTBEAT_ENV]
     return ProbeCommands(
         startup=_exists(ready),
-        liveness=_fresh(env[HEARTBEAT_ENV], heartbeat_max_age_seconds),
-        readiness=_exists(ready),
+        liveness=_fresh(heartbeat, heartbeat_max_age_seconds),
+        readiness=["sh", "-c", _READY_SCRIPT, "sh", ready, heartbeat, str(WORKER_READY_MAX_AGE_SECONDS)],
     )
 
 

@@ -59,6 +59,9 @@ KIND_ORDER = [
     "StatefulSet",
     "Job",
     "CronJob",
+    # Prometheus Operator objects last: they only describe how to watch what came before.
+    "ServiceMonitor",
+    "PrometheusRule",
 ]
 CLUSTER_SCOPED = {"Namespace"}
 # Valid-looking stand-ins for secret config that is encrypted or absent: they pass validation, and

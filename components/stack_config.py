@@ -22,9 +22,10 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
-from celery_platform.admission import check_routes
+from celery_platform.admission import PodPlan, check_routes
 from celery_platform.broker import BrokerChoice
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.monitoring_spec import MonitoringSpec, exporter_plan
 from celery_platform.namespace import EgressRule
 from celery_platform.podsettings import PodSettings
 from celery_platform.secrets import Rotation, rotation_problems
@@ -195,6 +196,14 @@ KEYS: tuple[Key, ...] = (
         "How long `pulumi up` waits for Redis, a pool or beat to become ready before it fails.",
         600,
     ),
+    Key(
+        "monitoring",
+        "string",
+        MonitoringSpec,
+        "YAML: the metrics exporter, ServiceMonitor, PrometheusRule thresholds (alerts) and Grafana dashboard.",
+        "{}",
+        structured=True,
+    ),
     Key("databaseUrl", "string", str, "Secret: PostgreSQL URL of the app's database.", secret=True),
     Key(
         "sentryDsn",
@@ -289,6 +298,7 @@ _RULES: dict[str, typing.Callable[[str, Any], list[Problem]]] = {
     "pools": lambda field, pools: _check_pool_count(pools) or validate_pools(pools),
     "beat": lambda field, spec: spec.validate(field),
     "initResources": lambda field, spec: spec.validate(field),
+    "monitoring": lambda field, spec: spec.validate(field),
     "databaseUrl": check_database_url,
     "sentryDsn": _check_secret(check_sentry_dsn),
     "djangoSecretKey": _check_secret(check_django_secret_key),
@@ -322,6 +332,7 @@ class StackConfig:
     beat: BeatSpec
     init_resources: PodResources
     rollout_timeout_seconds: int
+    monitoring: MonitoringSpec
     database_url: str
     sentry_dsn: str
     django_secret_key: str
@@ -611,7 +622,13 @@ def admission_problems(config: StackConfig) -> list[Problem]:
     url = config.broker_url or None
     tls = external.broker_tls(url) if external is not None else None
     redis = None if external is not None else config.redis
-    problems += platform_problems(settings, redis, config.pools, config.beat, config.limit_range, config.quota, tls)
+    if tls is not None and config.monitoring.enabled:
+        from celery_platform.monitoring import TLS_EXPORTER_PROBLEM
+
+        problems.append(TLS_EXPORTER_PROBLEM)
+    problems += platform_problems(
+        settings, redis, config.pools, config.beat, config.limit_range, config.quota, tls, monitoring_plans(config)
+    )
     problems += check_routes(
         {p.name: p.queues for p in config.pools},
         config.queues,
@@ -627,6 +644,24 @@ def admission_problems(config: StackConfig) -> list[Problem]:
                 )
             )
     return problems
+
+
+def monitoring_queues(config: StackConfig) -> list[str]:
+    """Return every queue the exporter measures: the stack's queues and every pool's."""
+    return sorted({*config.queues, *(q for p in config.pools for q in p.queues)})
+
+
+def monitoring_plans(config: StackConfig) -> list[PodPlan]:
+    """Return the exporter pod for admission, when monitoring is on."""
+    if not config.monitoring.enabled:
+        return []
+    plan = exporter_plan(
+        image=config.image,
+        spec=config.monitoring,
+        queues=monitoring_queues(config),
+        run_as_user=workload_settings(config).run_as_user,
+    )
+    return [plan]
 
 
 def broker_problems(config: StackConfig) -> list[Problem]:

@@ -195,11 +195,13 @@ def platform_problems(
     limit_range: LimitRangeSpec,
     quota: QuotaSpec | None,
     tls: BrokerTLS | None = None,
+    extra_plans: Sequence[PodPlan] = (),
 ) -> list[Problem]:
-    """Check every pod of a platform (our broker unless external, pools, beat) against the LimitRange, the
-    worst case against the quota when there is one: what the API server would refuse, found at preview."""
+    """Check every pod of a platform (our broker unless external, pools, beat, and ``extra_plans`` such as
+    the metrics exporter) against the LimitRange, the worst case against the quota when there is one:
+    what the API server would refuse, found at preview."""
     own_broker = [redis_plan(redis, settings.pod)] if redis is not None else []
-    plans = [*own_broker, *celery_plans(settings, pools, beat, tls)]
+    plans = [*own_broker, *celery_plans(settings, pools, beat, tls), *extra_plans]
     problems = [p for plan in plans for p in check_limit_range(plan, limit_range)]
     if quota is not None:
         problems += check_quota(plans, quota, limit_range)

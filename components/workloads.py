@@ -276,6 +276,9 @@ def worker_args(app: str, pool: PoolSpec, memory_volume_bytes: int = 0) -> list[
         # Mingle makes workers that start together wait on each other; gossip is n^2 broker chatter.
         "--without-mingle",
         "--without-gossip",
+        # Task events (-E) feed the exporter's per-task counters and active/reserved gauges: about four
+        # small PUBLISHes per task, fire-and-forget (Redis drops them when no exporter listens).
+        "--task-events",
         "--loglevel",
         pool.log_level.upper(),
         *probes.worker_include_args(),
@@ -509,8 +512,11 @@ def celery_container(
         "resources": resources.to_k8s(),
         "securityContext": security_context(),
         "volumeMounts": celery_mounts(refs),
-        # Startup waits for the ready file (the init container already waited for the broker).
-        "startupProbe": exec_probe(commands.startup, period=5, failures=60, kills=True),
+        # Startup waits for the ready file (the init container already waited for the broker). Every
+        # second, for the same 300 s budget: the kubelet runs readiness at once when startup passes
+        # (prober_manager.go, "Trigger an immediate run of the readinessProbe"), so Ready comes
+        # within about a second of the ready file, and startup probes stop once the container is up.
+        "startupProbe": exec_probe(commands.startup, period=1, failures=300, kills=True),
         "livenessProbe": exec_probe(commands.liveness, period=10, failures=3, kills=True),
         "readinessProbe": exec_probe(commands.readiness, period=10, failures=3),
     }

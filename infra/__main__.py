@@ -3,10 +3,11 @@
 import pulumi
 
 from celery_platform.broker import ExternalBroker, ExternalBrokerArgs
+from celery_platform.monitoring import CeleryMonitoring, CeleryMonitoringArgs
 from celery_platform.namespace import NamespaceArgs, PlatformNamespace, database_egress
 from celery_platform.redis import RedisBroker, RedisBrokerArgs
 from celery_platform.secrets import PlatformSecrets, SecretsArgs
-from celery_platform.stack_config import load_stack_config, workload_settings
+from celery_platform.stack_config import load_stack_config, monitoring_queues, workload_settings
 from celery_platform.workers import CeleryWorkers, CeleryWorkersArgs
 
 
@@ -87,6 +88,20 @@ workers = CeleryWorkers(
         limit_range=namespace.limit_range,
     ),
 )
+
+if config.monitoring.enabled:
+    CeleryMonitoring(
+        "celery-exporter",
+        CeleryMonitoringArgs(
+            namespace=namespace.name,
+            broker=broker,
+            image=config.image,
+            queues=monitoring_queues(config),
+            spec=config.monitoring,
+            beat_max_interval_seconds=config.beat.max_interval_seconds if config.beat.enabled else None,
+            limit_range=namespace.limit_range,
+        ),
+    )
 
 pulumi.export("namespace", namespace.name)
 pulumi.export("secretName", secrets.secret_name)

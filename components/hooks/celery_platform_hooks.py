@@ -18,8 +18,17 @@ Worker (``celery -A <app> worker --include celery_platform_hooks ...``)
       backs off 2, 4, 6 ... up to 30 s between attempts) the loop does not turn. A 10 s Redis outage
       measured as an 11-13 s heartbeat gap (Celery 5.7, tests/runtime/test_hooks_broker_outage.py),
       so the liveness max age must cover the broker outages to be ridden out, plus 30 s.
-    * ``worker_ready`` creates ``$CELERY_PLATFORM_READY_FILE``; ``worker_shutdown`` removes it and
-      stops the heartbeat.
+    * Health means consuming. On the same Timer tick, :class:`HeartbeatStep` reads Celery's own
+      consumer state, in memory and without a broker round trip: the worker's kombu task consumer
+      (``worker.consumer.task_consumer``) must hold a consumer tag for every queue the worker was
+      started with (``Consumer.consuming_from``), and for the Redis transport the channel must still
+      poll it (``channel._active_queues``, what BRPOP listens on). Only then is the heartbeat
+      touched and the ready file kept; a queue without an active consumer (``celery control
+      cancel_consumer``, a consumer that did not come back after a reconnect) removes the ready file
+      at once and lets the heartbeat go stale, so readiness fails within one probe window and
+      liveness restarts the container after ``heartbeatMaxAgeSeconds``.
+    * ``worker_ready`` creates ``$CELERY_PLATFORM_READY_FILE`` when the worker consumes every queue
+      (the consumer has just started them); ``worker_shutdown`` removes it and stops the heartbeat.
     * ``worker_init`` removes both files first: an emptyDir outlives a container restart, and a ready
       file left by a crashed container would let the next one pass its startup probe at once.
 
@@ -53,19 +62,35 @@ Beat (``celery -A celery_platform_hooks:app beat ...`` with ``CELERY_PLATFORM_AP
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from celery import bootsteps, signals
 
-__all__ = ["APP_ENV", "HEARTBEAT_ENV", "READY_ENV", "HeartbeatStep", "install_beat_heartbeat"]
+__all__ = [
+    "APP_ENV",
+    "BEAT_TICK_EVENT",
+    "CONSUMING_EVENT",
+    "HEARTBEAT_ENV",
+    "READY_ENV",
+    "HeartbeatStep",
+    "consumed_queues",
+    "install_beat_heartbeat",
+    "missing_queues",
+]
 
 HEARTBEAT_ENV = "CELERY_PLATFORM_HEARTBEAT_FILE"
 READY_ENV = "CELERY_PLATFORM_READY_FILE"
 APP_ENV = "CELERY_PLATFORM_APP"
 HEARTBEAT_INTERVAL_SECONDS = 1.0
+#: Events for celery_platform_exporter, sent through Celery's own event dispatcher.
+CONSUMING_EVENT = "worker-consuming"
+BEAT_TICK_EVENT = "beat-tick"
+CONSUMING_EVENT_EVERY_SECONDS = 5.0
 
 logger = logging.getLogger("celery_platform_hooks")
 
@@ -108,8 +133,30 @@ def _remove(path: Path | None) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 
+def missing_queues(worker: Any, expected: frozenset[str]) -> list[str]:
+    """Return the queues of ``expected`` that ``worker`` holds no active consumer for, sorted.
+
+    Reads only in-memory state: the kombu consumer's tags and, where the transport keeps one (the
+    virtual transports, Redis among them), the channel's list of queues it polls.
+    """
+    consumer = getattr(getattr(worker, "consumer", None), "task_consumer", None)
+    if consumer is None:
+        return sorted(expected)
+    polled = getattr(getattr(consumer, "channel", None), "_active_queues", None)
+    return sorted(q for q in expected if not consumer.consuming_from(q) or (polled is not None and q not in polled))
+
+
+def consumed_queues(worker: Any) -> list[str]:
+    """Return the queues ``worker`` holds an active consumer for, sorted."""
+    consumer = getattr(getattr(worker, "consumer", None), "task_consumer", None)
+    if consumer is None:
+        return []
+    return sorted(q.name for q in consumer.queues if consumer.consuming_from(q))
+
+
 class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery ships no type hints
-    """Worker bootstep that touches the heartbeat file every second from the worker Timer."""
+    """Worker bootstep that, every second from the worker Timer, checks that the worker consumes every
+    queue it was started with, and then touches the heartbeat and keeps the ready file."""
 
     requires = ("celery.worker.components:Timer",)
     label = "celery-platform heartbeat"
@@ -119,14 +166,64 @@ class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery sh
         self.tref: Any = None
         path = _path_from_env(HEARTBEAT_ENV)
         self.toucher = _Toucher(path) if path is not None else None
+        ready = _path_from_env(READY_ENV)
+        self.ready = _Toucher(ready) if ready is not None else None
+        self.expected: frozenset[str] = frozenset()
+        self.missing: list[str] | None = None
+        self.worker: Any = parent
+        # Set by worker_ready: before it, the worker may still be starting its other bootsteps.
+        self.worker_is_ready = False
 
     def include_if(self, parent: Any) -> bool:
         return self.toucher is not None
 
     def start(self, parent: Any) -> None:
+        # The queues from -Q, fixed before the blueprint starts (WorkController.setup_queues); read
+        # now, because cancel_consumer also deselects the queue from app.amqp.queues.
+        self.expected = frozenset(parent.app.amqp.queues.consume_from or parent.app.amqp.queues)
+        self.tref = parent.timer.call_repeatedly(HEARTBEAT_INTERVAL_SECONDS, self.check)
+
+    def check(self) -> bool:
+        """Touch the heartbeat and keep the ready file if every queue is consumed; return whether it is."""
         assert self.toucher is not None  # include_if guarantees it
+        missing = missing_queues(self.worker, self.expected)
+        if missing != self.missing and self.missing is not None:
+            if missing:
+                logger.error("celery_platform_hooks: no active consumer for queue(s) %s: not ready", ", ".join(missing))
+            else:
+                logger.warning("celery_platform_hooks: consuming every queue again: ready")
+        changed = missing != self.missing
+        self.missing = missing
+        self._report(changed)
+        if missing:
+            _remove(self.ready.path if self.ready is not None else None)
+            return False
         self.toucher.touch()
-        self.tref = parent.timer.call_repeatedly(HEARTBEAT_INTERVAL_SECONDS, self.toucher.touch)
+        if self.ready is not None and self.worker_is_ready:
+            self.ready.touch()
+        return True
+
+    _reported_at = 0.0
+
+    def _report(self, changed: bool) -> None:
+        """Send the queues consumed as a ``worker-consuming`` event, on change and every few seconds.
+
+        The event goes through the consumer's own dispatcher (the ``worker`` event group, which
+        Celery sends with or without ``-E``); the exporter counts consumers per queue from it.
+        """
+        now = time.monotonic()
+        if not changed and now - self._reported_at < CONSUMING_EVENT_EVERY_SECONDS:
+            return
+        dispatcher = getattr(getattr(self.worker, "consumer", None), "event_dispatcher", None)
+        if dispatcher is None:
+            return
+        try:
+            dispatcher.send(CONSUMING_EVENT, queues=consumed_queues(self.worker))
+        except Exception as exc:
+            # Not raised: the probes must not depend on monitoring; the next tick sends again.
+            logger.warning("celery_platform_hooks: cannot send %s: %r", CONSUMING_EVENT, exc)
+            return
+        self._reported_at = now
 
     def stop(self, parent: Any) -> None:
         if self.tref is not None:
@@ -152,18 +249,29 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     sender.app.steps["worker"].add(HeartbeatStep)
 
 
-def _on_worker_ready(**_: Any) -> None:
-    ready = _path_from_env(READY_ENV)
-    if ready is not None:
-        _Toucher(ready).touch()
+def _heartbeat_steps(worker: Any) -> list[HeartbeatStep]:
+    return [s for s in getattr(worker, "steps", None) or () if isinstance(s, HeartbeatStep)]
+
+
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    # sender is the Consumer; its controller is the WorkController whose blueprint holds the step.
+    steps = _heartbeat_steps(getattr(sender, "controller", None))
+    for step in steps:
+        step.worker_is_ready = True
+        # At once rather than on the next tick, so that the ready file follows consuming closely.
+        step.check()
+    if not steps:
+        ready = _path_from_env(READY_ENV)
+        if ready is not None:
+            _Toucher(ready).touch()
 
 
 def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
     _remove(_path_from_env(READY_ENV))
     # The blueprint has normally stopped the step already; this covers shutdowns that skip it.
-    for step in getattr(sender, "steps", None) or ():
-        if isinstance(step, HeartbeatStep):
-            step.stop(sender)
+    for step in _heartbeat_steps(sender):
+        step.worker_is_ready = False
+        step.stop(sender)
 
 
 signals.worker_init.connect(_on_worker_init, weak=False)
@@ -176,6 +284,34 @@ signals.worker_shutdown.connect(_on_worker_shutdown, weak=False)
 # ---------------------------------------------------------------------------------------------------
 
 
+class _BeatTicks:
+    """Sends a ``beat-tick`` event per pass of beat's loop, for the exporter's last-tick metric."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.dispatcher: Any = None
+        self._failing = False
+
+    def send(self) -> None:
+        try:
+            if self.dispatcher is None:
+                hostname = f"beat@{os.environ.get('HOSTNAME') or 'localhost'}"
+                self.dispatcher = self.app.events.Dispatcher(self.app.connection_for_write(), hostname=hostname)
+            self.dispatcher.send(BEAT_TICK_EVENT)
+        except Exception as exc:
+            # Not raised: a lost broker must not stop beat's loop. A fresh connection next pass.
+            if not self._failing:
+                logger.warning("celery_platform_hooks: cannot send %s: %r", BEAT_TICK_EVENT, exc)
+            self._failing = True
+            dispatcher, self.dispatcher = self.dispatcher, None
+            if dispatcher is not None:
+                with contextlib.suppress(Exception):
+                    dispatcher.close()
+                    dispatcher.connection.release()
+        else:
+            self._failing = False
+
+
 def _on_beat_init(sender: Any = None, **_: Any) -> None:
     """Make each pass of this beat's scheduling loop touch the heartbeat file."""
     path = _path_from_env(HEARTBEAT_ENV)
@@ -185,12 +321,14 @@ def _on_beat_init(sender: Any = None, **_: Any) -> None:
     # Removed, not touched: the file appears only once the first pass has really completed.
     _remove(path)
     toucher = _Toucher(path)
+    ticks = _BeatTicks(sender.app)
     scheduler = sender.scheduler
     tick = scheduler.tick
 
     def tick_and_touch(*args: Any, **kwargs: Any) -> Any:
         interval = tick(*args, **kwargs)
         toucher.touch()
+        ticks.send()
         return interval
 
     # An instance attribute: the user's scheduler class is left untouched.

@@ -5,8 +5,9 @@ k8s.io/kubernetes modules by ``tools/kube-testenv/build.sh``), started by
 ``tests/kube_testenv.py``. A build failure FAILS the tests: there is no fallback and no skip.
 
 Fixtures:
-  kube_api  (session)  started control plane: ``.kubeconfig``, ``.api_client``,
-                       ``.apply(docs)`` (= apply_manifests), ``.wait_for_default_service_account(ns)``
+  kube_api  (session)  started control plane with the Prometheus Operator CRDs installed:
+                       ``.kubeconfig``, ``.api_client``, ``.apply(docs)`` (= apply_manifests),
+                       ``.wait_for_default_service_account(ns)``
 
 Report: a test that calls ``record_property("cluster_table", text)`` gets ``text`` printed in
 the terminal summary (no ``-s`` needed).
@@ -20,11 +21,13 @@ from typing import Any
 import pytest
 
 from tests.kube_testenv import KubeAPI, running_kube_testenv
+from tests.operator_crds import install_operator_crds
 
 
 @pytest.fixture(scope="session")
 def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
     with running_kube_testenv(tmp_path_factory.mktemp("kube-testenv")) as env:
+        install_operator_crds(env)
         yield env
 
 

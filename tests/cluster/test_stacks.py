@@ -181,3 +181,19 @@ def test_applying_the_rendered_yaml_again_with_an_independent_script_changes_not
     changed = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
     assert changed == {}, "a second apply of the same YAML wrote something (resourceVersion, generation, fields)"
     assert all(generation in (None, 1) for _, generation, _ in after.values())
+
+
+def test_the_monitoring_objects_are_stored_and_the_server_refuses_an_unknown_field(
+    kube_api: KubeAPI, deployed: Deployed
+) -> None:
+    from kubernetes.client.rest import ApiException
+
+    from tests.kube_testenv import apply_manifests
+
+    kinds = {d["kind"] for d in deployed.served}
+    assert {"ServiceMonitor", "PrometheusRule"} <= kinds, _failure(deployed)
+    [monitor] = deployed.of_kind("ServiceMonitor")
+    bad = {**monitor, "spec": {**monitor["spec"], "scrapeEvery": "30s"}}
+    with pytest.raises(ApiException) as refused:
+        apply_manifests(kube_api.api_client, [bad])
+    assert "scrapeEvery" in str(refused.value.body), refused.value.body

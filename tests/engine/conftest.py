@@ -29,6 +29,7 @@ import yaml
 from kubernetes import client
 
 from tests.kube_testenv import KubeAPI, build_kube_testenv, running_kube_testenv
+from tests.operator_crds import install_operator_crds
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINE_BUILD = REPO / "tools" / "pulumi-engine" / "build.sh"
@@ -122,6 +123,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
     args = ["--scheduler", f"--kwok={tools / 'kwok'}", f"--kwok-config={tools / 'kwok-stages.yaml'}"]
     with running_kube_testenv(base, args) as env:
         env.apply([*NODES, STORAGE_CLASS])
+        # The platform's ServiceMonitor and PrometheusRule need the Prometheus Operator's CRDs.
+        install_operator_crds(env)
         core = client.CoreV1Api(env.api_client)
         deadline = time.monotonic() + 60
         while True:

@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 
 from tests.manifests.conftest import ROOT, STACKS, Render
+from tests.operator_crds import GROUP, crds_dir, load_crds, schemas, strict_problems
 
 KUBERNETES_VERSION = "1.37"
 STRICT_SCHEMA_DIR = f"v{KUBERNETES_VERSION}.0-local-strict"
@@ -40,9 +41,24 @@ def test_the_installed_kubernetes_validate_ships_strict_schemas_for_kubernetes_1
     assert schemas.joinpath(STRICT_SCHEMA_DIR, "deployment-apps-v1.json").is_file()
 
 
-def test_every_document_is_valid_kubernetes_1_37_in_strict_mode(rendered: Render) -> None:
+@pytest.fixture(scope="session")
+def operator_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    return schemas(load_crds(crds_dir()))
+
+
+def test_every_document_is_valid_kubernetes_1_37_in_strict_mode(
+    rendered: Render, operator_schemas: dict[tuple[str, str], dict[str, Any]]
+) -> None:
     failures = []
     for doc in rendered.documents:
+        if doc["apiVersion"].startswith(f"{GROUP}/"):
+            # Not Kubernetes' own kinds: the Prometheus Operator's CRDs are their schema.
+            schema = operator_schemas.get((doc["apiVersion"], doc["kind"]))
+            if schema is None:
+                failures.append(f"{_describe(doc)}: no CRD serves {doc['apiVersion']} {doc['kind']}")
+                continue
+            failures += [f"{_describe(doc)}: {p}" for p in strict_problems(doc, schema)]
+            continue
         try:
             version = _validate(doc)
         except kubernetes_validate.ValidationError as err:
@@ -71,3 +87,15 @@ def test_strict_validation_rejects_a_field_kubernetes_does_not_know(renders: Any
 def test_a_kind_without_a_schema_fails_validation_instead_of_being_skipped() -> None:
     with pytest.raises(kubernetes_validate.SchemaNotFoundError):
         _validate({"apiVersion": "example.invalid/v1", "kind": "Imaginary", "metadata": {"name": "x"}})
+
+
+def test_the_operator_crd_check_fails_on_an_unknown_field_and_a_wrong_type(
+    rendered: Render, operator_schemas: dict[tuple[str, str], dict[str, Any]]
+) -> None:
+    [monitor] = rendered.of_kind("ServiceMonitor")
+    bad = copy.deepcopy(monitor)
+    bad["spec"]["endpoints"][0]["scrapeEvery"] = "30s"
+    bad["spec"]["selector"] = "app"
+    problems = strict_problems(bad, operator_schemas[(bad["apiVersion"], bad["kind"])])
+    assert any('unknown field "scrapeEvery"' in p for p in problems), problems
+    assert any(p.startswith("spec.selector:") for p in problems), problems

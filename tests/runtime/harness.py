@@ -234,11 +234,31 @@ def plan_container(
     probes: dict[str, dict[str, Any]] = {}
     for kind in ("startup", "liveness", "readiness"):
         spec = container.get(f"{kind}Probe")
-        if spec:
+        if spec and "httpGet" in spec:
+            probes[kind] = {**spec, "exec": {"command": _http_get_argv(container, spec["httpGet"])}}
+            del probes[kind]["httpGet"]
+        elif spec:
             if "exec" not in spec:
-                raise ConfigError(f"{container['name']}: only exec probes are supported (got {sorted(spec)})")
+                raise ConfigError(
+                    f"{container['name']}: only exec and httpGet probes are supported (got {sorted(spec)})"
+                )
             probes[kind] = {**spec, "exec": {"command": [rewrite(str(a)) for a in spec["exec"]["command"]]}}
     return ContainerPlan(container["name"], argv, env, probes, mounts)
+
+
+# The kubelet's httpGet: success on a status from 200 to 399. urlopen raises on 400 and above.
+_HTTP_GET = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2]))"
+
+
+def _http_get_argv(container: Mapping[str, Any], http_get: Mapping[str, Any]) -> list[str]:
+    """Translate an httpGet probe into an argv that GETs the same path on 127.0.0.1 (the pod's IP here)."""
+    port = http_get["port"]
+    if isinstance(port, str):
+        named = {p.get("name"): p["containerPort"] for p in container.get("ports") or []}
+        if port not in named:
+            raise ConfigError(f"{container['name']}: probe port {port!r} is not a named container port")
+        port = named[port]
+    return [sys.executable, "-c", _HTTP_GET, f"http://127.0.0.1:{int(port)}{http_get.get('path', '/')}", "5"]
 
 
 def _map_services(env: dict[str, str], cluster: Cluster) -> dict[str, str]:
@@ -493,6 +513,7 @@ class Pod:
         need_failure = int(spec.get("failureThreshold", 3))
         successes = failures = 0
         tick = 0
+        triggered = False
         while True:
             # Ticks at 0, period, 2 period ... from container start, skipped during initialDelaySeconds.
             due = started_at + tick * period
@@ -500,6 +521,13 @@ class Pod:
             while time.monotonic() < due:
                 if self._generation != generation:
                     return
+                if kind == "readiness" and self.started and not self.ready and not triggered:
+                    # The kubelet runs readiness at once when startup has passed and the container is
+                    # not ready yet (pkg/kubelet/prober/prober_manager.go, manualTriggerCh), off the
+                    # ticker: the scheduled tick still comes.
+                    triggered = True
+                    tick -= 1
+                    break
                 time.sleep(min(0.1, due - time.monotonic()))
             if self._generation != generation:
                 return

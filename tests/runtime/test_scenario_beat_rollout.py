@@ -70,10 +70,15 @@ def test_a_beat_rollout_never_runs_two_beats_and_neither_duplicates_nor_skips_pe
     for sends in (old_sends, new_sends):
         gaps = [b - a for a, b in itertools.pairwise(sends)]
         assert all(PERIOD_SECONDS - 0.5 <= g <= PERIOD_SECONDS + 1.5 for g in gaps), gaps
-    # Not skipped beyond the rollout: the only longer gap is the rollout itself plus one period
-    # (a new pod has a new emptyDir, hence a fresh schedule whose first run is one period away).
+    # Not skipped beyond the rollout: the old beat sent every period until the rollout began, and the
+    # new one sends one period after it is up (a new pod has a new emptyDir, hence a fresh schedule
+    # whose first run is one period away). The gap between them is the old beat's last period, the
+    # rollout and the new beat's first period; bounding it by the rollout alone assumed a rollout
+    # at least one period long, which a Ready that follows the first tick within a second is not.
     downtime = new_sends[0] - old_sends[-1]
-    assert PERIOD_SECONDS - 0.5 <= downtime <= (rollout_ended - rollout_began) + PERIOD_SECONDS + 1.5, downtime
+    assert downtime >= PERIOD_SECONDS - 0.5, downtime
+    assert old_sends[-1] >= rollout_began - PERIOD_SECONDS - 1.5, (old_sends[-1], rollout_began)
+    assert new_sends[0] <= rollout_ended + PERIOD_SECONDS + 1.5, (new_sends[0], rollout_ended)
     # Every send ran exactly once on the worker: one result per send.
     succeeded = len(re.findall(r"Task sample_app\.tasks\.periodic_task\[[^\]]+\] succeeded", worker.log()))
     assert succeeded == len(old_sends) + len(new_sends), (succeeded, old_sends, new_sends)

@@ -56,6 +56,8 @@ def test_fails_when_the_init_container_cannot_fit_a_tight_limit_range() -> None:
         "beat": "resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 150m, memory: 256Mi}}",
         "redis": "resources: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: 150m, memory: 512Mi}}",
         "initResources": "{requests: {cpu: 20m, memory: 16Mi}, limits: {cpu: 30m, memory: 32Mi}}",
+        # The metrics exporter is admitted by the same LimitRange.
+        "monitoring": "resources: {requests: {cpu: 50m, memory: 96Mi}, limits: {cpu: 75m, memory: 192Mi}}",
     }
     assert parse_stack_config({**VALID, **fixed}).init_resources.limits.cpu == "30m"
 

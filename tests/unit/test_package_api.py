@@ -37,6 +37,10 @@ PUBLIC = {
     "BeatSpec": "celery_platform.workloads",
     "PodResources": "celery_platform.workloads",
     "ValidationError": "celery_platform.validation",
+    "CeleryMonitoring": "celery_platform.monitoring",
+    "CeleryMonitoringArgs": "celery_platform.monitoring",
+    "MonitoringSpec": "celery_platform.monitoring_spec",
+    "AlertThresholds": "celery_platform.monitoring_spec",
 }
 ARGS_DATACLASSES = sorted(
     name for name in celery_platform.__all__ if dataclasses.is_dataclass(getattr(celery_platform, name))
@@ -99,7 +103,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 
 def test_there_are_args_dataclasses_to_check() -> None:
-    assert len(ARGS_DATACLASSES) == 14
+    assert len(ARGS_DATACLASSES) == 17
 
 
 @pytest.mark.parametrize("name", ARGS_DATACLASSES)

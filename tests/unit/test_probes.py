@@ -16,6 +16,7 @@ from celery_platform.probes import (
     BEAT_APP_TARGET,
     HOOKS_MODULE,
     HOOKS_MOUNT_PATH,
+    WORKER_READY_MAX_AGE_SECONDS,
     ProbeCommands,
     beat_args,
     beat_env,
@@ -66,9 +67,24 @@ def test_the_liveness_max_age_is_an_argument_of_the_liveness_argv() -> None:
     assert beat_probe_commands(STATE_DIR, 10, 75).liveness[-2:] == [f"{STATE_DIR}/beat.heartbeat", "75"]
 
 
-def test_worker_startup_and_readiness_wait_for_the_ready_file() -> None:
+def test_worker_startup_waits_for_the_ready_file() -> None:
     commands = worker_probe_commands(STATE_DIR, 30)
-    assert commands.startup == commands.readiness == ["test", "-f", f"{STATE_DIR}/worker.ready"]
+    assert commands.startup == ["test", "-f", f"{STATE_DIR}/worker.ready"]
+
+
+def test_worker_readiness_needs_the_ready_file_and_a_heartbeat_fresher_than_the_ready_max_age(tmp_path: Path) -> None:
+    readiness = worker_probe_commands(str(tmp_path), 30).readiness
+    ready, heartbeat = tmp_path / "worker.ready", tmp_path / "worker.heartbeat"
+    assert readiness[-1] == str(WORKER_READY_MAX_AGE_SECONDS)
+    heartbeat.touch()
+    assert run(readiness) != 0, "ready without the ready file (the hooks remove it when a queue has no consumer)"
+    ready.touch()
+    assert run(readiness) == 0
+    stale = time.time() - WORKER_READY_MAX_AGE_SECONDS - 3
+    os.utime(heartbeat, (stale, stale))
+    assert run(readiness) != 0, "ready although the heartbeat (touched only while consuming) is stale"
+    heartbeat.unlink()
+    assert run(readiness) != 0
 
 
 def run(argv: list[str]) -> int:

@@ -171,11 +171,17 @@ class TestEachStack:
             for container in containers_of(pod):
                 for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
                     if kind in container:
-                        text = " ".join(container[kind]["exec"]["command"])
+                        probe = container[kind]
+                        # The exporter's probes are HTTP GETs of its own /livez and /readyz.
+                        text = " ".join(probe["exec"]["command"]) if "exec" in probe else probe["httpGet"]["path"]
                         assert "/proc" not in text and "inspect" not in text
 
     def test_every_worker_sets_concurrency(self, objects: list[dict[str, Any]]) -> None:
-        workers = [o for o in objects if o["kind"] == "Deployment"]
+        workers = [
+            o
+            for o in objects
+            if o["kind"] == "Deployment" and o["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+        ]
         assert workers
         for deployment in workers:
             args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -186,7 +192,7 @@ class TestEachStack:
             o
             for o in objects
             if o["kind"] in ("Deployment", "StatefulSet")
-            and "beat" in o["spec"]["template"]["spec"]["containers"][0]["args"]
+            and "beat" in o["spec"]["template"]["spec"]["containers"][0].get("args", [])
         ]
         assert len(beats) == 1
         assert beats[0]["kind"] == "StatefulSet" and beats[0]["spec"]["replicas"] == 1
