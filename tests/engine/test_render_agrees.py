@@ -136,6 +136,7 @@ INVALID = [
     Case("egress to an address that is no CIDR", "egress", {P + "egress": "- {cidr: 10.1.0.0/33, ports: [5432]}"}),
     Case("an unknown pod setting", "pod", {P + "pod": "hostNetwork: true"}),
     Case("an unknown broker type", "broker", {P + "broker": "type: rabbitmq"}),
+    Case("an unknown monitoring setting", "monitoring", {P + "monitoring": "grafana: true"}),
     Case("a rotation that bumps every key at once", "rotation", {P + "rotation": "2"}),
     Case("negative replicas", "pools", {P + "pools": _pools(replicas=-1)}),
     Case("no concurrency", "pools", {P + "pools": _pools(concurrency=0)}),

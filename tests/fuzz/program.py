@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import re
 import sys
@@ -31,6 +32,8 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.operator_crds import GROUP, crds_dir, load_crds, schemas, strict_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 CANARY = "Canary Zq7"  # the space makes it invalid wherever it lands, so it must show up if anything leaks
@@ -227,6 +230,11 @@ def _as(result: Result, outcome: str, detail: str) -> Result:
     return result
 
 
+@functools.cache
+def _operator_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    return schemas(load_crds(crds_dir()))
+
+
 def yaml_problem(text: str) -> str:
     """Return why the rendered YAML would not be accepted as is, or ``""``."""
     import kubernetes_validate  # type: ignore[import-untyped,unused-ignore]
@@ -236,10 +244,17 @@ def yaml_problem(text: str) -> str:
         for name in (meta.get("name", ""), meta.get("namespace", "default")):
             if not DNS_LABEL.fullmatch(str(name)):
                 return f"{doc['kind']} name {name!r}"
-        try:
-            kubernetes_validate.validate(doc, "1.37", strict=True)
-        except kubernetes_validate.ValidationError as err:
-            return f"{doc['kind']} {meta.get('name')}: {str(err)[:200]}"
+        if str(doc.get("apiVersion", "")).startswith(f"{GROUP}/"):
+            # The Prometheus Operator's kinds: their CRDs are the schema, checked as strictly.
+            schema = _operator_schemas().get((doc["apiVersion"], doc["kind"]))
+            found = strict_problems(doc, schema) if schema else [f"no CRD serves {doc['apiVersion']}"]
+            if found:
+                return f"{doc['kind']} {meta.get('name')}: {found[0][:200]}"
+        else:
+            try:
+                kubernetes_validate.validate(doc, "1.37", strict=True)
+            except kubernetes_validate.ValidationError as err:
+                return f"{doc['kind']} {meta.get('name')}: {str(err)[:200]}"
         for quantity in _quantities(doc):
             if not QUANTITY.fullmatch(quantity):
                 return f"{doc['kind']} quantity {quantity!r}"

@@ -151,7 +151,9 @@ def run_external(tmp_path: Path, tls_broker: TLSBroker) -> Iterator[Callable[[st
     made: list[harness.Kubelet] = []
 
     def make(ca_file: str) -> harness.Kubelet:
-        manifests = harness.Manifests(harness.render("dev", {"broker": external(tls_broker.port)}))
+        manifests = harness.Manifests(
+            harness.render("dev", {"broker": external(tls_broker.port), "monitoring": "enabled: false"})
+        )
         values = harness.test_secret_values(PASSWORD, "unused", 0)
         cluster = harness.Cluster(
             manifests=manifests,

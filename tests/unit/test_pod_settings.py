@@ -432,12 +432,26 @@ def test_the_stack_keys_parse_into_the_components_own_settings() -> None:
             "broker": yaml.safe_dump({"type": "external", "external": {"cidr": "10.30.0.0/16"}}),
             "brokerUrl": "rediss://:secretpw@cache.example.com:6380/0",
             "egress": yaml.safe_dump([{"cidr": "10.40.0.0/16", "ports": [443]}]),
+            "monitoring": "enabled: false",
         }
     )
     assert config.pod.service_account == ServiceAccount(
         create=True, annotations={"iam.gke.io/gcp-service-account": "a@b.iam"}
     )
     assert config.broker.external is not None and config.egress == [EgressRule(cidr="10.40.0.0/16", ports=(443,))]
+
+
+def test_fails_when_the_metrics_exporter_would_need_to_reach_a_tls_broker() -> None:
+    with pytest.raises(ValidationError) as err:
+        parse_stack_config(
+            {
+                **STACK,
+                "broker": yaml.safe_dump({"type": "external", "external": {"cidr": "10.30.0.0/16"}}),
+                "brokerUrl": "rediss://:secretpw@cache.example.com:6380/0",
+            }
+        )
+    assert "monitoring.enabled: the metrics exporter cannot reach a TLS broker yet" in str(err.value)
+    assert "secretpw" not in str(err.value)
 
 
 def test_fails_when_the_stack_sets_a_broker_url_for_our_redis_without_printing_it() -> None:
