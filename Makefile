@@ -7,15 +7,26 @@ VENV := venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := build/checkov-venv
 
-.PHONY: setup venv system-deps test lint typecheck actionlint pytest render preview up bench lock clean
+.PHONY: setup venv system-deps test test-fast lint typecheck actionlint pytest render preview up bench lock clean
 
-# components/ is installed in setuptools' strict editable mode (a link tree that mypy can follow), so a
-# module added to or removed from it (the folder's mtime) re-links the package.
-$(BIN)/.installed: requirements.txt pyproject.toml components components/hooks
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	touch $@
+# Two dependency sets. The runtime set (requirements.txt) is all that deploying and rendering need; the dev
+# set (requirements-dev.txt) adds the test toolchain. components/ is installed in setuptools' strict editable
+# mode (a link tree that mypy can follow), so a module added to or removed from it (the folder's mtime)
+# re-links the package. Installers print to stderr, so that `make render > x.yaml` writes only YAML.
+# --no-compile: the runtime set would be half bytecode; Python compiles what a render imports, on first use.
+$(BIN)/.runtime: requirements.txt pyproject.toml components components/hooks
+	@test -x $(BIN)/python || { echo "make: creating ./$(VENV)" >&2; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing the runtime set (requirements.txt) into ./$(VENV)" >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+	@$(BIN)/python -m pip install --disable-pip-version-check --no-compile -r requirements.txt >&2
+	@touch $@
+
+# The tests start many interpreters (celery workers, renders): precompile everything once, here.
+$(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
+	@echo "make: installing the dev set (requirements-dev.txt) into ./$(VENV)" >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt >&2
+	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null
+	@touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
@@ -28,9 +39,11 @@ system-deps:
 	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null; }
 	command -v go >/dev/null || { echo "go is required to build tools/kube-testenv and actionlint" >&2; exit 1; }
 
-venv: $(BIN)/.installed
+# For deployers: ./venv with the runtime set, which `pulumi preview` and `pulumi up` use.
+venv: $(BIN)/.runtime
 
-setup: $(BIN)/.installed $(CHECKOV_VENV)/.installed system-deps
+# For developers: the dev set, checkov's venv, Redis and Go.
+setup: $(BIN)/.dev $(CHECKOV_VENV)/.installed system-deps
 
 lint: setup
 	$(BIN)/ruff check .
@@ -50,29 +63,29 @@ pytest: setup
 
 test: lint typecheck actionlint pytest
 
-render: $(BIN)/.installed
-	$(BIN)/python -m celery_platform.render $(STACK) -o build/$(STACK).yaml
-	cat build/$(STACK).yaml
+# Silent recipe (@): stdout is the YAML alone, so `make render > x.yaml` is a valid file.
+render: $(BIN)/.runtime
+	@$(BIN)/python -m celery_platform.render $(STACK) -o build/$(STACK).yaml
+	@cat build/$(STACK).yaml
 
 policy/venv/.installed: policy/requirements.txt
 	test -x policy/venv/bin/python || $(PYTHON) -m venv policy/venv
 	policy/venv/bin/python -m pip install --quiet -r policy/requirements.txt
 	touch $@
 
-preview: $(BIN)/.installed policy/venv/.installed
+preview: $(BIN)/.runtime policy/venv/.installed
 	pulumi preview --stack $(STACK) --diff --policy-pack policy
 
-up: $(BIN)/.installed policy/venv/.installed
+up: $(BIN)/.runtime policy/venv/.installed
 	pulumi up --stack $(STACK) --policy-pack policy
 
 # Ratios measured side by side in one run (probe cost, cold start, render cost); never part of `make test`.
-bench: $(BIN)/.installed system-deps
+bench: $(BIN)/.dev system-deps
 	$(BIN)/python -m benchmarks.run
 
+# Regenerates requirements.txt and requirements-dev.txt from pyproject.toml (UPGRADE=1 to move the pins).
 lock:
-	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/pip install --quiet -r <(grep -v '^-e' requirements.txt)
-	build/lock-venv/bin/pip freeze
+	PYTHON=$(PYTHON) tools/lock.sh
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache .hypothesis

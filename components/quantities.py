@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-# The kubernetes client ships no type hints; a consumer running mypy --strict must not trip on that.
-from kubernetes.utils.quantity import parse_quantity  # type: ignore[import-untyped,unused-ignore]
+from celery_platform.k8s_quantity import parse_quantity
 
 
 class QuantityError(ValueError):
