@@ -1,6 +1,6 @@
 """Render a stack offline: run the real program under the mock engine and print its Kubernetes objects.
 
-``python -m celery_platform.render <stack> [-o FILE] [--project-dir DIR]`` reads ``Pulumi.yaml`` and
+``python -m celery_platform.render <stack> [-o FILE] [--project-dir DIR] [--diff OTHER.yaml]`` reads ``Pulumi.yaml`` and
 ``Pulumi.<stack>.yaml`` of any Pulumi project that uses these components (the current directory by
 default), runs its ``main:`` program in-process under ``pulumi.runtime.set_mocks`` and prints every Kubernetes
 object as multi-document YAML, in apply order. It behaves like pulumi-kubernetes where correctness
@@ -28,6 +28,8 @@ import pulumi
 import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
+
+from celery_platform.render_output import diff_documents, dump_documents
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 PLACEHOLDER = "<secret>"
@@ -258,9 +260,8 @@ def render_documents(stack: str, root: Path | None = None) -> list[dict[str, Any
 
 
 def to_yaml(documents: list[dict[str, Any]]) -> str:
-    """Dump ``documents`` as deterministic multi-document YAML."""
-    text: str = yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False, width=120)
-    return text
+    """Dump ``documents`` as deterministic multi-document YAML, block literals for multi-line strings."""
+    return dump_documents(documents)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--project-dir", type=Path, default=None, help="folder of Pulumi.yaml (default: the current one)"
     )
+    parser.add_argument(
+        "--diff",
+        type=Path,
+        metavar="OTHER.yaml",
+        help="print what changed per object from OTHER.yaml (an earlier render) to this one; exit 1 if anything did",
+    )
     options = parser.parse_args(argv)
     try:
         text = to_yaml(render_documents(options.stack, options.project_dir))
@@ -280,7 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     if options.output:
         options.output.parent.mkdir(parents=True, exist_ok=True)
         options.output.write_text(text)
-    else:
+    if options.diff:
+        changes = diff_documents(options.diff.read_text(), text, str(options.diff), f"{options.stack} now")
+        sys.stdout.write(changes)
+        return 1 if changes else 0
+    if not options.output:
         sys.stdout.write(text)
     return 0
 
