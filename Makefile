@@ -58,10 +58,20 @@ typecheck: setup
 actionlint:
 	tools/actionlint.sh
 
+# Every tier in one pytest run over xdist workers (tests/conftest.py keeps the cluster and engine tiers
+# whole, each on one worker). Most runtime tests wait on timers and processes, not on the CPU, so there
+# are more workers than cores.
+PYTEST_WORKERS ?= 6
 pytest: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
-test: lint typecheck actionlint pytest
+# The full gate (CI runs it): setup first, then lint, types, actionlint and every tier side by side.
+test: setup
+	$(MAKE) -j4 --output-sync=target lint typecheck actionlint pytest
+
+# The inner loop: unit and render tiers only, in parallel (no Redis, Go or cluster needed).
+test-fast: $(BIN)/.dev $(CHECKOV_VENV)/.installed
+	$(BIN)/pytest -q -n auto --dist loadgroup tests/unit tests/manifests
 
 # Silent recipe (@): stdout is the YAML alone, so `make render > x.yaml` is a valid file.
 render: $(BIN)/.runtime
