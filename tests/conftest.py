@@ -1,15 +1,8 @@
-"""Shared helpers: run code under the render mock engine and resolve its Outputs synchronously.
-
-Also how ``make test`` spreads the tiers over pytest-xdist workers (``--dist loadgroup``): every test
-is free to run anywhere, except that each tier built around one session-wide server (the cluster
-tier's control plane, the engine tier's Pulumi CLI and backend) stays whole on one worker, so that
-the server starts once and its tests keep their order.
-"""
+"""Shared helpers: run code under the render mock engine and resolve its Outputs synchronously."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pulumi
@@ -21,19 +14,6 @@ from celery_platform.render import RenderMocks
 from celery_platform.stack_config import PROJECT
 
 T = TypeVar("T")
-
-TESTS = Path(__file__).resolve().parent
-# Tiers whose tests share one expensive session fixture: one xdist group (one worker) each.
-ONE_WORKER_TIERS = ("cluster", "engine")
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every test of a one-worker tier in that tier's xdist group."""
-    for item in items:
-        tier = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
-        if tier in ONE_WORKER_TIERS:
-            item.add_marker(pytest.mark.xdist_group(tier))
 
 
 def run(fn: Callable[[], T]) -> T:

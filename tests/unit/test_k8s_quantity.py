@@ -6,7 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes.utils.quantity import parse_quantity as client_parse_quantity  # type: ignore[import-untyped]
 
@@ -28,12 +28,16 @@ def _outcome(parse: Callable[[object], Decimal], value: object) -> str:
         return f"error {err}"
 
 
+# A property of the output, not of its speed: no deadline, since the tiers run side by side.
+@settings(deadline=None)
 @given(NUMBERS, st.sampled_from(SUFFIXES))
 def test_parses_every_quantity_string_as_the_kubernetes_client_does(number: str, suffix: str) -> None:
     text = number + suffix
     assert _outcome(parse_quantity, text) == _outcome(client_parse_quantity, text)
 
 
+# A property of the output, not of its speed: no deadline, since the tiers run side by side.
+@settings(deadline=None)
 @given(st.text(max_size=8))
 def test_parses_arbitrary_text_as_the_kubernetes_client_does(text: str) -> None:
     assert _outcome(parse_quantity, text) == _outcome(client_parse_quantity, text)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from celery_platform.probes import HOOKS_FILENAME, hooks_source
@@ -39,6 +39,8 @@ def test_the_render_says_at_the_top_that_auto_name_suffixes_are_render_only() ->
     assert "random" in HEADER and "render-only" in HEADER.lower()
 
 
+# A property of the output, not of its speed: no deadline, since the tiers run side by side.
+@settings(deadline=None)
 @given(st.lists(st.text(st.characters(codec="utf-8"), max_size=40), max_size=4))
 def test_any_string_survives_the_dump_exactly(values: list[str]) -> None:
     documents: list[dict[str, Any]] = [{"kind": "ConfigMap", "data": {f"k{i}": v for i, v in enumerate(values)}}]
