@@ -7,15 +7,26 @@ VENV := venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := build/checkov-venv
 
-.PHONY: setup venv system-deps test lint typecheck actionlint pytest render preview up bench fuzz lock clean
+.PHONY: setup venv system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean
 
-# components/ is installed in setuptools' strict editable mode (a link tree that mypy can follow), so a
-# module added to or removed from it (the folder's mtime) re-links the package.
-$(BIN)/.installed: requirements.txt pyproject.toml components components/hooks components/exporter
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	touch $@
+# Two dependency sets. The runtime set (requirements.txt) is all that deploying and rendering need; the dev
+# set (requirements-dev.txt) adds the test toolchain. components/ is installed in setuptools' strict editable
+# mode (a link tree that mypy can follow), so a module added to or removed from it (the folder's mtime)
+# re-links the package. Installers print to stderr, so that `make render > x.yaml` writes only YAML.
+# --no-compile: the runtime set would be half bytecode; Python compiles what a render imports, on first use.
+$(BIN)/.runtime: requirements.txt pyproject.toml components components/hooks components/exporter
+	@test -x $(BIN)/python || { echo "make: creating ./$(VENV)" >&2; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing the runtime set (requirements.txt) into ./$(VENV)" >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+	@$(BIN)/python -m pip install --disable-pip-version-check --no-compile -r requirements.txt >&2
+	@touch $@
+
+# The tests start many interpreters (celery workers, renders): precompile everything once, here.
+$(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
+	@echo "make: installing the dev set (requirements-dev.txt) into ./$(VENV)" >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt >&2
+	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null
+	@touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
@@ -28,9 +39,11 @@ system-deps:
 	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null; }
 	command -v go >/dev/null || { echo "go is required to build tools/kube-testenv and actionlint" >&2; exit 1; }
 
-venv: $(BIN)/.installed
+# For deployers: ./venv with the runtime set, which `pulumi preview` and `pulumi up` use.
+venv: $(BIN)/.runtime
 
-setup: $(BIN)/.installed $(CHECKOV_VENV)/.installed system-deps
+# For developers: the dev set, checkov's venv, Redis and Go.
+setup: $(BIN)/.dev $(CHECKOV_VENV)/.installed system-deps
 
 lint: setup
 	$(BIN)/ruff check .
@@ -45,14 +58,34 @@ typecheck: setup
 actionlint:
 	tools/actionlint.sh
 
-pytest: setup
-	$(BIN)/pytest -q
+# Tiers built around one session-wide server (the cluster tier's control plane, the engine tier's Pulumi
+# CLI) run as their own serial pytest process each, so that the server starts once; every other tier
+# runs in one process over xdist workers, which steal work from each other (the long runtime scenarios
+# come one after another in collection order). Most runtime tests wait on timers and processes, not on the
+# CPU, so there are more workers than cores. (xdist's --dist loadgroup did not keep a marked group on one
+# worker here: pytest 9.2, xdist 3.8 ran one group's tests on three workers.)
+SERIAL_TIERS := $(wildcard tests/cluster tests/engine)
+PYTEST_WORKERS ?= 6
+pytest: pytest-parallel $(addprefix pytest-serial-,$(notdir $(SERIAL_TIERS)))
 
-test: lint typecheck actionlint pytest
+pytest-parallel: setup
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(addprefix --ignore=,$(SERIAL_TIERS))
 
-render: $(BIN)/.installed
-	$(BIN)/python -m celery_platform.render $(STACK) -o build/$(STACK).yaml
-	cat build/$(STACK).yaml
+pytest-serial-%: setup
+	$(BIN)/pytest -q tests/$*
+
+# The full gate (CI runs it): setup first, then lint, types, actionlint and the pytest processes side by side.
+test: setup
+	$(MAKE) -j6 --output-sync=target lint typecheck actionlint pytest
+
+# The inner loop: unit and render tiers only, in parallel (no Redis, Go or cluster needed).
+test-fast: $(BIN)/.dev $(CHECKOV_VENV)/.installed
+	$(BIN)/pytest -q -n auto tests/unit tests/manifests
+
+# Silent recipe (@): stdout is the YAML alone, so `make render > x.yaml` is a valid file.
+render: $(BIN)/.runtime
+	@$(BIN)/python -m celery_platform.render $(STACK) -o build/$(STACK).yaml
+	@cat build/$(STACK).yaml
 
 policy/venv/.installed: policy/requirements.txt
 	test -x policy/venv/bin/python || $(PYTHON) -m venv policy/venv
@@ -64,31 +97,30 @@ PULUMI ?= $(if $(shell command -v pulumi 2>/dev/null),pulumi,tools/pulumi-engine
 
 # preview, up and drift are exactly what .github/workflows runs (and what the engine tier runs): plain
 # commands for a runner, with no prompt (--non-interactive; `up` applies with --yes, so preview first).
-preview: $(BIN)/.installed policy/venv/.installed
+preview: $(BIN)/.runtime policy/venv/.installed
 	$(PULUMI) preview --stack $(STACK) --non-interactive --diff --policy-pack policy
 
-up: $(BIN)/.installed policy/venv/.installed
+up: $(BIN)/.runtime policy/venv/.installed
 	$(PULUMI) up --stack $(STACK) --non-interactive --yes --diff --policy-pack policy
 
 # Drift: the live cluster against the stack's state, writing neither, so read-only credentials do.
 # Exits non-zero with "no changes were expected" (pulumi's exit code 7) when someone changed the cluster.
 .PHONY: drift
-drift: $(BIN)/.installed
+drift: $(BIN)/.runtime
 	$(PULUMI) refresh --stack $(STACK) --non-interactive --preview-only --expect-no-changes --diff
 
 # The long fuzz run of the whole program (stack file -> exit code, message, YAML); `make test` runs 40 cases.
 FUZZ_CASES ?= 1000
-fuzz: $(BIN)/.installed
+fuzz: $(BIN)/.dev
 	$(BIN)/python -m tests.fuzz.program --cases $(FUZZ_CASES)
 
 # Ratios measured side by side in one run (probe cost, cold start, render cost); never part of `make test`.
-bench: $(BIN)/.installed system-deps
+bench: $(BIN)/.dev system-deps
 	$(BIN)/python -m benchmarks.run
 
+# Regenerates requirements.txt and requirements-dev.txt from pyproject.toml (UPGRADE=1 to move the pins).
 lock:
-	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/pip install --quiet -r <(grep -v '^-e' requirements.txt)
-	build/lock-venv/bin/pip freeze
+	PYTHON=$(PYTHON) tools/lock.sh
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,8 +212,8 @@ def platform_problems(
 def validate_pools(pools: Sequence[PoolSpec]) -> list[Problem]:
     """Return every problem of the pools, including a name used twice."""
     problems = [p for i, pool in enumerate(pools) for p in pool.validate(f"pools[{i}]")]
-    names = [pool.name for pool in pools]
-    for name in sorted({n for n in names if names.count(n) > 1}):
+    counts = Counter(pool.name for pool in pools)
+    for name in sorted(n for n, count in counts.items() if count > 1):
         problems.append(Problem("pools", "a pool name is used twice", repr(name), "unique pool names"))
     return problems
 

@@ -241,7 +241,7 @@ def engine_env(toolchain: Toolchain, home: Path, kubeconfig: Path, extra: Mappin
 
 def prepare_shared_venvs() -> None:
     """Bring ./venv and policy/venv up to date in the repository, which every project copy links."""
-    for target in ("venv/bin/.installed", "policy/venv/.installed"):
+    for target in ("venv/bin/.runtime", "policy/venv/.installed"):
         subprocess.run(["make", "-s", target], cwd=REPO, check=True, timeout=1800, capture_output=True)
 
 

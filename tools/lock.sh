@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Regenerate both locks from pyproject.toml, each the `pip freeze` of a clean venv:
+#   requirements.txt      the runtime set ([project] dependencies): what deploying and rendering install,
+#                         and what Pulumi installs into ./venv (runtime.options.virtualenv);
+#   requirements-dev.txt  `-r requirements.txt` plus the `dev` dependency group (tests, linters).
+# Versions pinned today stay pinned (they constrain the resolve); UPGRADE=1 resolves afresh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+python="${PYTHON:-python3}"
+venv=build/lock-venv
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+if [[ "${UPGRADE:-0}" == 1 ]]; then
+  : >"$work/constraints.txt"
+else
+  cat requirements.txt requirements-dev.txt 2>/dev/null | grep -E '^[A-Za-z0-9_.-]+==' >"$work/constraints.txt" || true
+fi
+
+rm -rf "$venv"
+"$python" -m venv "$venv"
+"$venv/bin/pip" install --quiet --upgrade pip
+# Not editable: the lock lists what the package needs, never the package itself.
+"$venv/bin/pip" install --quiet --no-compile -c "$work/constraints.txt" .
+"$venv/bin/pip" freeze --exclude celery-platform >"$work/runtime.txt"
+"$venv/bin/pip" install --quiet --no-compile -c "$work/constraints.txt" -c "$work/runtime.txt" --group dev
+"$venv/bin/pip" freeze --exclude celery-platform >"$work/all.txt"
+
+{
+  echo "# The runtime set: what deploying and rendering need (pyproject's dependencies), pinned with their closure."
+  echo "# Pulumi installs this file into ./venv (Pulumi.yaml: runtime.options.virtualenv), so it holds nothing"
+  echo "# that only tests need; that is requirements-dev.txt. Regenerate both with: make lock"
+  cat "$work/runtime.txt"
+  # Strict editable mode: a link tree that mypy can follow; components/ installs as celery_platform.
+  echo "-e . --config-settings editable_mode=strict"
+} >requirements.txt
+{
+  echo "# The dev and test set: the runtime set plus pyproject's \`dev\` dependency group, pinned with their"
+  echo "# closure. make setup installs it. Regenerate both with: make lock"
+  echo "-r requirements.txt"
+  grep -vxF -f "$work/runtime.txt" "$work/all.txt"
+} >requirements-dev.txt
+echo "lock.sh: requirements.txt $(grep -c '==' requirements.txt) pins, requirements-dev.txt $(grep -c '==' requirements-dev.txt) more" >&2
