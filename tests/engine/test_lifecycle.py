@@ -77,6 +77,8 @@ CHANGES = {
         {
             ("kubernetes:apps/v1:Deployment", "celery-main"): "update",
             ("kubernetes:apps/v1:StatefulSet", "celery-beat"): "update",
+            # The metrics exporter runs in the app image too.
+            ("kubernetes:apps/v1:Deployment", "celery-exporter"): "update",
         },
     ),
 }
