@@ -98,32 +98,30 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
-def build_kube_testenv(log_path: Path) -> Path:
-    """Run build.sh; return the binary. Fails the test session if the build fails."""
+def run_build_script(script: Path, log_path: Path, timeout_s: float) -> Path:
+    """Run one of our cached build scripts; return the path it prints last. Fails the session (no skip)."""
+    name = script.relative_to(REPO_ROOT)
     with open(log_path, "wb") as log:
         try:
             proc = subprocess.run(
-                ["bash", str(BUILD_SH)],
-                cwd=REPO_ROOT,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                timeout=BUILD_TIMEOUT_S,
-                check=False,
+                ["bash", str(script)], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, timeout=timeout_s, check=False
             )
         except subprocess.TimeoutExpired:
-            pytest.fail(
-                f"tools/kube-testenv/build.sh took longer than {BUILD_TIMEOUT_S:.0f}s\n{_tail(log_path)}",
-                pytrace=False,
-            )
+            pytest.fail(f"{name} took longer than {timeout_s:.0f}s\n{_tail(log_path)}", pytrace=False)
     if proc.returncode != 0:
-        pytest.fail(
-            f"tools/kube-testenv/build.sh failed (exit {proc.returncode}):\n{_tail(log_path, 80)}",
-            pytrace=False,
-        )
+        pytest.fail(f"{name} failed (exit {proc.returncode}):\n{_tail(log_path, 80)}", pytrace=False)
     lines = proc.stdout.decode().strip().splitlines()
-    binary = Path(lines[-1]) if lines else Path()
-    if not lines or not binary.is_file() or not os.access(binary, os.X_OK):
-        pytest.fail(f"build.sh printed no usable binary path: {proc.stdout!r}", pytrace=False)
+    built = Path(lines[-1]) if lines else Path()
+    if not lines or not built.exists():
+        pytest.fail(f"{name} printed no usable path: {proc.stdout!r}", pytrace=False)
+    return built
+
+
+def build_kube_testenv(log_path: Path) -> Path:
+    """Run build.sh; return the binary. Fails the test session if the build fails."""
+    binary = run_build_script(BUILD_SH, log_path, BUILD_TIMEOUT_S)
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"tools/kube-testenv/build.sh printed no executable: {binary}", pytrace=False)
     return binary
 
 

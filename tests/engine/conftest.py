@@ -28,7 +28,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.kube_testenv import KubeAPI, build_kube_testenv, running_kube_testenv
+from tests.kube_testenv import KubeAPI, build_kube_testenv, run_build_script, running_kube_testenv
 from tests.operator_crds import install_operator_crds
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,23 +90,9 @@ class Toolchain:
 
 def build_pulumi_engine(log_path: Path) -> Toolchain:
     """Run tools/pulumi-engine/build.sh; fail the session (no skip) if it fails."""
-    with open(log_path, "wb") as log:
-        try:
-            proc = subprocess.run(
-                ["bash", str(ENGINE_BUILD)],
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                timeout=ENGINE_BUILD_TIMEOUT_S,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"tools/pulumi-engine/build.sh took over {ENGINE_BUILD_TIMEOUT_S:.0f}s", pytrace=False)
-    if proc.returncode != 0:
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-60:])
-        pytest.fail(f"tools/pulumi-engine/build.sh failed (exit {proc.returncode}):\n{tail}", pytrace=False)
-    bin_dir = Path(proc.stdout.decode().strip().splitlines()[-1])
+    bin_dir = run_build_script(ENGINE_BUILD, log_path, ENGINE_BUILD_TIMEOUT_S)
     if not (bin_dir / "pulumi").is_file():
-        pytest.fail(f"build.sh printed no toolchain: {proc.stdout!r}", pytrace=False)
+        pytest.fail(f"tools/pulumi-engine/build.sh printed no toolchain: {bin_dir}", pytrace=False)
     return Toolchain(bin_dir, bin_dir.parent / "home")
 
 
