@@ -34,7 +34,7 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from celery_platform.render_output import diff_documents, dump_documents
+from celery_platform.render_output import HEADER, diff_documents, dump_documents
 from celery_platform.stack_config import namespace_problems
 from celery_platform.stack_yaml import YamlError, decode_utf8, load_yaml
 from celery_platform.validation import Problem, ValidationError, raise_if_any, shown
@@ -589,7 +589,9 @@ def render_text(stack: str, root: Path | None = None) -> tuple[str, dict[str, st
     read = read_stack(stack, root)
     with cyclic_gc_paused():
         documents = run_program(stack, read.config, read.secret_keys, root).mocks.ordered()
-    return standin_header(read.standins) + to_yaml(documents), read.standins
+    # The render-only note stays first; the stand-ins come right after it.
+    body = to_yaml(documents).removeprefix(HEADER)
+    return HEADER + standin_header(read.standins) + body, read.standins
 
 
 def main(argv: list[str] | None = None) -> int:
