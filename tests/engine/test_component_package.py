@@ -87,5 +87,8 @@ def test_another_project_adds_the_package_and_ups_a_platform(consumer: Project) 
         [name] = outputs["workerDeployments"].values()
         deployment = client.AppsV1Api(consumer.api.api_client).read_namespaced_deployment(name, "team-pkg")
         assert deployment.status.ready_replicas == 2
+        consumer.pulumi("destroy", "--yes", timeout=900)
+        namespaces = client.CoreV1Api(consumer.api.api_client).list_namespace().items
+        assert "team-pkg" not in {n.metadata.name for n in namespaces}
     finally:
         consumer.pulumi("destroy", "--yes", check=False, timeout=900)

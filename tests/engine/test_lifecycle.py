@@ -173,4 +173,7 @@ def test_destroy_leaves_no_object_of_ours(deployed: Project) -> None:
         *core.list_persistent_volume_claim_for_all_namespaces(label_selector=ours).items,
         *client.AppsV1Api(deployed.api.api_client).list_stateful_set_for_all_namespaces(label_selector=ours).items,
     ]
-    assert [o.metadata.name for o in leftovers] == []
+    # Other tests' stacks share the cluster: only this stack's namespace is ours to check.
+    assert [o.metadata.name for o in leftovers if o.metadata.namespace == NAMESPACE] == []
+    volumes = core.list_persistent_volume().items
+    assert [v.metadata.name for v in volumes if v.spec.claim_ref and v.spec.claim_ref.namespace == NAMESPACE] == []
