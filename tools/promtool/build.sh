@@ -13,14 +13,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 
-GO="${GO:-}"
-if [[ -z "$GO" ]]; then
-  if command -v go >/dev/null 2>&1; then GO="$(command -v go)"
-  elif [[ -x /usr/local/go/bin/go ]]; then GO=/usr/local/go/bin/go
-  else echo "build.sh: no Go toolchain found (set GO=/path/to/go)" >&2; exit 1
-  fi
-fi
-goversion="$("$GO" env GOVERSION)"
+# shellcheck source=../go-toolchain.sh
+source "$here/../go-toolchain.sh"
 
 key="$(
   cd "$here"

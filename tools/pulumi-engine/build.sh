@@ -27,17 +27,11 @@ RANDOM_PLUGIN_VERSION=4.21.4
 K8S_BUILT_VERSION=4.32.0-dev
 RANDOM_BUILT_VERSION=4.21.1-dev
 
-GO="${GO:-}"
-if [[ -z "$GO" ]]; then
-  if command -v go >/dev/null 2>&1; then GO="$(command -v go)"
-  elif [[ -x /usr/local/go/bin/go ]]; then GO=/usr/local/go/bin/go
-  else echo "pulumi-engine: no Go toolchain found (set GO=/path/to/go)" >&2; exit 1
-  fi
-fi
+# shellcheck source=../go-toolchain.sh
+source "$here/../go-toolchain.sh"
 for a in pulumi-language-python pulumi-kubernetes-provider pulumi-random-provider; do
   [[ -f "$vendor/$a.tgz" ]] || { echo "pulumi-engine: missing $vendor/$a.tgz (set PULUMI_VENDOR_DIR)" >&2; exit 1; }
 done
-goversion="$("$GO" env GOVERSION)"
 
 key="$(
   { printf '%s\n' "$goversion"
