@@ -87,8 +87,14 @@ def test_another_project_adds_the_package_and_ups_a_platform(consumer: Project) 
         [name] = outputs["workerDeployments"].values()
         deployment = client.AppsV1Api(consumer.api.api_client).read_namespaced_deployment(name, "team-pkg")
         assert deployment.status.ready_replicas == 2
+        # The package protects the generated Fernet key, as the stack does: destroy refuses until
+        # its owner unprotects it on purpose.
+        refused = consumer.pulumi("destroy", "--yes", check=False, timeout=900)
+        assert refused.returncode != 0 and "celery-secrets-field-encryption-key" in refused.stdout + refused.stderr
+        consumer.pulumi("state", "unprotect", "--all", "--yes")
         consumer.pulumi("destroy", "--yes", timeout=900)
         namespaces = client.CoreV1Api(consumer.api.api_client).list_namespace().items
         assert "team-pkg" not in {n.metadata.name for n in namespaces}
     finally:
+        consumer.pulumi("state", "unprotect", "--all", "--yes", check=False)
         consumer.pulumi("destroy", "--yes", check=False, timeout=900)
