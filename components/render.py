@@ -565,7 +565,11 @@ def cyclic_gc_paused() -> Iterator[None]:
 
 def render_documents(stack: str, root: Path | None = None) -> list[dict[str, Any]]:
     """Return the stack's Kubernetes objects, scrubbed and in apply order."""
-    read = read_stack(stack, root)
+    return _documents(stack, read_stack(stack, root), root)
+
+
+def _documents(stack: str, read: StackInput, root: Path | None) -> list[dict[str, Any]]:
+    """Run the program on a stack file already read; the cyclic collector paused (see cyclic_gc_paused)."""
     with cyclic_gc_paused():
         return run_program(stack, read.config, read.secret_keys, root).mocks.ordered()
 
@@ -587,10 +591,8 @@ def standin_header(standins: Mapping[str, str]) -> str:
 def render_text(stack: str, root: Path | None = None) -> tuple[str, dict[str, str]]:
     """Return the stack's YAML, stand-ins named at the top, and the stand-ins themselves."""
     read = read_stack(stack, root)
-    with cyclic_gc_paused():
-        documents = run_program(stack, read.config, read.secret_keys, root).mocks.ordered()
     # The render-only note stays first; the stand-ins come right after it.
-    body = to_yaml(documents).removeprefix(HEADER)
+    body = to_yaml(_documents(stack, read, root)).removeprefix(HEADER)
     return HEADER + standin_header(read.standins) + body, read.standins
 
 

@@ -9,6 +9,7 @@ No ``from __future__ import annotations`` here: the analyzer reads ``__init__``'
 without evaluating them, so they must be real types, not strings.
 """
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -615,15 +616,8 @@ class CeleryPlatform(pulumi.ComponentResource):
             self.namespace = pulumi.Output.from_input(args["namespace"])
         secrets = PlatformSecrets(
             f"{name}-secrets",
-            SecretsArgs(
-                namespace=self.namespace,
-                database_url=secrets_args.database_url,
-                sentry_dsn=secrets_args.sentry_dsn,
-                rotation=secrets_args.rotation,
-                django_secret_key=secrets_args.django_secret_key,
-                field_encryption_key=secrets_args.field_encryption_key,
-                redis_password=secrets_args.redis_password,
-            ),
+            # The checked args, now in the namespace's Output (the created one, when it is ours).
+            dataclasses.replace(secrets_args, namespace=self.namespace),
             opts=in_namespace,
         )
         broker: RedisBroker | ExternalBroker
