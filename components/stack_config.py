@@ -349,7 +349,7 @@ class StackConfig:
 def _path(key: str, loc: Sequence[int | str]) -> str:
     out = key
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        out += f"[{part}]" if isinstance(part, int) else f".{_field_name(str(part))}"
     return out
 
 

@@ -65,7 +65,20 @@ class Problem:
     expected: str
 
     def __str__(self) -> str:
-        return f"{self.field}: {self.problem} (got {self.got}, expected {self.expected})"
+        parts = (self.field, self.problem, self.got, self.expected)
+        field, problem, got, expected = (escaped(part) for part in parts)
+        return f"{field}: {problem} (got {got}, expected {expected})"
+
+
+def escaped(text: str) -> str:
+    """``text`` with every unprintable character as its escape: a key may hold a line break or a control.
+
+    A user's map key ends up in a field path; ``\x1e`` or ``\u2028`` in it would otherwise split
+    one problem over two lines of the message, or move the terminal's cursor.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class ValidationError(pulumi.RunError):

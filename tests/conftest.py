@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pulumi
 import pytest
+from hypothesis import settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -14,6 +16,13 @@ from celery_platform.render import RenderMocks
 from celery_platform.stack_config import PROJECT
 
 T = TypeVar("T")
+
+# Property tests explore new examples on every local run; CI (.ci/run sets HYPOTHESIS_PROFILE=ci) runs
+# the same derandomized examples every time, so that a submission lands or not on its own merits.
+# `make fuzz` is where the long random exploration lives.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def run(fn: Callable[[], T]) -> T:

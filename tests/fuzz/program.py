@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import functools
 import io
+import random
 import re
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from tests.operator_crds import GROUP, crds_dir, load_crds, schemas, strict_problems
@@ -298,7 +300,6 @@ def fuzz(cases: int, record: Callable[[Result, bytes], None], seed: int | None =
             max_examples=cases,
             deadline=None,
             database=None,
-            derandomize=False,
             suppress_health_check=list(HealthCheck),
         )
         @given(case=stack_files())
@@ -306,14 +307,17 @@ def fuzz(cases: int, record: Callable[[Result, bytes], None], seed: int | None =
             stack_bytes, canaries = case
             record(judge(run_case(stack_bytes, root), canaries), stack_bytes)
 
-        one()
+        (one if seed is None else hypothesis_seed(seed)(one))()
 
 
 def main(argv: list[str] | None = None) -> int:
     """``make fuzz``: run many cases and print the cases per outcome; exit 1 if any case failed an oracle."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=None, help="replay a run: its seed is printed first")
     options = parser.parse_args(argv)
+    seed = random.randrange(2**32) if options.seed is None else options.seed
+    print(f"seed {seed} (replay: python -m tests.fuzz.program --cases {options.cases} --seed {seed})")
     counts: Counter[str] = Counter()
     failures: list[tuple[Result, bytes]] = []
     slowest = 0.0
@@ -326,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append((result, stack_bytes))
 
     start = time.monotonic()
-    fuzz(options.cases, record)
+    fuzz(options.cases, record, seed)
     print(f"{sum(counts.values())} cases in {time.monotonic() - start:.0f}s (slowest {slowest:.1f}s)")
     for outcome, count in counts.most_common():
         print(f"  {outcome}: {count}")

@@ -204,6 +204,19 @@ def test_fails_when_a_key_is_empty_and_names_it_quoted(project: Path) -> None:
     assert "  - '': config key without a namespace" in refused(project, DEV + "  '': x\n")
 
 
+@pytest.mark.parametrize("name", ["a\x1eb", "a\u2028b", "a\x1fb", "a\x85b", "\U0007a123"])
+def test_an_unknown_key_with_a_line_break_or_control_character_stays_on_one_escaped_line(
+    project: Path, name: str
+) -> None:
+    # CI's fuzzer found it: "\x1e" in a limitRange key split the problem over two lines of the message.
+    default = {"cpu": "500m", "memory": "512Mi", name: None}
+    err = refused(project, with_structured("limitRange", yaml.safe_dump({"default": default})))
+    escaped = name.encode("unicode_escape").decode("ascii")
+    assert err.splitlines()[1:] == [
+        f"  - limitRange.default.'{escaped}': unknown key (got None, expected one of cpu, memory)"
+    ]
+
+
 def test_fails_like_the_engine_when_an_initialised_stack_lacks_a_required_key(project: Path) -> None:
     err = refused(project, INIT + DEV)
     assert "databaseUrl: Stack 'dev' is missing configuration value 'databaseUrl'" in err
