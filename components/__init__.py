@@ -35,13 +35,13 @@ _EXPORTS = {
     "SecretsArgs": "celery_platform.secrets",
     "RedisBroker": "celery_platform.redis",
     "RedisBrokerArgs": "celery_platform.redis",
-    "RedisSpec": "celery_platform.workloads",
+    "RedisSpec": "celery_platform.specs",
     "CeleryWorkers": "celery_platform.workers",
     "CeleryWorkersArgs": "celery_platform.workers",
     "WorkloadSettings": "celery_platform.workers",
-    "PoolSpec": "celery_platform.workloads",
-    "BeatSpec": "celery_platform.workloads",
-    "PodResources": "celery_platform.workloads",
+    "PoolSpec": "celery_platform.specs",
+    "BeatSpec": "celery_platform.specs",
+    "PodResources": "celery_platform.specs",
     "ValidationError": "celery_platform.validation",
     "Rotation": "celery_platform.secrets",
     "CeleryMonitoring": "celery_platform.monitoring",
@@ -84,9 +84,9 @@ if TYPE_CHECKING:
     from celery_platform.namespace import NamespaceArgs, PlatformNamespace
     from celery_platform.redis import RedisBroker, RedisBrokerArgs
     from celery_platform.secrets import PlatformSecrets, Rotation, SecretsArgs
+    from celery_platform.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
     from celery_platform.validation import ValidationError
     from celery_platform.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings
-    from celery_platform.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
 
 
 def __getattr__(name: str) -> Any:

@@ -14,15 +14,9 @@ from importlib.resources import files
 from typing import Any
 
 from celery_platform.admission import PodPlan
+from celery_platform.specs import PodResources, pod_resources
 from celery_platform.validation import Problem, args_schema, check_count, check_image_pinned, shown
-from celery_platform.workloads import (
-    TMP_MOUNT,
-    PodResources,
-    build_pod_spec,
-    pod_resources,
-    secret_env,
-    security_context,
-)
+from celery_platform.workloads import TMP_MOUNT, build_pod_spec, secret_env, security_context
 
 __all__ = [
     "EXPORTER_FILENAME",

@@ -15,17 +15,10 @@ from celery_platform.guardrails import LimitRangeSpec
 from celery_platform.labels import PART_OF, selector_labels, standard_labels
 from celery_platform.podsettings import PodSettings, apply_to_pod
 from celery_platform.secrets import REDIS_PASSWORD, PlatformSecrets
+from celery_platform.specs import RedisSpec
 from celery_platform.statefulset import rollout_options, stateful_set_of_one
 from celery_platform.validation import check_count, raise_if_any, untyped
-from celery_platform.workloads import (
-    REDIS_DATA,
-    REDIS_PORT,
-    RedisSpec,
-    build_pod_spec,
-    exec_probe,
-    secret_env,
-    security_context,
-)
+from celery_platform.workloads import REDIS_DATA, REDIS_PORT, build_pod_spec, exec_probe, secret_env, security_context
 
 REDIS_UID = 10999  # a high UID that clashes with no host user; the command bypasses the entrypoint
 

@@ -29,6 +29,7 @@ from celery_platform.monitoring_spec import MonitoringSpec, exporter_plan
 from celery_platform.namespace import EgressRule
 from celery_platform.podsettings import PodSettings
 from celery_platform.secrets import Rotation, rotation_problems
+from celery_platform.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
 from celery_platform.stack_yaml import YamlError, load_yaml
 from celery_platform.validation import (
     Problem,
@@ -49,7 +50,7 @@ from celery_platform.validation import (
     shown,
 )
 from celery_platform.workers import WorkloadSettings, platform_problems, pod_problems, validate_pools
-from celery_platform.workloads import MAX_LONGEST_TASK_SECONDS, BeatSpec, PodResources, PoolSpec, RedisSpec
+from celery_platform.workloads import MAX_LONGEST_TASK_SECONDS
 
 PROJECT = "celery-platform"
 REQUIRED: Any = object()

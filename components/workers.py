@@ -20,21 +20,16 @@ from celery_platform.podsettings import PodSettings, ServiceAccount, apply_to_po
 from celery_platform.quantities import parse_memory
 from celery_platform.redis import redis_plan
 from celery_platform.secrets import PlatformSecrets
+from celery_platform.specs import BeatSpec, PodResources, PoolSpec, RedisSpec, memory_warning, pod_resources
 from celery_platform.statefulset import pod_metadata, rollout_options, stateful_set_of_one
 from celery_platform.validation import Problem, check_count, check_image_pinned, raise_if_any, shown, untyped
 from celery_platform.workloads import (
     MAX_LONGEST_TASK_SECONDS,
-    BeatSpec,
-    PodResources,
-    PoolSpec,
-    RedisSpec,
     Refs,
     beat_container,
     build_pod_spec,
     celery_volumes,
     grace_period_seconds,
-    memory_warning,
-    pod_resources,
     wait_for_broker,
     worker_container,
 )

@@ -34,6 +34,7 @@ from celery_platform.podsettings import (
 )
 from celery_platform.redis import RedisBroker, RedisBrokerArgs
 from celery_platform.secrets import PlatformSecrets, SecretsArgs
+from celery_platform.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
 from celery_platform.validation import Problem, check_dns_label, raise_if_any
 from celery_platform.workers import (
     CeleryWorkers,
@@ -43,7 +44,6 @@ from celery_platform.workers import (
     pod_problems,
     validate_pools,
 )
-from celery_platform.workloads import BeatSpec, PodResources, PoolSpec, RedisSpec
 
 PACKAGE = "celery-platform"
 TYPE_TOKEN = f"{PACKAGE}:index:CeleryPlatform"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from celery_platform.admission import PodPlan, check_limit_range, check_quota, check_routes, pod_totals
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
-from celery_platform.workloads import PodResources, PoolSpec, max_memory_per_child_kib, memory_warning
+from celery_platform.specs import PodResources, PoolSpec, max_memory_per_child_kib, memory_warning
 
 LIMITS = LimitRangeSpec(
     default_request=Resources(cpu="100m", memory="128Mi"),

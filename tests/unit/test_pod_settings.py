@@ -21,10 +21,11 @@ from celery_platform.podsettings import (
     Volume,
     VolumeMount,
 )
+from celery_platform.specs import BeatSpec, PoolSpec
 from celery_platform.stack_config import parse_stack_config
 from celery_platform.validation import Problem, ValidationError, check_worker_args
 from celery_platform.workers import PLAN_REFS, WorkloadSettings, beat_pod_spec, pod_problems, worker_pod_spec
-from celery_platform.workloads import BeatSpec, PoolSpec, Refs, worker_args
+from celery_platform.workloads import Refs, worker_args
 
 IMAGE = "registry.example.com/app:1.0.0"
 POOL = PoolSpec(name="main", queues=("default",))

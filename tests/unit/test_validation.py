@@ -161,7 +161,7 @@ def test_an_image_is_pinned_only_by_a_real_tag_or_a_digest(image: str, pinned: b
 
 
 def test_fails_when_a_pool_names_its_queues_as_one_bare_string() -> None:
-    from celery_platform.workloads import PoolSpec
+    from celery_platform.specs import PoolSpec
 
     problems = PoolSpec(name="main", queues="default").validate("pools[0]")  # type: ignore[arg-type]
     assert [str(p) for p in problems] == [
