@@ -35,6 +35,9 @@ class PodPlan:
     """The pod template's spec."""
     claims: Sequence[str] = field(default_factory=tuple)
     """Storage requests of each pod's PersistentVolumeClaims (StatefulSet volumeClaimTemplates)."""
+    replicas_field: str = ""
+    """What set ``replicas``, when it is not a plain replica count (``autoscaling.maxReplicas``), so that
+    a quota message names it. Default: the pool's replicas."""
     init_field: str = ""
     """The config field that sets the init containers' resources (``initResources``), so that their
     problems name it, once, instead of every pod that runs them. Default: name the pod's owner."""
@@ -158,11 +161,14 @@ def check_quota(plans: Iterable[PodPlan], quota: QuotaSpec, limit_range: LimitRa
     shares: dict[str, list[str]] = {k: [] for k in hard}
     for plan in plans:
         pods = plan.replicas + plan.surge
+        owner = plan.owner
+        if plan.replicas_field:
+            owner += f" ({plan.replicas_field} {plan.replicas} + surge {plan.surge})"
         for key, per_pod in pod_totals(plan.pod_spec, limit_range).items():
             used[key] += per_pod * pods
-            shares[key].append(f"{plan.owner} {pods} x {_fmt(key.split('.')[1], per_pod, written[key])}")
+            shares[key].append(f"{owner} {pods} x {_fmt(key.split('.')[1], per_pod, written[key])}")
         used["pods"] += pods
-        shares["pods"].append(f"{plan.owner} {pods}")
+        shares["pods"].append(f"{owner} {pods}")
         for claim in plan.claims:
             used["persistentvolumeclaims"] += plan.replicas
             used["requests.storage"] += parse_memory(claim) * plan.replicas

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from celery_platform.autoscaling import BrokerAuth
 from celery_platform.labels import PART_OF, standard_labels
 from celery_platform.podsettings import BROKER_CA_MOUNT, KeyRef, ip_cidr
 from celery_platform.validation import (
@@ -21,6 +22,7 @@ from celery_platform.validation import (
     args_schema,
     check_broker_url,
     check_cidr,
+    check_count,
     check_port,
     raise_if_any,
     shown,
@@ -30,6 +32,9 @@ from celery_platform.validation import (
 DEFAULT_PORT = 6379
 CA_FILENAME = "ca.crt"
 URL_KEY = "CELERY_BROKER_URL"
+# Kept next to the URL in our Secret of an external broker, for KEDA (which takes no URL).
+PASSWORD_KEY = "REDIS_PASSWORD"
+USERNAME_KEY = "REDIS_USERNAME"
 
 
 @args_schema
@@ -115,6 +120,27 @@ class Broker(Protocol):
     def tls(self) -> BrokerTLS | None:
         """TLS settings, or None for plain ``redis://``."""
 
+    @property
+    def database(self) -> int:
+        """The Redis database index that Celery uses (the URL's path)."""
+
+    @property
+    def auth(self) -> BrokerAuth:
+        """Where an autoscaler finds the broker's credentials: Secret keys, never values."""
+
+
+def broker_auth(
+    password: tuple[Any, str] | None, tls: BrokerTLS | None, username: tuple[Any, str] | None = None
+) -> BrokerAuth:
+    """The credentials' Secret keys and the TLS settings, as KEDA's TriggerAuthentication reads them."""
+    return BrokerAuth(
+        password=password,
+        username=username,
+        tls=tls is not None,
+        ca=tls.ca_secret if tls is not None else None,
+        ca_config_map=tls.ca_config_map if tls is not None else None,
+    )
+
 
 @args_schema
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +162,13 @@ class ExternalBrokerSpec:
     cidr: str = ""
     """Addresses the egress NetworkPolicy admits on the broker port (NetworkPolicy cannot match names).
     Default: ``HOST/32`` when the host is an IP address; required otherwise."""
+    database: int | None = None
+    """The Redis database index in the URL's path. Default: the URL's, else ``0``."""
+    password_secret: KeyRef | None = None
+    """With ``urlSecret``: the existing Secret and key that hold the broker password, for a pool that
+    autoscales (KEDA takes no URL). Default: unset; with a URL value, the password is read from it."""
+    username_secret: KeyRef | None = None
+    """With ``urlSecret``: the Secret and key of an ACL user name, for KEDA. Default: the default user."""
 
     def resolve(self, url: str | None) -> tuple[str, int, bool]:
         """Return (host, port, tls), from the fields, else from a URL given as a plain value."""
@@ -148,6 +181,13 @@ class ExternalBrokerSpec:
         port = self.port or url_port or DEFAULT_PORT
         tls = self.tls if self.tls is not None else bool(parts and parts.scheme == "rediss")
         return host, port, tls
+
+    def resolve_database(self, url: str | None) -> int:
+        """Return the database index: the field, else the URL's path, else 0."""
+        if self.database is not None:
+            return self.database
+        path = urlsplit(url).path.strip("/") if url else ""
+        return int(path) if path.isdigit() else 0
 
     def broker_tls(self, url: str | None) -> BrokerTLS | None:
         """Return the TLS settings the workers get."""
@@ -187,6 +227,23 @@ class ExternalBrokerSpec:
             if self.tls is not None and self.tls != (parts.scheme == "rediss"):
                 problems.append(
                     Problem(f"{field}.tls", "disagrees with the URL's scheme", shown(self.tls), f"{parts.scheme}://")
+                )
+            path = parts.path.strip("/")
+            if self.database is not None and path.isdigit() and int(path) != self.database:
+                problems.append(
+                    Problem(f"{field}.database", "differs from the URL's database", shown(self.database), path)
+                )
+        if self.database is not None:
+            problems += check_count(f"{field}.database", self.database, 0, 65535)
+        for name, ref in (("passwordSecret", self.password_secret), ("usernameSecret", self.username_secret)):
+            if ref is None:
+                continue
+            problems += ref.validate(f"{field}.{name}")
+            if self.url_secret is None:
+                problems.append(
+                    Problem(
+                        f"{field}.{name}", "is only read with urlSecret", "a Secret key", "unset: the URL's is used"
+                    )
                 )
         host, port, tls = self.resolve(plain)
         if not host:
@@ -241,9 +298,16 @@ class ExternalBroker(pulumi.ComponentResource):
         labels = standard_labels("redis", resource_name, "broker")
         host, port, _ = args.spec.resolve(plain)
         self._host, self._port, self._tls = host, port, args.spec.broker_tls(plain)
+        self._database = args.spec.resolve_database(plain)
         if args.spec.url_secret is not None:
             self._secret_name: Any = args.spec.url_secret.name
             self._secret_key = args.spec.url_secret.key
+            password, username = args.spec.password_secret, args.spec.username_secret
+            self._auth = broker_auth(
+                (password.name, password.key) if password is not None else None,
+                self._tls,
+                (username.name, username.key) if username is not None else None,
+            )
         else:
             assert args.url is not None
             url: pulumi.Output[str] = pulumi.Output.secret(args.url)
@@ -252,10 +316,13 @@ class ExternalBroker(pulumi.ComponentResource):
                 metadata={"namespace": args.namespace, "labels": labels},
                 type="Opaque",
                 # Secret because url is: apply keeps the secrecy of its input.
-                string_data=url.apply(lambda u: {URL_KEY: u}),
+                string_data=url.apply(url_secret_data),
                 opts=child,
             )
             self._secret_name, self._secret_key = secret.metadata.name, URL_KEY
+            self._auth = broker_auth(
+                (secret.metadata.name, PASSWORD_KEY), self._tls, (secret.metadata.name, USERNAME_KEY)
+            )
         # The namespace denies egress by default; the platform's pods may reach this broker, and only on its port.
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             f"{resource_name}-egress",
@@ -300,6 +367,26 @@ class ExternalBroker(pulumi.ComponentResource):
     def tls(self) -> BrokerTLS | None:
         """TLS settings, or None for ``redis://``."""
         return self._tls
+
+    @property
+    def database(self) -> int:
+        """The database index: the spec's, else the URL's, else 0."""
+        return self._database
+
+    @property
+    def auth(self) -> BrokerAuth:
+        """The password (and user) as Secret keys: the spec's with urlSecret, else our Secret's."""
+        return self._auth
+
+
+def url_secret_data(url: str) -> dict[str, str]:
+    """Our Secret of an external broker: the URL, and its password and user name for KEDA (empty if none)."""
+    parts = urlsplit(url)
+    return {
+        URL_KEY: url,
+        PASSWORD_KEY: unquote(parts.password or ""),
+        USERNAME_KEY: unquote(parts.username or ""),
+    }
 
 
 BROKER_TYPES = ("redis", "external")

@@ -10,7 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from celery_platform.admission import PodPlan, check_limit_range
-from celery_platform.broker import URL_KEY, BrokerTLS
+from celery_platform.autoscaling import BrokerAuth, KedaOperator
+from celery_platform.broker import URL_KEY, BrokerTLS, broker_auth
 from celery_platform.guardrails import LimitRangeSpec
 from celery_platform.labels import PART_OF, selector_labels, standard_labels
 from celery_platform.podsettings import PodSettings, apply_to_pod
@@ -116,6 +117,8 @@ class RedisBrokerArgs:
     """The platform's pod settings; Redis takes the pull secrets, placement and pod metadata. Default: none."""
     rollout_timeout_seconds: int = 600
     """How long ``pulumi up`` waits for Redis to become ready before it fails. Default: ``600``."""
+    keda_operator: KedaOperator | None = None
+    """Admit the KEDA operator's backlog polls, for pools that autoscale. Default: only the platform's pods."""
 
 
 class RedisBroker(pulumi.ComponentResource):
@@ -131,12 +134,16 @@ class RedisBroker(pulumi.ComponentResource):
     url_secret_name: pulumi.Output[str]
     url_secret_key: str = URL_KEY
     tls: BrokerTLS | None = None  # in-cluster traffic stays in the namespace; NetworkPolicy admits only our pods
+    database: int = 0
+    auth: BrokerAuth
 
     def __init__(self, resource_name: str, args: RedisBrokerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         subject = f"RedisBroker {resource_name!r}"
         problems = args.spec.validate("redis") + check_count("rolloutTimeoutSeconds", args.rollout_timeout_seconds, 30)
         if args.pod is not None:
             problems += dataclasses.replace(placement_only(args.pod), topology_spread=None).validate("pod")
+        if args.keda_operator is not None:
+            problems += args.keda_operator.validate("kedaOperator")
         if not problems and args.limit_range is not None:
             problems += check_limit_range(redis_plan(args.spec, args.pod), args.limit_range)
         raise_if_any(subject, problems)
@@ -173,6 +180,7 @@ class RedisBroker(pulumi.ComponentResource):
             opts=child,
         )
         self.url_secret_name = self.url_secret.metadata.name
+        self.auth = broker_auth((args.secrets.secret_name, REDIS_PASSWORD), None)
 
         pod_spec = redis_pod_spec(args.spec, args.secrets.secret_name, args.pod)
         placed = placement_only(args.pod)
@@ -197,7 +205,7 @@ class RedisBroker(pulumi.ComponentResource):
             claim_templates=claim_templates,
             opts=rollout_options(child, args.rollout_timeout_seconds),
         )
-        # Only this platform's pods may reach Redis, and only on its port.
+        # Only this platform's pods (and KEDA's operator, with autoscaling) may reach Redis, only on its port.
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             f"{resource_name}-ingress",
             metadata=meta(f"{resource_name}-ingress"),
@@ -207,7 +215,11 @@ class RedisBroker(pulumi.ComponentResource):
                     "policyTypes": ["Ingress"],
                     "ingress": [
                         {
-                            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}],
+                            "from": [
+                                {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}},
+                                # KEDA reads the queue lengths of autoscaled pools from its own namespace.
+                                *([args.keda_operator.ingress_peer()] if args.keda_operator is not None else []),
+                            ],
                             "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
                         }
                     ],

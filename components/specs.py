@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from celery_platform.autoscaling import AutoscalingSpec
 from celery_platform.guardrails import Resources
 from celery_platform.podsettings import PodSettings
 from celery_platform.quantities import parse_memory
@@ -101,6 +102,9 @@ class PoolSpec:
     (``-Q``, ``-c``, ``-n``, ``--include``, ...) are refused. Default: none."""
     pod: PodSettings | None = None
     """Pod settings of this pool; a field set here replaces the platform's. Default: the platform's."""
+    autoscaling: AutoscalingSpec | None = None
+    """Scale on the backlog of the pool's queues with KEDA, between minReplicas and maxReplicas;
+    ``replicas`` must then be left out. Default: unset (``replicas`` pods)."""
 
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of this pool."""
@@ -142,6 +146,17 @@ class PoolSpec:
             problems += check_worker_args(f"{field}.extraArgs", self.extra_args)
         if self.pod is not None:
             problems += self.pod.validate(f"{field}.pod")
+        if self.autoscaling is not None:
+            problems += self.autoscaling.validate(f"{field}.autoscaling")
+            if self.replicas != 1:
+                problems.append(
+                    Problem(
+                        f"{field}.replicas",
+                        "is set on an autoscaled pool, whose replicas KEDA owns",
+                        shown(self.replicas),
+                        "no replicas: autoscaling.minReplicas and autoscaling.maxReplicas bound it",
+                    )
+                )
         return problems
 
 

@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
 from celery_platform.admission import PodPlan, check_routes
+from celery_platform.autoscaling import BrokerAuth, KedaOperator, autoscaling_problems, is_autoscaled
 from celery_platform.broker import BrokerChoice
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.monitoring_spec import MonitoringSpec, exporter_plan
@@ -171,7 +172,7 @@ KEYS: tuple[Key, ...] = (
         "pools",
         "string",
         list[PoolSpec],
-        "YAML: worker pools (name, queues, replicas, concurrency, resources).",
+        "YAML: worker pools (name, queues, replicas, concurrency, resources, autoscaling).",
         structured=True,
     ),
     Key(
@@ -268,6 +269,14 @@ KEYS: tuple[Key, ...] = (
         structured=True,
     ),
     Key(
+        "kedaOperator",
+        "string",
+        KedaOperator,
+        "YAML: where the KEDA operator runs (namespace, podLabels); our Redis admits it when a pool autoscales.",
+        "{}",
+        structured=True,
+    ),
+    Key(
         "brokerUrl",
         "string",
         str,
@@ -307,6 +316,7 @@ _RULES: dict[str, typing.Callable[[str, Any], list[Problem]]] = {
     "redisPassword": _check_secret(check_redis_password),
     "pod": lambda field, spec: spec.validate(field) + spec.validate_references(field),
     "broker": lambda field, spec: spec.validate(field),
+    "kedaOperator": lambda field, spec: spec.validate(field),
     "egress": lambda field, rules: [p for i, rule in enumerate(rules) for p in rule.validate(f"{field}[{i}]")],
     "brokerUrl": _check_secret(check_broker_url),
 }
@@ -342,6 +352,7 @@ class StackConfig:
     pod: PodSettings
     broker: BrokerChoice
     egress: list[EgressRule]
+    keda_operator: KedaOperator
     broker_url: str
     secret_keys: frozenset[str] = frozenset()
     """Keys the stack holds as secret: the program keeps whatever it derives from them secret."""
@@ -634,7 +645,7 @@ def admission_problems(config: StackConfig) -> list[Problem]:
         {p.name: p.queues for p in config.pools},
         config.queues,
         config.task_routes,
-        idle_pools={p.name for p in config.pools if p.replicas == 0},
+        idle_pools={p.name for p in config.pools if p.replicas == 0 and not is_autoscaled(p)},
     )
     if external is None:
         host = f"redis.{config.namespace}.svc.{config.cluster_domain}"
@@ -671,8 +682,13 @@ def broker_problems(config: StackConfig) -> list[Problem]:
         if config.broker_url:
             return [Problem("brokerUrl", "is set, but broker.type is redis", redacted(config.broker_url), "unset")]
         return []
+    external = config.broker.external
     url = config.broker_url or None
-    return config.broker.external.validate("broker.external", url, url_given=url is not None)
+    problems = external.validate("broker.external", url, url_given=url is not None)
+    if external.url_secret is not None and external.password_secret is None:
+        # Only a URL in an existing Secret leaves KEDA without the password; ours holds it as a key.
+        problems += autoscaling_problems(config.pools, BrokerAuth(password=None), "broker.external")
+    return problems
 
 
 def load_stack_config() -> StackConfig:

@@ -13,6 +13,14 @@ import pulumi_kubernetes as k8s
 
 from celery_platform import probes
 from celery_platform.admission import PodPlan, check_limit_range, check_quota, unique
+from celery_platform.autoscaling import API_VERSION as KEDA_API_VERSION
+from celery_platform.autoscaling import (
+    autoscaling_problems,
+    is_autoscaled,
+    scaled_object_spec,
+    trigger_authentication_spec,
+    worst_case_replicas,
+)
 from celery_platform.broker import Broker, BrokerTLS
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.labels import selector_labels, standard_labels
@@ -158,14 +166,16 @@ def plan_refs(tls: BrokerTLS | None) -> Refs:
 def celery_plans(
     settings: WorkloadSettings, pools: Sequence[PoolSpec], beat: BeatSpec, tls: BrokerTLS | None = None
 ) -> list[PodPlan]:
-    """Return the pools' and beat's pods as admission sees them (worst case: surge on every pool)."""
+    """Return the pools' and beat's pods as admission sees them (worst case: surge on every pool, and an
+    autoscaled pool at its maxReplicas)."""
     refs = plan_refs(tls)
     plans = [
         PodPlan(
             owner=f"pools[{p.name}]",
-            replicas=p.replicas,
-            surge=ROLLOUT_SURGE if p.replicas else 0,
+            replicas=worst_case_replicas(p),
+            surge=ROLLOUT_SURGE if worst_case_replicas(p) else 0,
             pod_spec=worker_pod_spec(settings, p, refs, p.name),
+            replicas_field="autoscaling.maxReplicas" if is_autoscaled(p) else "",
             init_field="initResources",
         )
         for p in pools
@@ -294,6 +304,7 @@ class CeleryWorkers(pulumi.ComponentResource):
         problems = args.settings.validate() + validate_pools(args.pools) + args.beat.validate("beat")
         if not problems:
             problems += pod_problems(args.settings, args.pools, args.beat)
+            problems += autoscaling_problems(args.pools, args.broker.auth)
         if not problems and args.limit_range is not None:
             for plan in celery_plans(args.settings, args.pools, args.beat, args.broker.tls):
                 problems += check_limit_range(plan, args.limit_range)
@@ -341,7 +352,23 @@ class CeleryWorkers(pulumi.ComponentResource):
             broker_tls=args.broker.tls,
             hooks_config_map=self.hooks.metadata.name,
         )
+        self.trigger_authentication: k8s.apiextensions.CustomResource | None = None
+        if any(is_autoscaled(p) for p in args.pools):
+            # One for every scaled pool: the broker's password (and CA) from Secrets, never a literal.
+            self.trigger_authentication = k8s.apiextensions.CustomResource(
+                f"{resource_name}-broker-auth",
+                api_version=KEDA_API_VERSION,
+                kind="TriggerAuthentication",
+                metadata={
+                    "name": f"{resource_name}-broker-auth",
+                    "namespace": args.namespace,
+                    "labels": standard_labels("celery-platform", resource_name, "autoscaling"),
+                },
+                spec=trigger_authentication_spec(args.broker.auth),
+                opts=child,
+            )
         self.deployments = {}
+        self.scaled_objects: dict[str, k8s.apiextensions.CustomResource] = {}
         for pool in args.pools:
             self.deployments[pool.name] = self._pool(resource_name, args, pool, refs, child)
         self.beat = self._beat(resource_name, args, refs, child) if args.beat.enabled else None
@@ -355,12 +382,15 @@ class CeleryWorkers(pulumi.ComponentResource):
         selector = selector_labels("celery-worker", name)
         meta: Any = {"name": name, "namespace": args.namespace, "labels": labels}
         pod = args.settings.pod.merged(pool.pod)
+        # An autoscaled pool's replicas belong to KEDA's HPA: a value of ours would be a field-manager
+        # conflict on every `pulumi up` (pulumi-kubernetes #2491), or would undo each scaling.
+        replicas = {} if is_autoscaled(pool) else {"replicas": pool.replicas}
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=meta,
             spec=untyped(
                 {
-                    "replicas": pool.replicas,
+                    **replicas,
                     "selector": {"matchLabels": selector},
                     # maxUnavailable 0: a rollout never drops capacity; the new pod must be ready first.
                     "strategy": {
@@ -379,10 +409,28 @@ class CeleryWorkers(pulumi.ComponentResource):
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata={"name": f"{name}-pdb", "namespace": args.namespace, "labels": labels},
-            # maxUnavailable 1, not minAvailable: a one-replica pool must not block node drains forever.
+            # maxUnavailable 1, not minAvailable: a one-replica pool must not block node drains forever,
+            # and it stays valid for an autoscaled pool at zero.
             spec=untyped({"maxUnavailable": 1, "selector": {"matchLabels": selector}}),
             opts=child,
         )
+        if is_autoscaled(pool):
+            assert self.trigger_authentication is not None
+            self.scaled_objects[pool.name] = k8s.apiextensions.CustomResource(
+                f"{name}-scaler",
+                api_version=KEDA_API_VERSION,
+                kind="ScaledObject",
+                metadata={"name": name, "namespace": args.namespace, "labels": labels},
+                spec=scaled_object_spec(
+                    name,
+                    pool,
+                    address=pulumi.Output.concat(pulumi.Output.from_input(args.broker.host), f":{args.broker.port}"),
+                    database=args.broker.database,
+                    tls=args.broker.tls is not None,
+                    auth_name=f"{resource_name}-broker-auth",
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, self.trigger_authentication]),
+            )
         return deployment
 
     def _beat(

@@ -2,6 +2,7 @@
 
 import pulumi
 
+from celery_platform.autoscaling import is_autoscaled
 from celery_platform.broker import ExternalBroker, ExternalBrokerArgs
 from celery_platform.monitoring import CeleryMonitoring, CeleryMonitoringArgs
 from celery_platform.namespace import NamespaceArgs, PlatformNamespace, database_egress
@@ -74,6 +75,7 @@ else:
             limit_range=namespace.limit_range,
             pod=config.pod,
             rollout_timeout_seconds=config.rollout_timeout_seconds,
+            keda_operator=config.keda_operator if any(is_autoscaled(p) for p in config.pools) else None,
         ),
     )
 workers = CeleryWorkers(

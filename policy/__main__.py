@@ -68,6 +68,12 @@ def _beat_not_autoscaled(args: StackValidationArgs, report_violation: ReportViol
         report_violation(message, args.resources[index].urn)
 
 
+def _autoscaled_replicas(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    resources = [(resource.resource_type, resource.props) for resource in args.resources]
+    for index, message in guardrails.autoscaled_replicas_violations(resources):
+        report_violation(message, args.resources[index].urn)
+
+
 # No default: unset means "the namespace's own LimitRange ratio", which the policy reads from the stack.
 _RATIO = {"type": "number", "minimum": 1}
 
@@ -106,6 +112,17 @@ PolicyPack(
             name="celery-beat-is-not-autoscaled",
             description="No HorizontalPodAutoscaler or KEDA ScaledObject targets a celery beat workload.",
             validate=_beat_not_autoscaled,
+        ),
+        StackValidationPolicy(
+            name="autoscaled-workloads-leave-replicas-to-the-autoscaler",
+            description="A workload that an HPA or KEDA ScaledObject scales does not set spec.replicas.",
+            validate=_autoscaled_replicas,
+        ),
+        ResourceValidationPolicy(
+            name="autoscaler-credentials-come-from-secrets",
+            description="KEDA triggers hold no password, key or credentialed URL as a literal: a "
+            "TriggerAuthentication reads them from Secrets.",
+            validate=_adapter(guardrails.validate_scaler_credentials),
         ),
         ResourceValidationPolicy(
             name="secrets-come-from-secret-refs",

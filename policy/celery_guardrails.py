@@ -339,21 +339,130 @@ def autoscaled_beat_violations(resources: Sequence[tuple[str, Mapping[str, Any]]
             if isinstance(name, str):
                 beats.append((workload.kind, name, _get(props, "metadata", "namespace")))
     violations: list[tuple[int, str]] = []
+    for target in _scaled_targets(resources):
+        for kind, name, beat_namespace in beats:
+            if target.matches(kind, name, beat_namespace):
+                message = (
+                    f"{target.autoscaler} spec.scaleTargetRef targets {kind} {name!r}, which runs celery beat; "
+                    "beat must never be autoscaled: remove the autoscaler"
+                )
+                violations.append((target.index, message))
+    return violations
+
+
+@dataclass(frozen=True)
+class ScaleTarget:
+    """What an HPA or a KEDA ScaledObject scales: kind, name and namespace, and which autoscaler it is."""
+
+    index: int
+    autoscaler: str
+    """The autoscaler's kind (``HorizontalPodAutoscaler``, ``ScaledObject``)."""
+    label: str
+    kind: str
+    name: str
+    namespace: Any
+
+    def matches(self, kind: str, name: Any, namespace: Any) -> bool:
+        """True for that workload; namespaces are compared only when both sides set one."""
+        same_namespace = namespace is None or self.namespace is None or namespace == self.namespace
+        return (kind, name) == (self.kind, self.name) and same_namespace
+
+
+def _scaled_targets(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[ScaleTarget]:
+    """The target of every HPA and KEDA ScaledObject (KEDA's scaleTargetRef.kind defaults to Deployment)."""
+    targets = []
     for index, (resource_type, props) in enumerate(resources):
         parts = resource_type.split(":")
         if len(parts) != 3 or (parts[1].split("/")[0], parts[2]) not in _AUTOSCALER_KINDS:
             continue
-        target_kind = _get(props, "spec", "scaleTargetRef", "kind") or "Deployment"
-        target_name = _get(props, "spec", "scaleTargetRef", "name")
-        namespace = _get(props, "metadata", "namespace")
-        for kind, name, beat_namespace in beats:
-            same_namespace = namespace is None or beat_namespace is None or namespace == beat_namespace
-            if (kind, name) == (target_kind, target_name) and same_namespace:
-                message = (
-                    f"{parts[2]} spec.scaleTargetRef targets {kind} {name!r}, which runs celery beat; "
-                    "beat must never be autoscaled: remove the autoscaler"
+        kind = _get(props, "spec", "scaleTargetRef", "kind") or "Deployment"
+        targets.append(
+            ScaleTarget(
+                index=index,
+                autoscaler=parts[2],
+                label=f"{parts[2]} {_get(props, 'metadata', 'name')!r}",
+                kind=kind,
+                name=_get(props, "spec", "scaleTargetRef", "name"),
+                namespace=_get(props, "metadata", "namespace"),
+            )
+        )
+    return targets
+
+
+def autoscaled_replicas_violations(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[int, str]]:
+    """(index of the workload, message) for every autoscaled workload that still sets spec.replicas.
+
+    The autoscaler's HPA owns the field: a value in the program is a server-side-apply conflict with
+    it on every `pulumi up` (pulumi-kubernetes #2491), or silently undoes each scaling.
+    """
+    targets = _scaled_targets(resources)
+    violations: list[tuple[int, str]] = []
+    for index, (resource_type, props) in enumerate(resources):
+        workload = workload_of(resource_type, props)
+        spec = _get(props, "spec")
+        if workload is None or not isinstance(spec, Mapping) or not _has(spec, "replicas"):
+            continue
+        name, namespace = _get(props, "metadata", "name"), _get(props, "metadata", "namespace")
+        for target in targets:
+            if target.matches(workload.kind, name, namespace):
+                violations.append(
+                    (
+                        index,
+                        f"{workload.kind} {name!r} sets spec.replicas, but {target.label} scales it: leave "
+                        "spec.replicas out so that the autoscaler owns it (a value is a field-manager conflict on "
+                        "every update)",
+                    )
                 )
-                violations.append((index, message))
+    return violations
+
+
+# Trigger metadata that would hold a credential as a literal. `...FromEnv` names an env var instead, and
+# a TriggerAuthentication reads Secrets: both are fine.
+_LITERAL_CREDENTIAL_PARAMS = {
+    "password",
+    "sentinelpassword",
+    "passwd",
+    "token",
+    "apikey",
+    "accesskey",
+    "secretaccesskey",
+    "connection",
+    "connectionstring",
+    "cert",
+    "key",
+    "keypassword",
+    "ca",
+}
+_URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:[^/@\s]+@")
+
+
+def validate_scaler_credentials(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """KEDA ScaledObjects and ScaledJobs read credentials from a TriggerAuthentication, never a literal."""
+    parts = resource_type.split(":")
+    if len(parts) != 3 or parts[1].split("/")[0] != "keda.sh" or parts[2] not in ("ScaledObject", "ScaledJob"):
+        return []
+    violations = []
+    for index, trigger in enumerate(_seq(_get(props, "spec", "triggers"))):
+        metadata = _get(trigger, "metadata")
+        if not isinstance(metadata, Mapping):
+            continue
+        for key in metadata:
+            where = f"spec.triggers[{index}].metadata.{key}"
+            if str(key).lower() in _LITERAL_CREDENTIAL_PARAMS:
+                violations.append(
+                    f"{where} holds a credential as a literal; read it from a Secret with a TriggerAuthentication "
+                    "(authenticationRef)"
+                )
+                continue
+            try:
+                value = metadata[key]
+            except UnknownValueError:
+                continue
+            if isinstance(value, str) and _URL_CREDENTIALS.search(value):
+                violations.append(
+                    f"{where} is a URL with a password in it; give the host alone and the password through a "
+                    "TriggerAuthentication (authenticationRef)"
+                )
     return violations
 
 

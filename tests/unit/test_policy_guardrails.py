@@ -11,11 +11,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
+ROOT = Path(__file__).resolve().parents[2]
+POLICY_DIR = ROOT / "policy"
 
 
 def _load_guardrails() -> ModuleType:
@@ -116,6 +118,7 @@ def all_violations(resource_type: str, props: dict[str, Any], **config: Any) -> 
         *g.validate_beat_singleton(resource_type, props),
         *g.validate_secret_env(resource_type, props),
         *g.validate_security_context(resource_type, props),
+        *g.validate_scaler_credentials(resource_type, props),
     ]
 
 
@@ -431,6 +434,83 @@ def test_autoscalers_on_workers_or_on_other_namespaces_pass() -> None:
     }
     resources = [beat_statefulset(), workload("Deployment"), (HPA, worker_hpa), (HPA, elsewhere)]
     assert g.autoscaled_beat_violations(resources) == []
+
+
+def keda_scaled_object(target: str = "deployment", **metadata: Any) -> dict[str, Any]:
+    trigger = {
+        "type": "redis",
+        "name": "q0p0",
+        "metadata": {"address": "redis.shop.svc:6379", "listName": "default", **metadata},
+    }
+    return {
+        "metadata": {"name": "celery-main", "namespace": "shop"},
+        "spec": {"scaleTargetRef": {"name": target}, "triggers": [{**trigger, "authenticationRef": {"name": "auth"}}]},
+    }
+
+
+def test_fails_when_an_autoscaled_deployment_sets_replicas() -> None:
+    resources = [workload("Deployment", replicas=3), (SCALED_OBJECT, keda_scaled_object())]
+    assert g.autoscaled_replicas_violations(resources) == [
+        (
+            0,
+            "Deployment 'deployment' sets spec.replicas, but ScaledObject 'celery-main' scales it: leave "
+            "spec.replicas out so that the autoscaler owns it (a value is a field-manager conflict on every update)",
+        )
+    ]
+
+
+def test_an_autoscaled_deployment_without_replicas_and_a_fixed_one_with_replicas_pass() -> None:
+    scaled = workload("Deployment")
+    fixed = workload("Deployment", replicas=3)
+    fixed[1]["metadata"]["name"] = "fixed"
+    assert g.autoscaled_replicas_violations([scaled, fixed, (SCALED_OBJECT, keda_scaled_object())]) == []
+
+
+@pytest.mark.parametrize(
+    ("metadata", "key"),
+    [
+        ({"password": "hunter2"}, "password"),
+        ({"sentinelPassword": "hunter2"}, "sentinelPassword"),
+        ({"address": "redis://:hunter2@redis.shop.svc:6379"}, "address"),
+    ],
+)
+def test_fails_when_a_keda_trigger_holds_a_literal_password(metadata: dict[str, Any], key: str) -> None:
+    messages = g.validate_scaler_credentials(SCALED_OBJECT, keda_scaled_object(**metadata))
+    assert len(messages) == 1 and messages[0].startswith(f"spec.triggers[0].metadata.{key} ")
+    assert "TriggerAuthentication" in messages[0]
+
+
+def test_a_keda_trigger_reading_the_password_from_env_or_a_trigger_authentication_passes() -> None:
+    assert g.validate_scaler_credentials(SCALED_OBJECT, keda_scaled_object(passwordFromEnv="REDIS_PASSWORD")) == []
+    assert g.validate_scaler_credentials(SCALED_OBJECT, keda_scaled_object(enableTLS="true")) == []
+
+
+def test_the_rendered_autoscaled_stack_passes_both_autoscaling_policies(tmp_path: Path) -> None:
+    from celery_platform.render import render_documents
+
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    pools = yaml.safe_load(document["config"]["celery-platform:pools"])
+    for pool in pools:
+        del pool["replicas"]
+        pool["autoscaling"] = {"minReplicas": 0, "maxReplicas": 3}
+    document["config"]["celery-platform:pools"] = yaml.safe_dump(pools)
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "infra").symlink_to(ROOT / "infra")
+    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document))
+    docs = render_documents("prod", tmp_path)
+    resources = [
+        (f"kubernetes:{d['apiVersion'] if '/' in d['apiVersion'] else 'core/' + d['apiVersion']}:{d['kind']}", d)
+        for d in docs
+    ]
+    assert sum(1 for t, _ in resources if t == SCALED_OBJECT) == len(pools)
+    assert g.autoscaled_replicas_violations(resources) == []
+    assert [m for t, d in resources for m in g.validate_scaler_credentials(t, d)] == []
+    # The same stack with one replicas put back is refused.
+    [deployment] = [
+        d for t, d in resources if d["kind"] == "Deployment" and d["metadata"]["name"] == f"celery-{pools[0]['name']}"
+    ]
+    deployment["spec"]["replicas"] = 2
+    assert len(g.autoscaled_replicas_violations(resources)) == 1
 
 
 # --- secrets in env -------------------------------------------------------------------------------

@@ -1,0 +1,237 @@
+"""Autoscaling with KEDA: the ScaledObject and TriggerAuthentication, the worst-case quota, and the refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+from celery_platform.admission import check_quota
+from celery_platform.autoscaling import KOMBU_PRIORITY_STEPS, AutoscalingSpec, priority_lists, scaled_object_spec
+from celery_platform.broker import ExternalBroker, ExternalBrokerArgs, ExternalBrokerSpec, url_secret_data
+from celery_platform.guardrails import QuotaSpec
+from celery_platform.namespace import NamespaceArgs, PlatformNamespace
+from celery_platform.podsettings import KeyRef
+from celery_platform.redis import RedisBroker, RedisBrokerArgs
+from celery_platform.render import RenderMocks, render_documents
+from celery_platform.secrets import PlatformSecrets, SecretsArgs
+from celery_platform.specs import BeatSpec, PoolSpec, RedisSpec
+from celery_platform.validation import ValidationError
+from celery_platform.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings, celery_plans
+from tests.conftest import objects_of, run
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = WorkloadSettings(image="registry.example.com/app:1.2.3", app="proj")
+QUEUE_NAMES = st.from_regex(r"[a-z][a-z0-9_.-]{0,14}", fullmatch=True)
+
+
+def scaled(name: str = "main", queues: tuple[str, ...] = ("default", "high"), **scaling: Any) -> PoolSpec:
+    return PoolSpec(
+        name=name, queues=queues, concurrency=2, autoscaling=AutoscalingSpec(**{"max_replicas": 5, **scaling})
+    )
+
+
+def platform(pools: list[PoolSpec], broker: str = "redis", **external: Any) -> dict[str, Any]:
+    namespace = PlatformNamespace("plat", NamespaceArgs(name="team-a"))
+    secrets = PlatformSecrets("keys", SecretsArgs(namespace=namespace.name, database_url="postgresql://u:p@db/app"))
+    chosen: Any
+    if broker == "redis":
+        chosen = RedisBroker("redis", RedisBrokerArgs(namespace=namespace.name, secrets=secrets, spec=RedisSpec()))
+    else:
+        spec = ExternalBrokerSpec(**{"host": "10.0.0.5", **external.pop("spec", {})})
+        chosen = ExternalBroker("broker", ExternalBrokerArgs(namespace=namespace.name, spec=spec, **external))
+    workers = CeleryWorkers(
+        "celery",
+        CeleryWorkersArgs(
+            namespace=namespace.name,
+            secrets=secrets,
+            broker=chosen,
+            settings=SETTINGS,
+            pools=pools,
+            limit_range=namespace.limit_range,
+        ),
+    )
+    return {"broker": chosen, "workers": workers}
+
+
+def kombu_lists(queue: str, steps: tuple[int, ...]) -> set[str]:
+    """Every list kombu's own Channel._q_for_pri names for ``queue``, over every priority 0..9."""
+    channel = SimpleNamespace(sep=Channel.sep, priority_steps=list(steps))
+    channel.priority = lambda n: Channel.priority(channel, n)  # type: ignore[attr-defined]
+    return {Channel._q_for_pri(channel, queue, pri) for pri in range(10)}  # type: ignore[arg-type]
+
+
+def test_our_priority_steps_and_separator_are_kombus() -> None:
+    assert tuple(PRIORITY_STEPS) == KOMBU_PRIORITY_STEPS
+    assert priority_lists("default", KOMBU_PRIORITY_STEPS) == [
+        "default",
+        "default\x06\x163",
+        "default\x06\x166",
+        "default\x06\x169",
+    ]
+
+
+@given(
+    queues=st.lists(QUEUE_NAMES, min_size=1, max_size=4, unique=True),
+    steps=st.sets(st.integers(1, 9), max_size=9).map(lambda s: (0, *sorted(s))),
+    concurrency=st.integers(1, 16),
+    backlog=st.none() | st.integers(1, 100),
+)
+def test_the_triggers_cover_every_list_kombu_uses_once_and_the_formula_adds_them_all(
+    queues: list[str], steps: tuple[int, ...], concurrency: int, backlog: int | None
+) -> None:
+    pool = PoolSpec(
+        name="p",
+        queues=tuple(queues),
+        concurrency=concurrency,
+        autoscaling=AutoscalingSpec(max_replicas=3, priority_steps=steps, backlog_per_replica=backlog),
+    )
+    assert pool.validate("pools[0]") == []
+    spec = scaled_object_spec("celery-p", pool, address="redis:6379", database=0, tls=False, auth_name="auth")
+    triggers = spec["triggers"]
+    names = [t["metadata"]["listName"] for t in triggers]
+    assert sorted(names) == sorted({name for q in queues for name in kombu_lists(q, steps)})
+    assert len(names) == len(set(names))
+    formula = spec["advanced"]["scalingModifiers"]["formula"]
+    assert sorted(formula.split(" + ")) == sorted(t["name"] for t in triggers)
+    target = str(backlog or concurrency)
+    assert spec["advanced"]["scalingModifiers"]["target"] == target
+    assert {t["metadata"]["listLength"] for t in triggers} == {target}
+    assert all(t["authenticationRef"] == {"name": "auth"} and "password" not in t["metadata"] for t in triggers)
+
+
+def test_a_scaled_pool_renders_a_scaled_object_a_trigger_authentication_and_no_replicas(mocks: RenderMocks) -> None:
+    run(lambda: platform([scaled(min_replicas=0), PoolSpec(name="fixed", queues=("low",), replicas=2)]))
+    deployments = {d["metadata"]["name"]: d for d in objects_of(mocks, "Deployment")}
+    assert "replicas" not in deployments["celery-main"]["spec"]
+    assert deployments["celery-fixed"]["spec"]["replicas"] == 2
+    [scaled_object] = objects_of(mocks, "ScaledObject")
+    assert scaled_object["apiVersion"] == "keda.sh/v1alpha1"
+    spec = scaled_object["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "celery-main"}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (0, 5)
+    assert {t["metadata"]["address"] for t in spec["triggers"]} == {"redis.team-a.svc.cluster.local:6379"}
+    [auth] = objects_of(mocks, "TriggerAuthentication")
+    assert auth["metadata"]["name"] == "celery-broker-auth"
+    [secret] = [s for s in objects_of(mocks, "Secret") if s["metadata"]["name"].startswith("keys-")]
+    assert auth["spec"] == {
+        "secretTargetRef": [{"parameter": "password", "name": secret["metadata"]["name"], "key": "REDIS_PASSWORD"}]
+    }
+    # The PDB stays valid at zero pods: maxUnavailable, never minAvailable.
+    pdbs = {p["metadata"]["name"]: p["spec"] for p in objects_of(mocks, "PodDisruptionBudget")}
+    assert pdbs["celery-main-pdb"]["maxUnavailable"] == 1 and "minAvailable" not in pdbs["celery-main-pdb"]
+
+
+def test_no_pool_scaled_means_no_keda_object_and_redis_admits_only_the_platform(mocks: RenderMocks) -> None:
+    run(lambda: platform([PoolSpec(name="main", queues=("default",))]))
+    assert objects_of(mocks, "ScaledObject") == [] and objects_of(mocks, "TriggerAuthentication") == []
+
+
+def test_over_tls_with_a_ca_secret_keda_gets_tls_and_the_ca_from_the_secret(mocks: RenderMocks) -> None:
+    spec = {
+        "tls": True,
+        "url_secret": KeyRef(name="managed-redis", key="url"),
+        "ca_secret": KeyRef(name="ca", key="pem"),
+    }
+    spec |= {"password_secret": KeyRef(name="managed-redis", key="password"), "database": 2, "port": 6380}
+    run(lambda: platform([scaled()], broker="external", spec=spec))
+    [scaled_object] = objects_of(mocks, "ScaledObject")
+    metadata = {
+        (t["metadata"]["address"], t["metadata"]["enableTLS"], t["metadata"]["databaseIndex"])
+        for t in scaled_object["spec"]["triggers"]
+    }
+    assert metadata == {("10.0.0.5:6380", "true", "2")}
+    [auth] = objects_of(mocks, "TriggerAuthentication")
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "password", "name": "managed-redis", "key": "password"},
+        {"parameter": "ca", "name": "ca", "key": "pem"},
+    ]
+
+
+def test_an_external_broker_url_value_keeps_its_password_for_keda_as_a_secret_key(mocks: RenderMocks) -> None:
+    url = "rediss://app:s3cret@10.0.0.5:6380/4"
+    made = run(lambda: platform([scaled()], broker="external", url=url))
+    assert url_secret_data(url) == {"CELERY_BROKER_URL": url, "REDIS_PASSWORD": "s3cret", "REDIS_USERNAME": "app"}
+    assert url_secret_data("redis://:p%40ss@h:6379/0")["REDIS_PASSWORD"] == "p@ss"
+    [scaled_object] = objects_of(mocks, "ScaledObject")
+    assert {t["metadata"]["databaseIndex"] for t in scaled_object["spec"]["triggers"]} == {"4"}
+    assert made["broker"].database == 4
+    [auth] = objects_of(mocks, "TriggerAuthentication")
+    assert [ref["parameter"] for ref in auth["spec"]["secretTargetRef"]] == ["password", "username"]
+    assert "s3cr" not in yaml.safe_dump(auth) + yaml.safe_dump(scaled_object)
+
+
+def test_fails_when_the_url_is_in_an_existing_secret_and_no_password_secret_is_named(mocks: RenderMocks) -> None:
+    spec = {"url_secret": KeyRef(name="managed-redis", key="url"), "cidr": "10.0.0.0/24"}
+    with pytest.raises(ValidationError) as err:
+        run(lambda: platform([scaled()], broker="external", spec=spec))
+    assert "broker.passwordSecret: is required when a pool autoscales (main)" in str(err.value)
+    assert objects_of(mocks, "Deployment") == [] and objects_of(mocks, "ScaledObject") == []
+
+
+@pytest.mark.parametrize(
+    ("scaling", "replicas", "field"),
+    [
+        ({"max_replicas": 2, "min_replicas": 3}, 1, "pools[0].autoscaling.maxReplicas: is below minReplicas"),
+        ({"max_replicas": 0}, 1, "pools[0].autoscaling.maxReplicas: too small"),
+        ({"max_replicas": 2, "min_replicas": -1}, 1, "pools[0].autoscaling.minReplicas: too small"),
+        ({"max_replicas": 2, "backlog_per_replica": 0}, 1, "pools[0].autoscaling.backlogPerReplica: too small"),
+        ({"max_replicas": 2, "priority_steps": (3, 6)}, 1, "pools[0].autoscaling.prioritySteps: not ascending from 0"),
+        ({"max_replicas": 2, "priority_steps": (0, 6, 3)}, 1, "pools[0].autoscaling.prioritySteps: not ascending"),
+        (
+            {"max_replicas": 2, "priority_steps": (0, 12)},
+            1,
+            "pools[0].autoscaling.prioritySteps: too many or too large",
+        ),
+        (
+            {"max_replicas": 2, "polling_interval_seconds": 0},
+            1,
+            "pools[0].autoscaling.pollingIntervalSeconds: too small",
+        ),
+        ({"max_replicas": 2}, 3, "pools[0].replicas: is set on an autoscaled pool, whose replicas KEDA owns"),
+    ],
+)
+def test_fails_on_bad_autoscaling_and_names_the_field(scaling: dict[str, Any], replicas: int, field: str) -> None:
+    pool = PoolSpec(name="main", queues=("default",), replicas=replicas, autoscaling=AutoscalingSpec(**scaling))
+    assert any(str(p).startswith(field) for p in pool.validate("pools[0]")), pool.validate("pools[0]")
+
+
+QUOTA = QuotaSpec(requests_cpu="2", requests_memory="8Gi", limits_cpu="4", limits_memory="16Gi", pods=20)
+
+
+@given(max_replicas=st.integers(1, 40))
+def test_the_quota_counts_an_autoscaled_pool_at_max_replicas_plus_surge(max_replicas: int) -> None:
+    # Each worker pod requests 100m: the quota's 2 CPUs hold 20 pods, which is also the pods line.
+    pool = PoolSpec(name="main", queues=("default",), autoscaling=AutoscalingSpec(max_replicas=max_replicas))
+    plans = celery_plans(SETTINGS, [pool], BeatSpec(enabled=False))
+    problems = check_quota(plans, QUOTA, NamespaceArgs(name="team-a").limit_range)
+    assert bool(problems) == (max_replicas + 1 > 20)
+    if problems:
+        text = "\n".join(map(str, problems))
+        assert f"pools[main] (autoscaling.maxReplicas {max_replicas} + surge 1) {max_replicas + 1}" in text
+
+
+def test_a_stack_with_an_autoscaled_pool_renders_through_the_cli(tmp_path: Path) -> None:
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    pools = yaml.safe_load(document["config"]["celery-platform:pools"])
+    del pools[0]["replicas"]
+    pools[0]["autoscaling"] = {"maxReplicas": 4, "prioritySteps": [0, 5]}
+    document["config"]["celery-platform:pools"] = yaml.safe_dump(pools)
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "infra").symlink_to(ROOT / "infra")
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    docs = render_documents("dev", tmp_path)
+    [scaled_object] = [d for d in docs if d["kind"] == "ScaledObject"]
+    lists = [t["metadata"]["listName"] for t in scaled_object["spec"]["triggers"]]
+    assert lists == [name for q in pools[0]["queues"] for name in (q, f"{q}\x06\x165")]
+    [policy] = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "redis-ingress"]
+    assert {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "keda-operator"}},
+    } in policy["spec"]["ingress"][0]["from"]
