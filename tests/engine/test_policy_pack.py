@@ -18,6 +18,8 @@ POLICIES = {
     "probes-check-health": "proc-probe",
     "celery-beat-runs-at-most-once": "beat",
     "celery-beat-is-not-autoscaled": "beat-hpa",
+    "autoscaled-workloads-leave-replicas-to-the-autoscaler": "scaled",
+    "autoscaler-credentials-come-from-secrets": "scaled-keda",
     "secrets-come-from-secret-refs": "literal-secret",
     "pods-are-restricted": "privileged",
 }

@@ -95,7 +95,7 @@ def _report_deployment(cpu_limit: str = "800m") -> dict[str, Any]:
     }
 
 
-def test_the_pack_announces_its_seven_policies_as_mandatory(analyzer: Any) -> None:
+def test_the_pack_announces_its_nine_policies_as_mandatory(analyzer: Any) -> None:
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "celery-platform-guardrails"
     assert {p.name for p in info.policies} == {
@@ -104,6 +104,8 @@ def test_the_pack_announces_its_seven_policies_as_mandatory(analyzer: Any) -> No
         "probes-check-health",
         "celery-beat-runs-at-most-once",
         "celery-beat-is-not-autoscaled",
+        "autoscaled-workloads-leave-replicas-to-the-autoscaler",
+        "autoscaler-credentials-come-from-secrets",
         "secrets-come-from-secret-refs",
         "pods-are-restricted",
     }
@@ -163,7 +165,14 @@ def test_fails_when_the_stack_has_an_autoscaler_on_beat(analyzer: Any) -> None:
         ]
     )
     diagnostics = list(analyzer.AnalyzeStack(request).diagnostics)
-    assert [(d.policyName, d.urn) for d in diagnostics] == [("celery-beat-is-not-autoscaled", hpa_urn)]
+    # The report's beat also sets replicas under the HPA: the replicas policy names the Deployment.
+    assert sorted((d.policyName, d.urn) for d in diagnostics) == [
+        (
+            "autoscaled-workloads-leave-replicas-to-the-autoscaler",
+            f"urn:pulumi:dev::celery-platform::{DEPLOYMENT}::beat",
+        ),
+        ("celery-beat-is-not-autoscaled", hpa_urn),
+    ]
 
 
 def test_the_packs_pins_match_the_program_lock_that_these_tests_run_under() -> None:

@@ -62,6 +62,24 @@ k8s.autoscaling.v2.HorizontalPodAutoscaler(  # celery-beat-is-not-autoscaled
         ],
     },
 )
+deployment("scaled", replicas=3)  # autoscaled-workloads-leave-replicas-to-the-autoscaler, with scaled-keda
+k8s.apiextensions.CustomResource(  # autoscaler-credentials-come-from-secrets
+    "scaled-keda",
+    api_version="keda.sh/v1alpha1",
+    kind="ScaledObject",
+    metadata={"name": "scaled-keda", "namespace": "default"},
+    spec={
+        "scaleTargetRef": {"name": "scaled"},
+        "minReplicaCount": 0,
+        "maxReplicaCount": 3,
+        "triggers": [
+            {
+                "type": "redis",
+                "metadata": {"address": "redis.default.svc:6379", "listName": "default", "password": "hunter2"},
+            }
+        ],
+    },
+)
 deployment(  # secrets-come-from-secret-refs
     "literal-secret", env=[{"name": "DATABASE_URL", "value": "postgresql://app:pw@db:5432/app"}]
 )
