@@ -17,6 +17,7 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
+from celery_platform.autoscaling import AutoscalingSpec, BrokerAuth, KedaOperator, autoscaling_problems, is_autoscaled
 from celery_platform.broker import ExternalBroker, ExternalBrokerArgs, ExternalBrokerSpec
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
 from celery_platform.namespace import EgressRule, NamespaceArgs, PlatformNamespace, database_egress
@@ -230,6 +231,38 @@ class ExternalBrokerSettings(TypedDict, total=False):
     """With TLS, the CA in an existing ConfigMap. Default: the image's trusted CAs."""
     cidr: str
     """Addresses the egress policy admits on the broker port. Default: the host's /32 when it is an IP."""
+    database: int
+    """The Redis database index. Default: the URL's, else ``0``."""
+    password_secret: ObjectKey
+    """With urlSecret: the password's Secret key, for autoscaled pools (KEDA takes no URL). Default: unset."""
+    username_secret: ObjectKey
+    """With urlSecret: the Secret key of an ACL user name, for KEDA. Default: the default user."""
+
+
+class PoolAutoscaling(TypedDict):
+    """Scale a pool on the backlog of its queues with KEDA (which must be installed in the cluster)."""
+
+    max_replicas: int
+    """Most pods; admission is checked at this count plus rollout surge. Required."""
+    min_replicas: NotRequired[int]
+    """Fewest pods; ``0`` stops the pool while its queues are empty. Default: ``0``."""
+    backlog_per_replica: NotRequired[int]
+    """Waiting tasks per pod that KEDA aims for. Default: the pool's concurrency."""
+    polling_interval_seconds: NotRequired[int]
+    """How often KEDA reads the backlog. Default: ``15``."""
+    cooldown_seconds: NotRequired[int]
+    """How long the backlog must stay low before a scale-down. Default: ``300``."""
+    priority_steps: NotRequired[list[int]]
+    """The app's Redis priority_steps: one list per step per queue. Default: kombu's ``[0, 3, 6, 9]``."""
+
+
+class KedaOperatorSettings(TypedDict, total=False):
+    """Where the KEDA operator runs; our Redis admits its backlog polls when a pool autoscales."""
+
+    namespace: str
+    """The operator's namespace. Default: ``keda``."""
+    pod_labels: dict[str, str]
+    """Labels of the operator's pods. Default: ``{"app.kubernetes.io/name": "keda-operator"}``."""
 
 
 class WorkerPool(TypedDict):
@@ -253,6 +286,8 @@ class WorkerPool(TypedDict):
     """More celery worker options; those the platform sets (-Q, -c, -n, --include, ...) are refused. Default: none."""
     pod: NotRequired[PodOptions]
     """This pool's pod settings; each field set replaces the platform's. Default: the platform's."""
+    autoscaling: NotRequired[PoolAutoscaling]
+    """Scale on the queues' backlog with KEDA; leave ``replicas`` out then. Default: ``replicas`` pods."""
 
 
 class BeatSettings(TypedDict, total=False):
@@ -341,6 +376,8 @@ class CeleryPlatformArgs(TypedDict):
     """The Celery app as ``celery -A`` takes it, e.g. ``proj`` or ``proj.celery:app``. Required."""
     pools: list[WorkerPool]
     """Worker pools, one Deployment each. Required."""
+    keda_operator: NotRequired[KedaOperatorSettings]
+    """Where the KEDA operator runs, for pools with autoscaling. Default: namespace ``keda``."""
     database_url: pulumi.Input[str]
     """PostgreSQL URL for the app (``DATABASE_URL``); pass a secret. Required."""
     sentry_dsn: NotRequired[pulumi.Input[str]]
@@ -466,8 +503,21 @@ def _pool(value: WorkerPool) -> PoolSpec:
         "pool_type": str,
         "extra_args": _tuple_of(str),
         "pod": _pod,
+        "autoscaling": _autoscaling,
     }
     return PoolSpec(**_given(value, convert))
+
+
+def _autoscaling(value: PoolAutoscaling) -> AutoscalingSpec:
+    convert: dict[str, Callable[[Any], Any]] = {
+        "max_replicas": int,
+        "min_replicas": int,
+        "backlog_per_replica": int,
+        "polling_interval_seconds": int,
+        "cooldown_seconds": int,
+        "priority_steps": _tuple_of(int),
+    }
+    return AutoscalingSpec(**_given(value, convert))
 
 
 def _beat(value: BeatSettings) -> BeatSpec:
@@ -490,6 +540,9 @@ def _external(value: ExternalBrokerSettings) -> ExternalBrokerSpec:
         "ca_secret": _key,
         "ca_config_map": _key,
         "cidr": str,
+        "database": int,
+        "password_secret": _key,
+        "username_secret": _key,
     }
     return ExternalBrokerSpec(**_given(value, convert))
 
@@ -574,6 +627,8 @@ class CeleryPlatform(pulumi.ComponentResource):
         )
         external = _external(args["external_broker"]) if "external_broker" in args else None
         broker_url = args.get("broker_url")
+        keda = args.get("keda_operator") or {}
+        keda_operator = KedaOperator(**_given(keda, {"namespace": str, "pod_labels": dict}))
         namespace_args = NamespaceArgs(
             name=args["namespace"],
             limit_range=limit_range or LimitRangeSpec(),
@@ -586,8 +641,11 @@ class CeleryPlatform(pulumi.ComponentResource):
         problems = _problems(args["namespace"], limit_range, quota if create_namespace else None, redis)
         problems += [p for p in namespace_args.validate() if p.field.startswith(("podSecurityLevel", "egress"))]
         problems += secrets_args.validate() + settings.validate() + validate_pools(pools) + beat.validate("beat")
+        problems += keda_operator.validate("kedaOperator")
         if external is not None:
             problems += external.validate("externalBroker", broker_url, url_given=broker_url is not None)
+            if external.url_secret is not None and external.password_secret is None:
+                problems += autoscaling_problems(pools, BrokerAuth(password=None), "externalBroker")
         elif broker_url is not None:
             problems.append(Problem("brokerUrl", "is set without externalBroker", "a URL", "unset"))
         if not problems:
@@ -637,6 +695,7 @@ class CeleryPlatform(pulumi.ComponentResource):
                     cluster_domain=args.get("cluster_domain", "cluster.local"),
                     limit_range=limit_range,
                     pod=settings.pod,
+                    keda_operator=keda_operator if any(is_autoscaled(p) for p in pools) else None,
                 ),
                 opts=in_namespace,
             )

@@ -182,3 +182,18 @@ def test_fails_when_the_external_broker_has_no_cidr_for_its_dns_name(mocks: Rend
             "celery", inputs(externalBroker={"urlSecret": {"name": "r", "key": "url"}, "host": "cache.example.com"})
         )
     assert "externalBroker.cidr" in str(err.value)
+
+
+def test_a_pool_autoscales_through_the_package_with_floats_for_numbers(mocks: RenderMocks) -> None:
+    pools = [
+        {"name": "main", "queues": ["default"], "autoscaling": {"maxReplicas": 6.0, "prioritySteps": [0.0, 5.0]}},
+    ]
+    construct("celery", inputs(pools=pools, kedaOperator={"namespace": "platform-keda"}))
+    [deployment] = objects_of(mocks, "Deployment")
+    assert "replicas" not in deployment["spec"]
+    [scaled] = objects_of(mocks, "ScaledObject")
+    assert scaled["spec"]["maxReplicaCount"] == 6
+    assert [t["metadata"]["listName"] for t in scaled["spec"]["triggers"]] == ["default", "default\x06\x165"]
+    [ingress] = [p for p in objects_of(mocks, "NetworkPolicy") if p["metadata"]["name"] == "celery-redis-ingress"]
+    peers = ingress["spec"]["ingress"][0]["from"]
+    assert peers[1]["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "platform-keda"}}

@@ -117,6 +117,8 @@ def test_every_named_type_is_an_object_with_a_description() -> None:
             "VolumeMountSettings",
             "EgressRuleSettings",
             "ExternalBrokerSettings",
+            "PoolAutoscaling",
+            "KedaOperatorSettings",
         )
     }
     for token, spec in types.items():
