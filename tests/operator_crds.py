@@ -98,7 +98,11 @@ def strict_problems(doc: dict[str, Any], schema: dict[str, Any]) -> list[str]:
 def install_operator_crds(env: KubeAPI, timeout_s: float = 60.0) -> None:
     """Install the Prometheus Operator's CRDs (tools/promtool/crds.sh), as a cluster with the operator has
     them, and wait until each is Established, so that the stacks' ServiceMonitor and PrometheusRule apply."""
-    crds = load_crds(crds_dir())
+    install_crds(env, load_crds(crds_dir()), timeout_s)
+
+
+def install_crds(env: KubeAPI, crds: list[dict[str, Any]], timeout_s: float = 60.0) -> None:
+    """Apply ``crds`` and wait until each is Established."""
     env.apply(crds)
     api = client.ApiextensionsV1Api(env.api_client)
     deadline = time.monotonic() + timeout_s
