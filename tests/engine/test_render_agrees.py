@@ -80,6 +80,8 @@ VALID = [
     Case("a longer rollout timeout", None, {P + "rolloutTimeoutSeconds": "900"}),
     Case("egress to the database network", None, {P + "egress": "- {cidr: 10.1.0.0/16, ports: [5432]}"}),
     Case("an existing service account", None, {P + "pod": "serviceAccount: {name: celery-app}"}),
+    Case("an autoscaled pool", None, {P + "pools": _pools(autoscaling={"minReplicas": 0, "maxReplicas": 3})}),
+    Case("KEDA in another namespace", None, {P + "kedaOperator": "namespace: platform-keda"}),
 ]
 
 INVALID = [
@@ -137,6 +139,12 @@ INVALID = [
     Case("an unknown pod setting", "pod", {P + "pod": "hostNetwork: true"}),
     Case("an unknown broker type", "broker", {P + "broker": "type: rabbitmq"}),
     Case("an unknown monitoring setting", "monitoring", {P + "monitoring": "grafana: true"}),
+    Case("a KEDA namespace with capitals", "kedaOperator", {P + "kedaOperator": "namespace: KEDA"}),
+    Case(
+        "autoscaling whose max is below its min",
+        "pools",
+        {P + "pools": _pools(autoscaling={"minReplicas": 3, "maxReplicas": 2})},
+    ),
     Case("a rotation that bumps every key at once", "rotation", {P + "rotation": "2"}),
     Case("negative replicas", "pools", {P + "pools": _pools(replicas=-1)}),
     Case("no concurrency", "pools", {P + "pools": _pools(concurrency=0)}),
