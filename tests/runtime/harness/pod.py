@@ -297,6 +297,11 @@ class Pod:
         killpg(self.process.pid, signal.SIGKILL)
         self._wake.set()
 
+    @property
+    def deleted(self) -> bool:
+        """True from the moment the pod's deletion starts: it is no longer one of its workload's replicas."""
+        return self._stop.is_set()
+
     def running(self) -> bool:
         process = self.process
         return process is not None and process.poll() is None and not self._stop.is_set()

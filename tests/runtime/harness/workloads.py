@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ class Kubelet:
     broker: Any = None
     """The local broker the Service is mapped to (a RedisServer in the tests), for the tests' use."""
     pods: list[Pod] = field(default_factory=list)
+    _replicas_of: dict[str, list[Pod]] = field(default_factory=dict, repr=False)
 
     def pod_spec(self, workload: str) -> dict[str, Any]:
         spec: dict[str, Any] = self.manifests.workload(workload)["spec"]["template"]["spec"]
@@ -38,7 +40,29 @@ class Kubelet:
         pod_name = name or f"{workload}-{index}"
         pod = Pod(pod_name, self.pod_spec(workload), self.cluster, self.workdir / pod_name)
         self.pods.append(pod)
+        self._replicas_of.setdefault(workload, []).append(pod)
         return pod.start()
+
+    def live_pods(self, workload: str) -> list[Pod]:
+        """The workload's pods that are not being deleted, oldest first."""
+        return [p for p in self._replicas_of.get(workload, []) if not p.deleted]
+
+    def scale(self, workload: str, replicas: int) -> list[Pod]:
+        """Set the workload's replica count, as KEDA does through the scale subresource; return its live pods.
+
+        Scaling up creates the missing pods at once. Scaling down deletes the surplus at once, newest
+        first (the ReplicaSet controller's choice among pods that are all ready): each gets SIGTERM and
+        its own terminationGracePeriodSeconds, and this returns once all are gone. ``Pod.termination``
+        then tells how each one ended.
+        """
+        live = self.live_pods(workload)
+        for _ in range(replicas - len(live)):
+            self.create_pod(workload)
+        surplus = live[max(replicas, 0) :][::-1]
+        if surplus:
+            with ThreadPoolExecutor(max_workers=len(surplus), thread_name_prefix=f"scale-{workload}") as deleting:
+                list(deleting.map(lambda pod: pod.delete(), surplus))
+        return self.live_pods(workload)
 
     def scale_up(self, workload: str) -> list[Pod]:
         """Start every replica of the workload at once (a Deployment's ReplicaSet creates them together)."""
@@ -72,7 +96,7 @@ class Kubelet:
 
     def shutdown(self) -> None:
         for pod in self.pods:
-            if not pod._stop.is_set():
+            if not pod.deleted:
                 pod.delete(grace_seconds=0)
             elif pod.process is not None:
                 killpg(pod.process.pid, signal.SIGKILL)
