@@ -7,7 +7,7 @@
 3. Program cost: render time per object of dev, prod and synthetic stacks of 1, 64 and 256 pools,
    in-process; linear means the same cost per object at every size.
 
-Both pods run through the runtime tier's harness (``tests/runtime/harness.py``), so the probes run
+Both pods run through the runtime tier's harness (``tests/runtime/harness/``), so the probes run
 with the rendered (or the report's) periods, delays, timeouts and thresholds. Nothing here asserts.
 """
 

@@ -365,7 +365,7 @@ def kubelet(tmp_path: Path, redis_server: Callable[..., RedisServer]) -> Iterato
     """Factory: ``kubelet(stack, overrides={}, broker=None)`` runs that render's pods as local processes.
 
     The rendered broker Service is mapped to ``broker`` (a new, started redis-server by default);
-    Secret keys get valid test values (see ``tests/runtime/harness.py``). Every pod is killed at the end.
+    Secret keys get valid test values (see ``tests/runtime/harness/translation.py``). Every pod is killed at the end.
     """
     from tests.runtime import harness
 

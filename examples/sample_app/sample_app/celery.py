@@ -34,6 +34,7 @@ app.conf.update(
         "sample_app.tasks.batch_task": {"queue": "low"},
         "sample_app.tasks.send_email": {"queue": "email"},
         "sample_app.tasks.long_task": {"queue": "reports"},
+        "sample_app.tasks.tracked_task": {"queue": "reports"},
         "sample_app.tasks.process_media": {"queue": "media"},
         "sample_app.tasks.deliver_webhook": {"queue": "webhooks"},
         "sample_app.tasks.periodic_task": {"queue": "maintenance"},

@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 import time
 
+from celery import Task
+
 from sample_app.celery import app
+
+TRACKED_STARTED = "sample_app:tracked_task:started"
+TRACKED_COMPLETED = "sample_app:tracked_task:completed"
 
 
 @app.task  # type: ignore[untyped-decorator]  # celery ships no type hints
@@ -36,6 +41,23 @@ def send_email(to: str) -> str:
 def long_task(seconds: float) -> float:
     """Sleep for seconds, standing in for a long report; returns the seconds slept."""
     time.sleep(seconds)
+    return seconds
+
+
+@app.task(bind=True)  # type: ignore[untyped-decorator]  # celery ships no type hints
+def tracked_task(self: Task, seconds: float) -> float:
+    """Sleep for seconds like long_task, recording each start and each completion in Redis lists.
+
+    Each entry is ``<task id> <worker pid>``: with the prefork pool, the pid of the worker's main
+    process (the parent of the pool child that runs the task), so that tests count how often a task
+    ran, and on which worker.
+    The lists live next to the results, in the result backend's Redis.
+    """
+    redis = self.app.backend.client
+    entry = f"{self.request.id} {os.getppid()}"
+    redis.rpush(TRACKED_STARTED, entry)
+    time.sleep(seconds)
+    redis.rpush(TRACKED_COMPLETED, entry)
     return seconds
 
 
