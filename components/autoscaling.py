@@ -238,6 +238,23 @@ def scaled_object_spec(
     }
 
 
+def all_at_zero_warning(pools: Sequence[PoolSpec]) -> str | None:
+    """A warning when every pool may scale to zero: then nothing restores a hard-killed worker's tasks.
+
+    kombu keeps a reserved message in the ``unacked`` hash until it is acknowledged; the tasks of a worker
+    killed hard (SIGKILL, node loss) go back to their queue only when a running worker's
+    ``restore_visible`` sweep finds them older than the visibility timeout. KEDA counts the queue lists,
+    not that hash: with every pool at zero, no worker sweeps, and the tasks wait for unrelated traffic.
+    """
+    if not pools or any(p.autoscaling is None or p.autoscaling.min_replicas > 0 for p in pools):
+        return None
+    return (
+        "every pool autoscales with minReplicas 0: the tasks of a worker killed hard (SIGKILL, node loss) are "
+        "restored to their queue only by a running worker, after the visibility timeout, so with every pool at "
+        "zero they wait until a new task wakes one; give one pool minReplicas: 1 (or replicas) if that matters"
+    )
+
+
 def autoscaling_problems(
     pools: Sequence[PoolSpec], auth: BrokerAuth | None, broker_field: str = "broker"
 ) -> list[Problem]:
@@ -263,6 +280,7 @@ __all__ = [
     "AutoscalingSpec",
     "BrokerAuth",
     "KedaOperator",
+    "all_at_zero_warning",
     "autoscaling_problems",
     "is_autoscaled",
     "priority_lists",

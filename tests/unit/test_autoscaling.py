@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 from celery_platform.admission import check_quota
-from celery_platform.autoscaling import KOMBU_PRIORITY_STEPS, AutoscalingSpec, priority_lists, scaled_object_spec
+from celery_platform.autoscaling import (
+    KOMBU_PRIORITY_STEPS,
+    AutoscalingSpec,
+    all_at_zero_warning,
+    priority_lists,
+    scaled_object_spec,
+)
 from celery_platform.broker import ExternalBroker, ExternalBrokerArgs, ExternalBrokerSpec, url_secret_data
 from celery_platform.guardrails import QuotaSpec
 from celery_platform.namespace import NamespaceArgs, PlatformNamespace
@@ -235,3 +241,11 @@ def test_a_stack_with_an_autoscaled_pool_renders_through_the_cli(tmp_path: Path)
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "keda-operator"}},
     } in policy["spec"]["ingress"][0]["from"]
+
+
+def test_a_warning_when_every_pool_may_scale_to_zero_and_none_otherwise() -> None:
+    at_zero = [scaled("a", ("default",)), scaled("b", ("low",))]
+    warning = all_at_zero_warning(at_zero)
+    assert warning is not None and "minReplicas: 1" in warning and "visibility timeout" in warning
+    assert all_at_zero_warning([scaled("a", ("default",)), scaled("b", ("low",), min_replicas=1)]) is None
+    assert all_at_zero_warning([scaled("a", ("default",)), PoolSpec(name="b", queues=("low",))]) is None
