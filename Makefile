@@ -37,7 +37,7 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 # Real Redis for the runtime tier: Debian's package (we are root in CI; a missing server fails the tests).
 system-deps:
 	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null; }
-	command -v go >/dev/null || { echo "go is required to build tools/kube-testenv and actionlint" >&2; exit 1; }
+	command -v go >/dev/null || { echo "go is required to build tools/kube-testenv, tools/keda, tools/promtool and actionlint" >&2; exit 1; }
 
 # For deployers: ./venv with the runtime set, which `pulumi preview` and `pulumi up` use.
 venv: $(BIN)/.runtime

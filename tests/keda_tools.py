@@ -1,0 +1,68 @@
+"""KEDA's own code as a test oracle: keda-backlog and KEDA's CRDs, from tools/keda/build.sh.
+
+keda-backlog (tools/keda/main.go) links github.com/kedacore/keda/v2: it validates a ScaledObject as
+KEDA's admission webhook does (the checks that need no cluster), measures each redis trigger with
+KEDA's redis scaler and combines them with KEDA's scalingModifiers formula code. A failing build FAILS
+the tests: there is no fallback and no skip. Env: KEDA_BUILD_TIMEOUT (s, default 3600).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kube_testenv import REPO_ROOT, run_build_script
+
+BUILD_SH = REPO_ROOT / "tools" / "keda" / "build.sh"
+BUILD_TIMEOUT_S = float(os.environ.get("KEDA_BUILD_TIMEOUT", "3600"))
+RUN_TIMEOUT_S = 60.0
+
+
+@functools.cache
+def keda_dir() -> Path:
+    """Run tools/keda/build.sh once per process (it is cached by key); return build/keda/<key>.
+
+    It holds ``bin/keda-backlog`` and ``crds/keda.sh_*.yaml``.
+    """
+    with tempfile.NamedTemporaryFile(prefix="keda-build-", suffix=".log", delete=False) as log:
+        log_path = Path(log.name)
+    built = run_build_script(BUILD_SH, log_path, BUILD_TIMEOUT_S)
+    if not os.access(built / "bin" / "keda-backlog", os.X_OK):
+        pytest.fail(f"tools/keda/build.sh printed no directory with bin/keda-backlog: {built}", pytrace=False)
+    log_path.unlink()
+    return built
+
+
+def keda_backlog(payload: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Run keda-backlog on ``payload`` (see tools/keda/main.go), whatever its exit status."""
+    return subprocess.run(
+        [str(keda_dir() / "bin" / "keda-backlog")],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+
+
+def backlog(scaled_object: dict[str, Any], password: str, address: str) -> dict[str, Any]:
+    """KEDA's reading of ``scaled_object`` against the Redis at ``address`` (host:port).
+
+    Every trigger's ``address`` is replaced by ``address`` and the TriggerAuthentication is stood in
+    for by ``{"password": password}``. Returns ``{"triggers": {name: value}, "active": bool,
+    "composite": float | None, "compositeActive": bool | None}``; fails the test if KEDA rejects it.
+    """
+    done = keda_backlog(
+        {"scaledObject": scaled_object, "authParams": {"password": password}, "metadataOverrides": {"address": address}}
+    )
+    if done.returncode != 0:
+        pytest.fail(f"keda-backlog failed (exit {done.returncode}):\n{done.stderr[-4000:]}", pytrace=False)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
