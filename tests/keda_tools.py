@@ -66,3 +66,10 @@ def backlog(scaled_object: dict[str, Any], password: str, address: str) -> dict[
         pytest.fail(f"keda-backlog failed (exit {done.returncode}):\n{done.stderr[-4000:]}", pytrace=False)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+def keda_crds() -> list[dict[str, Any]]:
+    """KEDA's CustomResourceDefinitions from the same module version keda-backlog links."""
+    from tests.operator_crds import load_crds
+
+    return load_crds(keda_dir() / "crds")

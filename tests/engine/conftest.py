@@ -29,7 +29,8 @@ import yaml
 from kubernetes import client
 
 from tests.kube_testenv import KubeAPI, build_kube_testenv, run_build_script, running_kube_testenv
-from tests.operator_crds import install_operator_crds
+from tests.keda_tools import keda_crds
+from tests.operator_crds import install_crds, install_operator_crds
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINE_BUILD = REPO / "tools" / "pulumi-engine" / "build.sh"
@@ -109,8 +110,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
     args = ["--scheduler", f"--kwok={tools / 'kwok'}", f"--kwok-config={tools / 'kwok-stages.yaml'}"]
     with running_kube_testenv(base, args) as env:
         env.apply([*NODES, STORAGE_CLASS])
-        # The platform's ServiceMonitor and PrometheusRule need the Prometheus Operator's CRDs.
+        # The platform's ServiceMonitor and PrometheusRule need the Prometheus Operator's CRDs, and an
+        # autoscaled pool's ScaledObject and TriggerAuthentication need KEDA's.
         install_operator_crds(env)
+        install_crds(env, keda_crds())
         core = client.CoreV1Api(env.api_client)
         deadline = time.monotonic() + 60
         while True:

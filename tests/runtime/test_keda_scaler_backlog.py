@@ -3,13 +3,14 @@ exactly the messages that real Celery left in a real Redis: every kombu priority
 
 The oracle is keda-backlog (tools/keda, built from github.com/kedacore/keda/v2): KEDA's webhook checks,
 ``scalers.NewRedisScaler`` per trigger and ``modifiers.HandleScalingModifiers`` for the formula. The
-ScaledObject is a hand-written fixture in the shape the KEDA component renders
-(tests/fixtures/keda/celery-worker-default.scaledobject.yaml); the render replaces it when it lands.
+ScaledObject is our render's: the dev stack with its ``main`` pool autoscaled on ``default`` and ``high``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,13 +19,14 @@ import yaml
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
+from celery_platform.render import render_documents
 from tests.keda_tools import backlog, keda_backlog
 
 if TYPE_CHECKING:
     from tests.runtime.conftest import RedisServer
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "keda" / "celery-worker-default.scaledobject.yaml"
-QUEUES = ("default", "high")  # q0, q1 in the fixture's trigger names
+REPO = Path(__file__).resolve().parents[2]
+QUEUES = ("default", "high")  # q0, q1 in the rendered trigger names
 SEP = "\x06\x16"  # kombu's Redis transport: Channel.sep
 
 # (queue, priority or None, how many). kombu rounds a priority down to its step of [0, 3, 6, 9].
@@ -38,7 +40,7 @@ SENT: list[tuple[str, int | None, int]] = [
     ("high", 3, 3),  # step 3
     ("high", 8, 1),  # step 6; nothing at step 9, so that list does not exist in Redis
 ]
-# What each trigger must read: the fixture's trigger name -> messages in that list.
+# What each trigger must read: the rendered trigger name -> messages in that list.
 EXPECTED = {
     "q0p0": 4,
     "q0p3": 2,
@@ -51,8 +53,30 @@ EXPECTED = {
 }
 
 
+@functools.cache
+def _rendered_scaled_object() -> str:
+    """The dev stack rendered with pool ``main`` autoscaled on (default, high); its ScaledObject as YAML."""
+    document = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
+    pools = yaml.safe_load(document["config"]["celery-platform:pools"])
+    main, other = pools[0], pools[1]
+    other["queues"] = [q for q in main["queues"] if q not in QUEUES] + other["queues"]
+    main["queues"] = list(QUEUES)
+    del main["replicas"]
+    main["autoscaling"] = {"minReplicas": 0, "maxReplicas": 5}
+    document["config"]["celery-platform:pools"] = yaml.safe_dump(pools)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
+        (root / "infra").symlink_to(REPO / "infra")
+        (root / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+        docs = render_documents("dev", root)
+    [scaled] = [d for d in docs if d["kind"] == "ScaledObject" and d["spec"]["scaleTargetRef"]["name"] == "celery-main"]
+    return yaml.safe_dump(scaled)
+
+
 def scaled_object() -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(FIXTURE.read_text())
+    """A fresh copy of the rendered ScaledObject (tests change it)."""
+    doc: dict[str, Any] = yaml.safe_load(_rendered_scaled_object())
     return doc
 
 
@@ -92,7 +116,7 @@ def test_keda_counts_every_message_of_both_queues_once_across_the_priority_sub_l
             app.send_task("sample_app.tasks.short_task", args=(1, 2), queue=queue, **options)
     total = sum(count for _, _, count in SENT)
 
-    # The lists the fixture names are the lists kombu wrote: Redis itself agrees, list by list.
+    # The lists the render names are the lists kombu wrote: Redis itself agrees, list by list.
     lists = {t["name"]: t["metadata"]["listName"] for t in so["spec"]["triggers"]}
     redis = server.client()
     assert {name: redis.llen(key) for name, key in lists.items()} == EXPECTED
