@@ -28,8 +28,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.kube_testenv import KubeAPI, build_kube_testenv, run_build_script, running_kube_testenv
 from tests.keda_tools import keda_crds
+from tests.kube_testenv import KubeAPI, build_kube_testenv, run_build_script, running_kube_testenv
 from tests.operator_crds import install_crds, install_operator_crds
 
 REPO = Path(__file__).resolve().parents[2]

@@ -69,9 +69,7 @@ def test_the_scaled_object_and_trigger_authentication_are_applied(deployed: Proj
     [scaled] = custom.list_namespaced_custom_object("keda.sh", "v1alpha1", NAMESPACE, "scaledobjects")["items"]
     assert scaled["spec"]["scaleTargetRef"]["name"] == "celery-main"
     assert {t["metadata"]["listName"] for t in scaled["spec"]["triggers"]} >= {"default", "default\x06\x169"}
-    [auth] = custom.list_namespaced_custom_object("keda.sh", "v1alpha1", NAMESPACE, "triggerauthentications")[
-        "items"
-    ]
+    [auth] = custom.list_namespaced_custom_object("keda.sh", "v1alpha1", NAMESPACE, "triggerauthentications")["items"]
     assert [ref["parameter"] for ref in auth["spec"]["secretTargetRef"]] == ["password"]
 
 
