@@ -255,6 +255,25 @@ def all_at_zero_warning(pools: Sequence[PoolSpec]) -> str | None:
     )
 
 
+# KEDA's webhook: the HPA it makes is ``keda-hpa-<ScaledObject name>``, and both names are labels (63).
+MAX_SCALED_OBJECT_NAME = 63 - len("keda-hpa-")
+
+
+def name_problems(component: str, pools: Sequence[PoolSpec]) -> list[Problem]:
+    """Refuse an autoscaled pool whose ScaledObject (``<component>-<pool>``) KEDA's webhook would refuse."""
+    return [
+        Problem(
+            f"pools[{i}].name",
+            f"makes the ScaledObject name {component}-{pool.name!r} longer than {MAX_SCALED_OBJECT_NAME} characters "
+            "(KEDA names its HPA keda-hpa-<name>, at most 63)",
+            shown(pool.name),
+            f"at most {MAX_SCALED_OBJECT_NAME - len(component) - 1} characters with the component name {component!r}",
+        )
+        for i, pool in enumerate(pools)
+        if pool.autoscaling is not None and len(f"{component}-{pool.name}") > MAX_SCALED_OBJECT_NAME
+    ]
+
+
 def autoscaling_problems(
     pools: Sequence[PoolSpec], auth: BrokerAuth | None, broker_field: str = "broker"
 ) -> list[Problem]:
@@ -283,6 +302,7 @@ __all__ = [
     "all_at_zero_warning",
     "autoscaling_problems",
     "is_autoscaled",
+    "name_problems",
     "priority_lists",
     "scaled_object_spec",
     "trigger_authentication_spec",

@@ -18,6 +18,7 @@ from celery_platform.autoscaling import (
     all_at_zero_warning,
     autoscaling_problems,
     is_autoscaled,
+    name_problems,
     scaled_object_spec,
     trigger_authentication_spec,
     worst_case_replicas,
@@ -305,7 +306,7 @@ class CeleryWorkers(pulumi.ComponentResource):
         problems = args.settings.validate() + validate_pools(args.pools) + args.beat.validate("beat")
         if not problems:
             problems += pod_problems(args.settings, args.pools, args.beat)
-            problems += autoscaling_problems(args.pools, args.broker.auth)
+            problems += autoscaling_problems(args.pools, args.broker.auth) + name_problems(resource_name, args.pools)
         if not problems and args.limit_range is not None:
             for plan in celery_plans(args.settings, args.pools, args.beat, args.broker.tls):
                 problems += check_limit_range(plan, args.limit_range)

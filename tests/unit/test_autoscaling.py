@@ -17,6 +17,7 @@ from celery_platform.autoscaling import (
     KOMBU_PRIORITY_STEPS,
     AutoscalingSpec,
     all_at_zero_warning,
+    name_problems,
     priority_lists,
     scaled_object_spec,
 )
@@ -249,3 +250,12 @@ def test_a_warning_when_every_pool_may_scale_to_zero_and_none_otherwise() -> Non
     assert warning is not None and "minReplicas: 1" in warning and "visibility timeout" in warning
     assert all_at_zero_warning([scaled("a", ("default",)), scaled("b", ("low",), min_replicas=1)]) is None
     assert all_at_zero_warning([scaled("a", ("default",)), PoolSpec(name="b", queues=("low",))]) is None
+
+
+def test_fails_when_the_scaled_object_name_is_longer_than_keda_allows() -> None:
+    pool = PoolSpec(name="p" * 40, queues=("default",), autoscaling=AutoscalingSpec(max_replicas=2))
+    [problem] = name_problems("celery-platform-prod", [pool])
+    assert str(problem).startswith("pools[0].name: makes the ScaledObject name celery-platform-prod-'pppp")
+    assert "longer than 54 characters" in str(problem) and "at most 33 characters" in str(problem)
+    assert name_problems("celery", [pool]) == []  # 47 characters
+    assert name_problems("celery-platform-prod", [PoolSpec(name="p" * 40, queues=("q",))]) == []  # no HPA
