@@ -68,10 +68,13 @@ def _beat_not_autoscaled(args: StackValidationArgs, report_violation: ReportViol
         report_violation(message, args.resources[index].urn)
 
 
-def _autoscaled_replicas(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    resources = [(resource.resource_type, resource.props) for resource in args.resources]
-    for index, message in guardrails.autoscaled_replicas_violations(resources):
-        report_violation(message, args.resources[index].urn)
+# Workloads and autoscalers seen so far, in registration order (see ReplicasOwnership): a stack
+# policy cannot do this, because it sees outputs, where the API server has defaulted spec.replicas.
+_REPLICAS = guardrails.ReplicasOwnership()
+
+
+def _autoscaled_replicas(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    _report_all(_REPLICAS.see(args.resource_type, args.props), report_violation)
 
 
 # No default: unset means "the namespace's own LimitRange ratio", which the policy reads from the stack.
@@ -113,9 +116,10 @@ PolicyPack(
             description="No HorizontalPodAutoscaler or KEDA ScaledObject targets a celery beat workload.",
             validate=_beat_not_autoscaled,
         ),
-        StackValidationPolicy(
+        ResourceValidationPolicy(
             name="autoscaled-workloads-leave-replicas-to-the-autoscaler",
-            description="A workload that an HPA or KEDA ScaledObject scales does not set spec.replicas.",
+            description="A workload that an HPA or KEDA ScaledObject scales does not set spec.replicas "
+            "(reported on whichever of the two is registered second).",
             validate=_autoscaled_replicas,
         ),
         ResourceValidationPolicy(

@@ -389,31 +389,54 @@ def _scaled_targets(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[
     return targets
 
 
-def autoscaled_replicas_violations(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[int, str]]:
-    """(index of the workload, message) for every autoscaled workload that still sets spec.replicas.
+class ReplicasOwnership:
+    """Fed each resource's inputs in registration order: finds autoscaled workloads that set spec.replicas.
 
     The autoscaler's HPA owns the field: a value in the program is a server-side-apply conflict with
-    it on every `pulumi up` (pulumi-kubernetes #2491), or silently undoes each scaling.
+    it on every `pulumi up` (pulumi-kubernetes #2491), or silently undoes each scaling. Only inputs say
+    whether the program set it (the API server defaults it), and only resource policies see inputs; so
+    this remembers what it saw, and reports on whichever of the workload and its autoscaler comes second.
     """
-    targets = _scaled_targets(resources)
-    violations: list[tuple[int, str]] = []
-    for index, (resource_type, props) in enumerate(resources):
+
+    def __init__(self) -> None:
+        self.targets: list[ScaleTarget] = []
+        self.with_replicas: list[tuple[str, Any, Any]] = []
+
+    def see(self, resource_type: str, props: Mapping[str, Any]) -> list[str]:
+        """The violations that this resource completes, given everything seen before it."""
+        found = _scaled_targets([(resource_type, props)])
+        if found:
+            target = found[0]
+            self.targets.append(target)
+            return [
+                _replicas_message(kind, name, target.label)
+                for kind, name, namespace in self.with_replicas
+                if target.matches(kind, name, namespace)
+            ]
         workload = workload_of(resource_type, props)
         spec = _get(props, "spec")
         if workload is None or not isinstance(spec, Mapping) or not _has(spec, "replicas"):
-            continue
+            return []
         name, namespace = _get(props, "metadata", "name"), _get(props, "metadata", "namespace")
-        for target in targets:
-            if target.matches(workload.kind, name, namespace):
-                violations.append(
-                    (
-                        index,
-                        f"{workload.kind} {name!r} sets spec.replicas, but {target.label} scales it: leave "
-                        "spec.replicas out so that the autoscaler owns it (a value is a field-manager conflict on "
-                        "every update)",
-                    )
-                )
-    return violations
+        self.with_replicas.append((workload.kind, name, namespace))
+        return [
+            _replicas_message(workload.kind, name, t.label)
+            for t in self.targets
+            if t.matches(workload.kind, name, namespace)
+        ]
+
+
+def _replicas_message(kind: str, name: Any, autoscaler: str) -> str:
+    return (
+        f"{kind} {name!r} sets spec.replicas, but {autoscaler} scales it: leave spec.replicas out so that the "
+        "autoscaler owns it (a value is a field-manager conflict on every update)"
+    )
+
+
+def autoscaled_replicas_violations(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[int, str]]:
+    """(index, message) for each resource, in order, that completes an autoscaled workload with spec.replicas."""
+    ownership = ReplicasOwnership()
+    return [(i, message) for i, (t, props) in enumerate(resources) for message in ownership.see(t, props)]
 
 
 # Trigger metadata that would hold a credential as a literal. `...FromEnv` names an env var instead, and

@@ -18,7 +18,7 @@ POLICIES = {
     "probes-check-health": "proc-probe",
     "celery-beat-runs-at-most-once": "beat",
     "celery-beat-is-not-autoscaled": "beat-hpa",
-    "autoscaled-workloads-leave-replicas-to-the-autoscaler": "scaled",
+    "autoscaled-workloads-leave-replicas-to-the-autoscaler": "scaled-keda",  # registered after "scaled"
     "autoscaler-credentials-come-from-secrets": "scaled-keda",
     "secrets-come-from-secret-refs": "literal-secret",
     "pods-are-restricted": "privileged",

@@ -450,9 +450,11 @@ def keda_scaled_object(target: str = "deployment", **metadata: Any) -> dict[str,
 
 def test_fails_when_an_autoscaled_deployment_sets_replicas() -> None:
     resources = [workload("Deployment", replicas=3), (SCALED_OBJECT, keda_scaled_object())]
+    # Reported on whichever comes second: only then are both seen (resource policies see one at a time).
+    assert [i for i, _ in g.autoscaled_replicas_violations(resources[::-1])] == [1]
     assert g.autoscaled_replicas_violations(resources) == [
         (
-            0,
+            1,
             "Deployment 'deployment' sets spec.replicas, but ScaledObject 'celery-main' scales it: leave "
             "spec.replicas out so that the autoscaler owns it (a value is a field-manager conflict on every update)",
         )

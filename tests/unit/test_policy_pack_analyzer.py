@@ -165,14 +165,7 @@ def test_fails_when_the_stack_has_an_autoscaler_on_beat(analyzer: Any) -> None:
         ]
     )
     diagnostics = list(analyzer.AnalyzeStack(request).diagnostics)
-    # The report's beat also sets replicas under the HPA: the replicas policy names the Deployment.
-    assert sorted((d.policyName, d.urn) for d in diagnostics) == [
-        (
-            "autoscaled-workloads-leave-replicas-to-the-autoscaler",
-            f"urn:pulumi:dev::celery-platform::{DEPLOYMENT}::beat",
-        ),
-        ("celery-beat-is-not-autoscaled", hpa_urn),
-    ]
+    assert [(d.policyName, d.urn) for d in diagnostics] == [("celery-beat-is-not-autoscaled", hpa_urn)]
 
 
 def test_the_packs_pins_match_the_program_lock_that_these_tests_run_under() -> None:
