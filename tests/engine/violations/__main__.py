@@ -6,6 +6,7 @@ them by hand; `pulumi preview --policy-pack policy` must refuse each one by its 
 
 from typing import Any
 
+import pulumi
 import pulumi_kubernetes as k8s
 
 SECURE: dict[str, Any] = {
@@ -62,7 +63,9 @@ k8s.autoscaling.v2.HorizontalPodAutoscaler(  # celery-beat-is-not-autoscaled
         ],
     },
 )
-deployment("scaled", replicas=3)  # autoscaled-workloads-leave-replicas-to-the-autoscaler, with scaled-keda
+# autoscaled-workloads-leave-replicas-to-the-autoscaler: reported on whichever of the two is analyzed
+# second, so the ScaledObject waits for the Deployment (as the components' own do).
+scaled = deployment("scaled", replicas=3)
 k8s.apiextensions.CustomResource(  # autoscaler-credentials-come-from-secrets
     "scaled-keda",
     api_version="keda.sh/v1alpha1",
@@ -79,6 +82,7 @@ k8s.apiextensions.CustomResource(  # autoscaler-credentials-come-from-secrets
             }
         ],
     },
+    opts=pulumi.ResourceOptions(depends_on=[scaled]),
 )
 deployment(  # secrets-come-from-secret-refs
     "literal-secret", env=[{"name": "DATABASE_URL", "value": "postgresql://app:pw@db:5432/app"}]
