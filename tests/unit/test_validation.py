@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import decimal
 import os
 
 import pytest
@@ -29,6 +30,19 @@ def test_cpu_and_memory_parse_like_the_api_server() -> None:
     assert parse_memory("1Gi") == 1024**3
     assert format_cpu(parse_cpu("1.5")) == "1500m"
     assert format_memory(parse_memory("1536Mi")) == "1536Mi"
+
+
+def test_a_quantity_parses_the_same_whoever_asks_first_and_however_often() -> None:
+    # Parses are cached: the first caller's decimal context must not stick, nor a refusal be forgotten.
+    with decimal.localcontext(decimal.Context(prec=2, rounding=decimal.ROUND_DOWN)):
+        assert parse_memory("1537Mi") == 1537 * 2**20
+    assert parse_memory("1537Mi") == 1537 * 2**20
+    for _ in range(2):
+        with pytest.raises(QuantityError):
+            parse_cpu("400mm")
+        with pytest.raises(QuantityError):
+            parse_cpu(True)
+    assert parse_cpu(1) == 1
 
 
 @pytest.mark.parametrize("value", ["400mm", "abc", "", "1.5.5", "--1", "1e+25", "1e+40"])
