@@ -14,11 +14,13 @@ CHECKOV_VENV := build/checkov-venv
 # mode (a link tree that mypy can follow), so a module added to or removed from it (the folder's mtime)
 # re-links the package. Installers print to stderr, so that `make render > x.yaml` writes only YAML.
 # --no-compile: the runtime set would be half bytecode; Python compiles what a render imports, on first use.
+# --no-deps: requirements.txt is the whole runtime set, less requirements that nothing here imports
+# (tools/runtime_set.py says which and why); resolving would add them back.
 $(BIN)/.runtime: requirements.txt pyproject.toml components components/hooks components/exporter
 	@test -x $(BIN)/python || { echo "make: creating ./$(VENV)" >&2; $(PYTHON) -m venv $(VENV); }
 	@echo "make: installing the runtime set (requirements.txt) into ./$(VENV)" >&2
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-	@$(BIN)/python -m pip install --disable-pip-version-check --no-compile -r requirements.txt >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --upgrade pip >&2
+	@$(BIN)/python -m pip install --disable-pip-version-check --no-compile --no-deps -r requirements.txt >&2
 	@touch $@
 
 # The tests start many interpreters (celery workers, renders): precompile everything once, here.
