@@ -21,14 +21,17 @@ else
 fi
 
 rm -rf "$venv"
-"$python" -m venv "$venv"
-"$venv/bin/pip" install --quiet --upgrade pip
+# As make venv makes ./venv: pip alone, so that a requirement on setuptools (pulumi-policy's) is resolved
+# and pinned like any other, not met by whatever setuptools Python's ensurepip bundles.
+"$python" -m venv --without-pip "$venv"
+"$python" -m pip --python "$venv/bin/python" install --quiet --disable-pip-version-check pip
 # Not editable: the lock lists what the package needs, never the package itself.
 "$venv/bin/pip" install --quiet --no-compile -c "$work/constraints.txt" .
-"$venv/bin/pip" freeze --exclude celery-platform >"$work/closure.txt"
+freeze=("$venv/bin/pip" freeze --all --exclude pip --exclude celery-platform)
+"${freeze[@]}" >"$work/closure.txt"
 "$venv/bin/python" tools/runtime_set.py "$work/closure.txt" >"$work/runtime.txt"
 "$venv/bin/pip" install --quiet --no-compile -c "$work/constraints.txt" -c "$work/closure.txt" --group dev
-"$venv/bin/pip" freeze --exclude celery-platform >"$work/all.txt"
+"${freeze[@]}" >"$work/all.txt"
 
 {
   echo "# The runtime set: what deploying and rendering import (pyproject's dependencies), pinned with their closure"
