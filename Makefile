@@ -14,11 +14,21 @@ CHECKOV_VENV := build/checkov-venv
 # mode (a link tree that mypy can follow), so a module added to or removed from it (the folder's mtime)
 # re-links the package. Installers print to stderr, so that `make render > x.yaml` writes only YAML.
 # --no-compile: the runtime set would be half bytecode; Python compiles what a render imports, on first use.
+# --no-deps: requirements.txt is the whole runtime set, less requirements that nothing here imports
+# (tools/runtime_set.py says which and why); resolving would add them back.
+# The venv starts with pip alone, put there by $(PYTHON)'s own pip (--python, pip 22.3+): Python 3.11's
+# ensurepip adds setuptools too (13 MB with its bytecode), which nothing here runs (builds are isolated).
+# Without such a pip, ensurepip as usual.
 $(BIN)/.runtime: requirements.txt pyproject.toml components components/hooks components/exporter
-	@test -x $(BIN)/python || { echo "make: creating ./$(VENV)" >&2; $(PYTHON) -m venv $(VENV); }
+	@test -x $(BIN)/python || { \
+		echo "make: creating ./$(VENV)" >&2; \
+		$(PYTHON) -m venv --without-pip $(VENV); \
+		$(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check --no-compile pip \
+			>/dev/null 2>&1 || { echo "make: no pip 22.3+ in $(PYTHON); ensurepip instead" >&2; $(PYTHON) -m venv --clear $(VENV); }; \
+	}
 	@echo "make: installing the runtime set (requirements.txt) into ./$(VENV)" >&2
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-	@$(BIN)/python -m pip install --disable-pip-version-check --no-compile -r requirements.txt >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --upgrade pip >&2
+	@$(BIN)/python -m pip install --disable-pip-version-check --no-compile --no-deps -r requirements.txt >&2
 	@touch $@
 
 # The tests start many interpreters (celery workers, renders): precompile everything once, here.

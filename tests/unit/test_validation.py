@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
+import decimal
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 from hypothesis import given
 from hypothesis import strategies as st
 
+from celery_platform import quantities
 from celery_platform.quantities import QuantityError, format_cpu, format_memory, parse_cpu, parse_memory
 from celery_platform.secrets import fernet_key_from_base64
 from celery_platform.validation import (
@@ -23,12 +28,45 @@ from celery_platform.validation import (
     check_sentry_dsn,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_cpu_and_memory_parse_like_the_api_server() -> None:
     assert parse_cpu("400m") == parse_cpu("0.4")
     assert parse_memory("1Gi") == 1024**3
     assert format_cpu(parse_cpu("1.5")) == "1500m"
     assert format_memory(parse_memory("1536Mi")) == "1536Mi"
+
+
+def test_quantities_are_parsed_by_the_kubernetes_clients_own_function() -> None:
+    from kubernetes.utils import quantity
+
+    ours = quantities.parse_quantity
+    assert Path(ours.__code__.co_filename).resolve() == Path(quantity.__file__).resolve()
+    assert ours.__code__.co_code == quantity.parse_quantity.__code__.co_code
+
+
+def test_a_render_never_imports_the_kubernetes_rest_client() -> None:
+    # Its package __init__ imports ~870 modules for a parser of 40 lines: seconds per start, 22 MB of bytecode.
+    script = (
+        "import sys; from celery_platform.render import render_documents; render_documents('dev'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_quantity_parses_the_same_whoever_asks_first_and_however_often() -> None:
+    # Parses are cached: the first caller's decimal context must not stick, nor a refusal be forgotten.
+    with decimal.localcontext(decimal.Context(prec=2, rounding=decimal.ROUND_DOWN)):
+        assert parse_memory("1537Mi") == 1537 * 2**20
+    assert parse_memory("1537Mi") == 1537 * 2**20
+    for _ in range(2):
+        with pytest.raises(QuantityError):
+            parse_cpu("400mm")
+        with pytest.raises(QuantityError):
+            parse_cpu(True)
+    assert parse_cpu(1) == 1
 
 
 @pytest.mark.parametrize("value", ["400mm", "abc", "", "1.5.5", "--1", "1e+25", "1e+40"])
