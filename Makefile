@@ -62,7 +62,7 @@ lint: setup
 typecheck: setup
 	@# mypy cannot follow setuptools' package-dir mapping from the sources: a link names components/ as the package.
 	mkdir -p .typecheck && ln -sfn ../components .typecheck/celery_platform
-	$(BIN)/mypy .typecheck/celery_platform infra/__main__.py provider policy/celery_guardrails.py
+	$(BIN)/mypy .typecheck/celery_platform infra/__main__.py provider policy/celery_guardrails.py policy/autoscaler_guardrails.py
 	$(BIN)/mypy examples/consumer/__main__.py
 
 actionlint:

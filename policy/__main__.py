@@ -1,12 +1,13 @@
-"""The celery-platform-guardrails policy pack: thin adapters around celery_guardrails.
+"""The celery-platform-guardrails policy pack: thin adapters around celery_guardrails and autoscaler_guardrails.
 
 This file only wires the pure validate functions into pulumi_policy. Constructing the PolicyPack
-starts the analyzer's gRPC server and blocks, so tests import celery_guardrails, never this file.
+starts the analyzer's gRPC server and blocks, so tests import those modules, never this file.
 """
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import autoscaler_guardrails as autoscalers
 import celery_guardrails as guardrails
 from pulumi_policy import (
     EnforcementLevel,
@@ -64,13 +65,13 @@ def _secret_env(args: ResourceValidationArgs, report_violation: ReportViolation)
 
 def _beat_not_autoscaled(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     resources = [(resource.resource_type, resource.props) for resource in args.resources]
-    for index, message in guardrails.autoscaled_beat_violations(resources):
+    for index, message in autoscalers.autoscaled_beat_violations(resources):
         report_violation(message, args.resources[index].urn)
 
 
 # Workloads and autoscalers seen so far, in registration order (see ReplicasOwnership): a stack
 # policy cannot do this, because it sees outputs, where the API server has defaulted spec.replicas.
-_REPLICAS = guardrails.ReplicasOwnership()
+_REPLICAS = autoscalers.ReplicasOwnership()
 
 
 def _autoscaled_replicas(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -126,7 +127,7 @@ PolicyPack(
             name="autoscaler-credentials-come-from-secrets",
             description="KEDA triggers hold no password, key or credentialed URL as a literal: a "
             "TriggerAuthentication reads them from Secrets.",
-            validate=_adapter(guardrails.validate_scaler_credentials),
+            validate=_adapter(autoscalers.validate_scaler_credentials),
         ),
         ResourceValidationPolicy(
             name="secrets-come-from-secret-refs",

@@ -20,17 +20,18 @@ ROOT = Path(__file__).resolve().parents[2]
 POLICY_DIR = ROOT / "policy"
 
 
-def _load_guardrails() -> ModuleType:
-    # policy/ is a Pulumi policy pack directory, not an installed package: load the module by path.
-    spec = importlib.util.spec_from_file_location("celery_guardrails", POLICY_DIR / "celery_guardrails.py")
+def _load_guardrails(name: str) -> ModuleType:
+    # policy/ is a Pulumi policy pack directory, not an installed package: load the modules by path.
+    spec = importlib.util.spec_from_file_location(name, POLICY_DIR / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["celery_guardrails"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-g = _load_guardrails()
+g = _load_guardrails("celery_guardrails")
+a = _load_guardrails("autoscaler_guardrails")  # imports celery_guardrails, loaded just above
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
@@ -118,7 +119,7 @@ def all_violations(resource_type: str, props: dict[str, Any], **config: Any) -> 
         *g.validate_beat_singleton(resource_type, props),
         *g.validate_secret_env(resource_type, props),
         *g.validate_security_context(resource_type, props),
-        *g.validate_scaler_credentials(resource_type, props),
+        *a.validate_scaler_credentials(resource_type, props),
     ]
 
 
@@ -407,7 +408,7 @@ def test_fails_when_a_horizontal_pod_autoscaler_targets_the_beat_statefulset() -
             "maxReplicas": 3,
         },
     }
-    found = g.autoscaled_beat_violations([beat_statefulset(), workload("Deployment"), (HPA, hpa)])
+    found = a.autoscaled_beat_violations([beat_statefulset(), workload("Deployment"), (HPA, hpa)])
     assert found == [
         (
             2,
@@ -420,7 +421,7 @@ def test_fails_when_a_horizontal_pod_autoscaler_targets_the_beat_statefulset() -
 def test_fails_when_a_keda_scaled_object_targets_a_beat_deployment_by_its_default_kind() -> None:
     resource_type, props = beat_deployment(replicas=1, strategy={"type": "Recreate"})
     scaled = {"metadata": {"name": "beat"}, "spec": {"scaleTargetRef": {"name": "deployment"}}}
-    assert [i for i, _ in g.autoscaled_beat_violations([(resource_type, props), (SCALED_OBJECT, scaled)])] == [1]
+    assert [i for i, _ in a.autoscaled_beat_violations([(resource_type, props), (SCALED_OBJECT, scaled)])] == [1]
 
 
 def test_autoscalers_on_workers_or_on_other_namespaces_pass() -> None:
@@ -433,7 +434,7 @@ def test_autoscalers_on_workers_or_on_other_namespaces_pass() -> None:
         "spec": {"scaleTargetRef": {"kind": "StatefulSet", "name": "beat"}},
     }
     resources = [beat_statefulset(), workload("Deployment"), (HPA, worker_hpa), (HPA, elsewhere)]
-    assert g.autoscaled_beat_violations(resources) == []
+    assert a.autoscaled_beat_violations(resources) == []
 
 
 def keda_scaled_object(target: str = "deployment", **metadata: Any) -> dict[str, Any]:
@@ -451,8 +452,8 @@ def keda_scaled_object(target: str = "deployment", **metadata: Any) -> dict[str,
 def test_fails_when_an_autoscaled_deployment_sets_replicas() -> None:
     resources = [workload("Deployment", replicas=3), (SCALED_OBJECT, keda_scaled_object())]
     # Reported on whichever comes second: only then are both seen (resource policies see one at a time).
-    assert [i for i, _ in g.autoscaled_replicas_violations(resources[::-1])] == [1]
-    assert g.autoscaled_replicas_violations(resources) == [
+    assert [i for i, _ in a.autoscaled_replicas_violations(resources[::-1])] == [1]
+    assert a.autoscaled_replicas_violations(resources) == [
         (
             1,
             "Deployment 'deployment' sets spec.replicas, but ScaledObject 'celery-main' scales it: leave "
@@ -465,7 +466,7 @@ def test_an_autoscaled_deployment_without_replicas_and_a_fixed_one_with_replicas
     scaled = workload("Deployment")
     fixed = workload("Deployment", replicas=3)
     fixed[1]["metadata"]["name"] = "fixed"
-    assert g.autoscaled_replicas_violations([scaled, fixed, (SCALED_OBJECT, keda_scaled_object())]) == []
+    assert a.autoscaled_replicas_violations([scaled, fixed, (SCALED_OBJECT, keda_scaled_object())]) == []
 
 
 @pytest.mark.parametrize(
@@ -477,14 +478,14 @@ def test_an_autoscaled_deployment_without_replicas_and_a_fixed_one_with_replicas
     ],
 )
 def test_fails_when_a_keda_trigger_holds_a_literal_password(metadata: dict[str, Any], key: str) -> None:
-    messages = g.validate_scaler_credentials(SCALED_OBJECT, keda_scaled_object(**metadata))
+    messages = a.validate_scaler_credentials(SCALED_OBJECT, keda_scaled_object(**metadata))
     assert len(messages) == 1 and messages[0].startswith(f"spec.triggers[0].metadata.{key} ")
     assert "TriggerAuthentication" in messages[0]
 
 
 def test_a_keda_trigger_reading_the_password_from_env_or_a_trigger_authentication_passes() -> None:
-    assert g.validate_scaler_credentials(SCALED_OBJECT, keda_scaled_object(passwordFromEnv="REDIS_PASSWORD")) == []
-    assert g.validate_scaler_credentials(SCALED_OBJECT, keda_scaled_object(enableTLS="true")) == []
+    assert a.validate_scaler_credentials(SCALED_OBJECT, keda_scaled_object(passwordFromEnv="REDIS_PASSWORD")) == []
+    assert a.validate_scaler_credentials(SCALED_OBJECT, keda_scaled_object(enableTLS="true")) == []
 
 
 def test_the_rendered_autoscaled_stack_passes_both_autoscaling_policies(tmp_path: Path) -> None:
@@ -505,14 +506,14 @@ def test_the_rendered_autoscaled_stack_passes_both_autoscaling_policies(tmp_path
         for d in docs
     ]
     assert sum(1 for t, _ in resources if t == SCALED_OBJECT) == len(pools)
-    assert g.autoscaled_replicas_violations(resources) == []
-    assert [m for t, d in resources for m in g.validate_scaler_credentials(t, d)] == []
+    assert a.autoscaled_replicas_violations(resources) == []
+    assert [m for t, d in resources for m in a.validate_scaler_credentials(t, d)] == []
     # The same stack with one replicas put back is refused.
     [deployment] = [
         d for t, d in resources if d["kind"] == "Deployment" and d["metadata"]["name"] == f"celery-{pools[0]['name']}"
     ]
     deployment["spec"]["replicas"] = 2
-    assert len(g.autoscaled_replicas_violations(resources)) == 1
+    assert len(a.autoscaled_replicas_violations(resources)) == 1
 
 
 # --- secrets in env -------------------------------------------------------------------------------
