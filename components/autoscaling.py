@@ -239,19 +239,21 @@ def scaled_object_spec(
 
 
 def all_at_zero_warning(pools: Sequence[PoolSpec]) -> str | None:
-    """A warning when every pool may scale to zero: then nothing restores a hard-killed worker's tasks.
+    """A warning when every pool may scale to zero and nothing else sweeps kombu's ``unacked`` hash.
 
     kombu keeps a reserved message in the ``unacked`` hash until it is acknowledged; the tasks of a worker
-    killed hard (SIGKILL, node loss) go back to their queue only when a running worker's
-    ``restore_visible`` sweep finds them older than the visibility timeout. KEDA counts the queue lists,
-    not that hash: with every pool at zero, no worker sweeps, and the tasks wait for unrelated traffic.
+    killed hard (SIGKILL, node loss) go back to their queue only when a ``restore_visible`` sweep finds
+    them older than the visibility timeout: a running worker's, or the metrics exporter's
+    (``CeleryMonitoringArgs.visibility_timeout_seconds``). KEDA counts the queue lists, not that hash.
+    Call this only when no exporter sweeps.
     """
     if not pools or any(p.autoscaling is None or p.autoscaling.min_replicas > 0 for p in pools):
         return None
     return (
-        "every pool autoscales with minReplicas 0: the tasks of a worker killed hard (SIGKILL, node loss) are "
-        "restored to their queue only by a running worker, after the visibility timeout, so with every pool at "
-        "zero they wait until a new task wakes one; give one pool minReplicas: 1 (or replicas) if that matters"
+        "every pool autoscales with minReplicas 0 and no metrics exporter sweeps: the tasks of a worker killed "
+        "hard (SIGKILL, node loss) are restored to their queue only by a running worker, after the visibility "
+        "timeout, so with every pool at zero they wait until a new task wakes one; turn monitoring on (its "
+        "exporter sweeps them) or give one pool minReplicas: 1"
     )
 
 

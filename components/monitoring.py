@@ -22,7 +22,14 @@ from celery_platform.monitoring_spec import (
     exporter_source,
     service_monitor_spec,
 )
-from celery_platform.validation import Problem, check_image_pinned, check_string_tuple, raise_if_any, untyped
+from celery_platform.validation import (
+    Problem,
+    check_count,
+    check_image_pinned,
+    check_string_tuple,
+    raise_if_any,
+    untyped,
+)
 
 __all__ = ["CeleryMonitoring", "CeleryMonitoringArgs"]
 
@@ -59,11 +66,16 @@ class CeleryMonitoringArgs:
     """Non-root UID (and GID, fsGroup) of the exporter pod. Default: ``10001``."""
     limit_range: LimitRangeSpec | None = None
     """Check the exporter pod against this LimitRange before registering anything. Default: no check."""
+    visibility_timeout_seconds: int | None = None
+    """The workers' broker visibility timeout: the exporter then returns the tasks of workers killed hard
+    to their queues after it, so that a pool autoscaled to zero is woken for them. Default: no sweep."""
 
     def validate(self) -> list[Problem]:
         """Return every problem of the arguments."""
         problems = self.spec.validate("monitoring") + check_image_pinned("image", self.image)
         problems += check_string_tuple("queues", tuple(self.queues))
+        if self.visibility_timeout_seconds is not None:
+            problems += check_count("visibilityTimeoutSeconds", self.visibility_timeout_seconds, 1)
         if not self.queues:
             problems.append(Problem("queues", "is empty", "[]", "at least one queue to measure"))
         if self.spec.enabled and self.broker.tls is not None:
@@ -112,6 +124,7 @@ class CeleryMonitoring(pulumi.ComponentResource):
             broker_secret_key=args.broker.url_secret_key,
             config_map=self.source.metadata.name,
             run_as_user=args.run_as_user,
+            visibility_timeout_seconds=args.visibility_timeout_seconds,
         )
         self.deployment = k8s.apps.v1.Deployment(
             resource_name,

@@ -137,8 +137,18 @@ def exporter_container(
     queues: Sequence[str],
     broker_secret_name: Any,
     broker_secret_key: str = "CELERY_BROKER_URL",
+    visibility_timeout_seconds: int | None = None,
 ) -> dict[str, Any]:
-    """Return the exporter container: python -m the shipped module, the broker URL by reference."""
+    """Return the exporter container: python -m the shipped module, the broker URL by reference.
+
+    With ``visibility_timeout_seconds`` (the workers'), it also returns hard-killed workers' tasks to
+    their queues after that timeout, as a running worker would.
+    """
+    sweep = (
+        [{"name": "CELERY_VISIBILITY_TIMEOUT_SECONDS", "value": str(visibility_timeout_seconds)}]
+        if visibility_timeout_seconds is not None
+        else []
+    )
     return {
         "name": "exporter",
         "image": spec.image or image,
@@ -150,6 +160,7 @@ def exporter_container(
             {"name": "CELERY_PLATFORM_EXPORTER_PORT", "value": str(spec.port)},
             {"name": "PYTHONPATH", "value": EXPORTER_MOUNT_PATH},
             {"name": "PYTHONUNBUFFERED", "value": "1"},
+            *sweep,
         ],
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "resources": spec.resources.to_k8s(),
@@ -175,6 +186,7 @@ def exporter_pod_spec(
     config_map: Any,
     run_as_user: int,
     broker_secret_key: str = "CELERY_BROKER_URL",
+    visibility_timeout_seconds: int | None = None,
 ) -> dict[str, Any]:
     """Return the exporter's restricted pod spec (the same function feeds admission and the Deployment)."""
     return build_pod_spec(
@@ -184,6 +196,7 @@ def exporter_pod_spec(
             queues=queues,
             broker_secret_name=broker_secret_name,
             broker_secret_key=broker_secret_key,
+            visibility_timeout_seconds=visibility_timeout_seconds,
         ),
         init_containers=[],
         volumes=[

@@ -15,7 +15,6 @@ from celery_platform import probes
 from celery_platform.admission import PodPlan, check_limit_range, check_quota, unique
 from celery_platform.autoscaling import API_VERSION as KEDA_API_VERSION
 from celery_platform.autoscaling import (
-    all_at_zero_warning,
     autoscaling_problems,
     is_autoscaled,
     name_problems,
@@ -317,9 +316,6 @@ class CeleryWorkers(pulumi.ComponentResource):
             warning = memory_warning(f"pools[{i}]", pool, args.settings.pod.merged(pool.pod).memory_volume_bytes())
             if warning:
                 pulumi.log.warn(warning, resource=self)
-        at_zero = all_at_zero_warning(args.pools)
-        if at_zero:
-            pulumi.log.warn(at_zero, resource=self)
         self.service_accounts: dict[str, k8s.core.v1.ServiceAccount] = {}
         for _, account in service_accounts(args.settings, args.pools, args.beat):
             name = account.resolved_name(resource_name)

@@ -2,7 +2,7 @@
 
 import pulumi
 
-from celery_platform.autoscaling import is_autoscaled
+from celery_platform.autoscaling import all_at_zero_warning, is_autoscaled
 from celery_platform.broker import ExternalBroker, ExternalBrokerArgs
 from celery_platform.monitoring import CeleryMonitoring, CeleryMonitoringArgs
 from celery_platform.namespace import NamespaceArgs, PlatformNamespace, database_egress
@@ -10,6 +10,7 @@ from celery_platform.redis import RedisBroker, RedisBrokerArgs
 from celery_platform.secrets import PlatformSecrets, SecretsArgs
 from celery_platform.stack_config import load_stack_config, monitoring_queues, workload_settings
 from celery_platform.workers import CeleryWorkers, CeleryWorkersArgs
+from celery_platform.workloads import visibility_timeout_seconds
 
 
 def _secret(value: str) -> pulumi.Output[str] | None:
@@ -91,6 +92,8 @@ workers = CeleryWorkers(
     ),
 )
 
+if not config.monitoring.enabled and (at_zero := all_at_zero_warning(config.pools)):
+    pulumi.log.warn(at_zero)
 if config.monitoring.enabled:
     CeleryMonitoring(
         "celery-exporter",
@@ -102,6 +105,8 @@ if config.monitoring.enabled:
             spec=config.monitoring,
             beat_max_interval_seconds=config.beat.max_interval_seconds if config.beat.enabled else None,
             limit_range=namespace.limit_range,
+            # The exporter sweeps hard-killed workers' tasks back to their queues, as workers do.
+            visibility_timeout_seconds=visibility_timeout_seconds(config.longest_task_seconds),
         ),
     )
 

@@ -13,6 +13,12 @@ protocol or writes the exposition format by hand:
   The workers run with ``--task-events`` (``-E``); the hooks module adds two events of its own,
   sent through Celery's event dispatcher: ``worker-consuming`` (the queues a worker holds an active
   consumer for, on change and every few seconds) and ``beat-tick`` (each pass of beat's loop).
+* Redelivery with every worker gone: kombu puts the task of a worker killed hard (SIGKILL, node loss)
+  back on its queue only from a running consumer's ``QoS.restore_visible`` sweep, once it is older
+  than the visibility timeout. A pool that KEDA scaled to zero has no consumer, and KEDA counts the
+  queue lists, not kombu's ``unacked`` hash, so nothing would wake it. With
+  ``CELERY_VISIBILITY_TIMEOUT_SECONDS`` set (the workers' value), the exporter runs that same kombu
+  sweep every ``SWEEP_SECONDS``: the task reappears in its list, and KEDA scales the pool up for it.
 * The time the oldest message has waited: only measurable when producers send ``task-sent`` events
   (``task_send_sent_event = True``): the age of the oldest task sent and not yet received. Without
   them the series is absent and its alert stays quiet.
@@ -38,11 +44,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["BEAT_TICK_EVENT", "CONSUMING_EVENT", "Exporter", "main", "pool_of"]
+__all__ = ["BEAT_TICK_EVENT", "CONSUMING_EVENT", "Exporter", "main", "pool_of", "restore_unacked", "run_sweeps"]
 
 BROKER_ENV = "CELERY_BROKER_URL"
 QUEUES_ENV = "CELERY_PLATFORM_EXPORTER_QUEUES"
 PORT_ENV = "CELERY_PLATFORM_EXPORTER_PORT"
+VISIBILITY_ENV = "CELERY_VISIBILITY_TIMEOUT_SECONDS"
+#: How often the exporter runs kombu's restore sweep (kombu's workers: about every 100 s).
+SWEEP_SECONDS = 30.0
 CONSUMING_EVENT = "worker-consuming"
 BEAT_TICK_EVENT = "beat-tick"
 #: A worker's ``worker-consuming`` report counts for this long (the hooks resend every 5 s).
@@ -275,6 +284,25 @@ def wsgi_app(exporter: Exporter, registry: CollectorRegistry) -> Callable[..., I
     return app
 
 
+def restore_unacked(app: Celery) -> None:
+    """Put back on their queues the unacknowledged messages older than the app's visibility timeout.
+
+    kombu's own sweep (``QoS.restore_visible``, under kombu's mutex, so it never races a worker's), with
+    no throttle: the caller paces it. A message younger than the timeout is a running task: untouched.
+    """
+    with app.connection_for_write() as conn:
+        conn.default_channel.qos.restore_visible(num=1000, interval=1)
+
+
+def run_sweeps(app: Celery, stop: threading.Event, every: float = SWEEP_SECONDS) -> None:
+    """Call ``restore_unacked`` every ``every`` seconds until ``stop``; a broker error waits for the next."""
+    while not stop.wait(every):
+        try:
+            restore_unacked(app)
+        except Exception:  # a broker outage: the event loop's readiness reports it; try again later
+            logger.warning("celery_platform_exporter: the unacked sweep failed; retrying", exc_info=True)
+
+
 def main() -> None:
     """Run the exporter: the event receiver in a thread, the HTTP server in the main thread."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s] %(message)s")
@@ -287,10 +315,14 @@ def main() -> None:
     port = int(os.environ.get(PORT_ENV, "9808"))
     app = Celery("celery_platform_exporter", broker=broker)
     app.conf.broker_connection_retry_on_startup = True
+    visibility = os.environ.get(VISIBILITY_ENV, "")
     registry = CollectorRegistry()
     exporter = Exporter(app, queues, registry)
     stop = threading.Event()
     threading.Thread(target=exporter.run_events, args=(stop,), name="events", daemon=True).start()
+    if visibility:
+        app.conf.broker_transport_options = {"visibility_timeout": int(visibility)}
+        threading.Thread(target=run_sweeps, args=(app, stop), name="sweeps", daemon=True).start()
     server = make_server("", port, wsgi_app(exporter, registry), _ThreadingWSGIServer, handler_class=_QuietHandler)
     logger.info("celery_platform_exporter: serving /metrics, /livez and /readyz on :%d for %s", port, ", ".join(queues))
     try:

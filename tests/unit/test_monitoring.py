@@ -216,3 +216,20 @@ def test_every_alert_has_a_readme_section_that_says_what_it_means_and_the_first_
         assert f"#### {alert}\n" in readme, alert
         section = readme.split(f"#### {alert}\n", 1)[1].split("\n#### ", 1)[0].split("\n## ", 1)[0]
         assert "First:" in section and "`kubectl" in section, alert
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_exporter_sweeps_with_the_workers_visibility_timeout(stack: str) -> None:
+    from celery_platform.render import render_documents
+
+    docs = render_documents(stack)
+    env_of = {
+        d["metadata"]["name"]: {
+            e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        for d in docs
+        if d["kind"] == "Deployment"
+    }
+    exporter = env_of.pop("celery-exporter")
+    workers = {env["CELERY_VISIBILITY_TIMEOUT_SECONDS"] for env in env_of.values()}
+    assert workers == {exporter["CELERY_VISIBILITY_TIMEOUT_SECONDS"]}
