@@ -18,12 +18,8 @@ repo="$(cd "$here/../.." && pwd)"
 # shellcheck source=../go-toolchain.sh
 source "$here/../go-toolchain.sh"
 
-key="$(
-  cd "$here"
-  { printf '%s\n' "$goversion"
-    for f in go.sum go.mod build.sh kwok/go.mod kwok/go.sum $(LC_ALL=C ls ./*.go); do printf '== %s\n' "$f"; cat "$f"; done
-  } | sha256sum | cut -c1-16
-)"
+# shellcheck disable=SC2046  # one argument per Go source file
+key="$(source_key go.sum go.mod build.sh kwok/go.mod kwok/go.sum $(cd "$here" && LC_ALL=C ls ./*.go))"
 outdir="$repo/build/kube-testenv/$key"
 bin="$outdir/kube-testenv"
 

@@ -16,12 +16,7 @@ repo="$(cd "$here/../.." && pwd)"
 # shellcheck source=../go-toolchain.sh
 source "$here/../go-toolchain.sh"
 
-key="$(
-  cd "$here"
-  { printf '%s\n' "$goversion"
-    for f in go.sum go.mod tools.go build.sh; do printf '== %s\n' "$f"; cat "$f"; done
-  } | sha256sum | cut -c1-16
-)"
+key="$(source_key go.sum go.mod tools.go build.sh)"
 outdir="$repo/build/promtool/$key"
 bin="$outdir/promtool"
 
