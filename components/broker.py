@@ -7,14 +7,15 @@ Redis (ElastiCache, Memorystore, Azure Cache) or an operator's, often over TLS (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from celery_platform.autoscaling import BrokerAuth
+from celery_platform.autoscaling import BrokerAuth, autoscaling_problems
 from celery_platform.labels import PART_OF, standard_labels
 from celery_platform.podsettings import BROKER_CA_MOUNT, KeyRef, ip_cidr
 from celery_platform.validation import (
@@ -28,6 +29,9 @@ from celery_platform.validation import (
     shown,
     untyped,
 )
+
+if TYPE_CHECKING:
+    from celery_platform.specs import PoolSpec
 
 DEFAULT_PORT = 6379
 CA_FILENAME = "ca.crt"
@@ -188,6 +192,13 @@ class ExternalBrokerSpec:
             return self.database
         path = urlsplit(url).path.strip("/") if url else ""
         return int(path) if path.isdigit() else 0
+
+    def autoscaling_problems(self, field: str, pools: Sequence[PoolSpec]) -> list[Problem]:
+        """KEDA reads the password from a Secret key: ours keeps one when the URL is a value; a URL in an
+        existing Secret needs ``passwordSecret`` as soon as a pool autoscales."""
+        if self.url_secret is None or self.password_secret is not None:
+            return []
+        return autoscaling_problems(pools, BrokerAuth(password=None), field)
 
     def broker_tls(self, url: str | None) -> BrokerTLS | None:
         """Return the TLS settings the workers get."""

@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
 from celery_platform.admission import PodPlan, check_routes
-from celery_platform.autoscaling import BrokerAuth, KedaOperator, autoscaling_problems, is_autoscaled
+from celery_platform.autoscaling import KedaOperator, is_autoscaled
 from celery_platform.broker import BrokerChoice
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.monitoring_spec import MonitoringSpec, exporter_plan
@@ -692,10 +692,7 @@ def broker_problems(config: StackConfig) -> list[Problem]:
     external = config.broker.external
     url = config.broker_url or None
     problems = external.validate("broker.external", url, url_given=url is not None)
-    if external.url_secret is not None and external.password_secret is None:
-        # Only a URL in an existing Secret leaves KEDA without the password; ours holds it as a key.
-        problems += autoscaling_problems(config.pools, BrokerAuth(password=None), "broker.external")
-    return problems
+    return problems + external.autoscaling_problems("broker.external", config.pools)
 
 
 def load_stack_config() -> StackConfig:

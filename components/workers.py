@@ -354,14 +354,15 @@ class CeleryWorkers(pulumi.ComponentResource):
             hooks_config_map=self.hooks.metadata.name,
         )
         self.trigger_authentication: k8s.apiextensions.CustomResource | None = None
+        self._auth_name = f"{resource_name}-broker-auth"
         if any(is_autoscaled(p) for p in args.pools):
             # One for every scaled pool: the broker's password (and CA) from Secrets, never a literal.
             self.trigger_authentication = k8s.apiextensions.CustomResource(
-                f"{resource_name}-broker-auth",
+                self._auth_name,
                 api_version=KEDA_API_VERSION,
                 kind="TriggerAuthentication",
                 metadata={
-                    "name": f"{resource_name}-broker-auth",
+                    "name": self._auth_name,
                     "namespace": args.namespace,
                     "labels": standard_labels("celery-platform", resource_name, "autoscaling"),
                 },
@@ -428,7 +429,7 @@ class CeleryWorkers(pulumi.ComponentResource):
                     address=pulumi.Output.concat(pulumi.Output.from_input(args.broker.host), f":{args.broker.port}"),
                     database=args.broker.database,
                     tls=args.broker.tls is not None,
-                    auth_name=f"{resource_name}-broker-auth",
+                    auth_name=self._auth_name,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, self.trigger_authentication]),
             )

@@ -17,7 +17,7 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
-from celery_platform.autoscaling import AutoscalingSpec, BrokerAuth, KedaOperator, autoscaling_problems, is_autoscaled
+from celery_platform.autoscaling import AutoscalingSpec, KedaOperator, is_autoscaled
 from celery_platform.broker import ExternalBroker, ExternalBrokerArgs, ExternalBrokerSpec
 from celery_platform.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
 from celery_platform.namespace import EgressRule, NamespaceArgs, PlatformNamespace, database_egress
@@ -644,8 +644,7 @@ class CeleryPlatform(pulumi.ComponentResource):
         problems += keda_operator.validate("kedaOperator")
         if external is not None:
             problems += external.validate("externalBroker", broker_url, url_given=broker_url is not None)
-            if external.url_secret is not None and external.password_secret is None:
-                problems += autoscaling_problems(pools, BrokerAuth(password=None), "externalBroker")
+            problems += external.autoscaling_problems("externalBroker", pools)
         elif broker_url is not None:
             problems.append(Problem("brokerUrl", "is set without externalBroker", "a URL", "unset"))
         if not problems:

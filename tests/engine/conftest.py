@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -256,6 +257,22 @@ def make_project(base: Path, toolchain: Toolchain, api: KubeAPI, *, login: bool 
     if login:
         proj.sh('mkdir -p ~/.pulumi-state && pulumi login "file://$HOME/.pulumi-state"')
     return proj
+
+
+@contextlib.contextmanager
+def brought_up(
+    project: Project, stack: str, database_url: str, config: Mapping[str, str] | None = None
+) -> Iterator[Project]:
+    """The stack initialised as the README says, ``config`` set, `make up`; unprotected and destroyed after."""
+    project.init_stack(stack, database_url)
+    for key, value in (config or {}).items():
+        project.set_config(stack, key, value)
+    project.sh(f"make up STACK={stack}", timeout=1200)
+    try:
+        yield project
+    finally:
+        project.pulumi("state", "unprotect", "--stack", stack, "--all", "--yes", check=False)
+        project.pulumi("destroy", "--stack", stack, "--yes", check=False)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.engine.conftest import REPO, Project, Toolchain, make_project
+from tests.engine.conftest import REPO, Project, Toolchain, brought_up, make_project
 from tests.kube_testenv import KubeAPI
 
 STACK = "dev"
@@ -37,14 +37,9 @@ def deployed(
     tmp_path_factory: pytest.TempPathFactory, toolchain: Toolchain, cluster: KubeAPI, shared_venvs: None
 ) -> Iterator[Project]:
     project = make_project(tmp_path_factory.mktemp("autoscaling"), toolchain, cluster)
-    project.init_stack(STACK, "postgresql://app:engine-pw@db.internal:5432/app")
-    project.set_config(STACK, "celery-platform:pools", _autoscaled_pools())
-    project.sh(f"make up STACK={STACK}", timeout=1200)
-    try:
-        yield project
-    finally:
-        project.pulumi("state", "unprotect", "--stack", STACK, "--all", "--yes", check=False)
-        project.pulumi("destroy", "--stack", STACK, "--yes", check=False)
+    database_url = "postgresql://app:engine-pw@db.internal:5432/app"
+    with brought_up(project, STACK, database_url, {"celery-platform:pools": _autoscaled_pools()}) as up:
+        yield up
 
 
 def _deployment(project: Project, name: str) -> client.V1Deployment:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.engine.conftest import REPO, Project, Toolchain, make_project
+from tests.engine.conftest import REPO, Project, Toolchain, brought_up, make_project
 from tests.kube_testenv import KubeAPI
 
 STACK = "prod"
@@ -94,13 +94,8 @@ def deployed(
     tmp_path_factory: pytest.TempPathFactory, toolchain: Toolchain, cluster: KubeAPI, shared_venvs: None
 ) -> Iterator[Project]:
     project = make_project(tmp_path_factory.mktemp("lifecycle"), toolchain, cluster)
-    project.init_stack(STACK, DATABASE_URL)
-    project.sh(f"make up STACK={STACK}", timeout=1200)
-    try:
-        yield project
-    finally:
-        project.pulumi("state", "unprotect", "--stack", STACK, "--all", "--yes", check=False)
-        project.pulumi("destroy", "--stack", STACK, "--yes", check=False)
+    with brought_up(project, STACK, DATABASE_URL) as up:
+        yield up
 
 
 def test_a_second_preview_after_up_plans_nothing(deployed: Project) -> None:
