@@ -10,8 +10,8 @@ CHECKOV_VENV := build/checkov-venv
 .PHONY: setup venv system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean
 
 # Two dependency sets. The runtime set (requirements.txt) is all that deploying and rendering need; the dev
-# set (requirements-dev.txt) adds the test toolchain. components/ is installed in setuptools' strict editable
-# mode (a link tree that mypy can follow), so a module added to or removed from it (the folder's mtime)
+# set (requirements-dev.txt) adds the test toolchain. components/celery_platform is installed in setuptools' strict editable
+# mode (a link tree), so a module added to or removed from any of its folders (the folders' mtimes)
 # re-links the package. Installers print to stderr, so that `make render > x.yaml` writes only YAML.
 # --no-compile: the runtime set would be half bytecode; Python compiles what a render imports, on first use.
 # --no-deps: requirements.txt is the whole runtime set, less requirements that nothing here imports
@@ -19,7 +19,8 @@ CHECKOV_VENV := build/checkov-venv
 # The venv starts with pip alone, put there by $(PYTHON)'s own pip (--python, pip 22.3+): Python 3.11's
 # ensurepip adds setuptools too (13 MB with its bytecode), which nothing here runs (builds are isolated).
 # Without such a pip, ensurepip as usual.
-$(BIN)/.runtime: requirements.txt pyproject.toml components components/hooks components/exporter
+PACKAGE_DIRS := $(shell find components -type d -not -name __pycache__)
+$(BIN)/.runtime: requirements.txt pyproject.toml $(PACKAGE_DIRS)
 	@test -x $(BIN)/python || { \
 		echo "make: creating ./$(VENV)" >&2; \
 		$(PYTHON) -m venv --without-pip $(VENV); \
@@ -60,9 +61,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	@# mypy cannot follow setuptools' package-dir mapping from the sources: a link names components/ as the package.
-	mkdir -p .typecheck && ln -sfn ../components .typecheck/celery_platform
-	$(BIN)/mypy .typecheck/celery_platform infra/__main__.py provider policy/celery_guardrails.py policy/autoscaler_guardrails.py
+	$(BIN)/mypy components/celery_platform infra/__main__.py provider policy/celery_guardrails.py policy/autoscaler_guardrails.py
 	$(BIN)/mypy examples/consumer/__main__.py
 
 actionlint:

@@ -264,7 +264,7 @@ def program_cost(workdir: Path, rounds: int) -> list[tuple[str, str, str, str]]:
     CPU seconds of this process, not wall: on a shared machine the wall clock measures the neighbours.
     Rounds go round the stacks in turn, so that a busy spell on the machine hits every stack alike.
     """
-    from celery_platform import stack_config
+    from celery_platform.config import stack as stack_config
     from celery_platform.render import render_documents
 
     cases = [("dev", "dev", ROOT), ("prod", "prod", ROOT)]

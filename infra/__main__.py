@@ -2,15 +2,15 @@
 
 import pulumi
 
-from celery_platform.autoscaling import all_at_zero_warning, is_autoscaled
-from celery_platform.broker import ExternalBroker, ExternalBrokerArgs
-from celery_platform.monitoring import CeleryMonitoring, CeleryMonitoringArgs
-from celery_platform.namespace import NamespaceArgs, PlatformNamespace, database_egress
-from celery_platform.redis import RedisBroker, RedisBrokerArgs
-from celery_platform.secrets import PlatformSecrets, SecretsArgs
-from celery_platform.stack_config import load_stack_config, monitoring_queues, workload_settings
-from celery_platform.workers import CeleryWorkers, CeleryWorkersArgs
-from celery_platform.workloads import visibility_timeout_seconds
+from celery_platform.build.workloads import visibility_timeout_seconds
+from celery_platform.config.autoscaling import all_at_zero_warning, is_autoscaled
+from celery_platform.config.stack import load_stack_config, monitoring_queues, workload_settings
+from celery_platform.resources.broker import ExternalBroker, ExternalBrokerArgs
+from celery_platform.resources.monitoring import CeleryMonitoring, CeleryMonitoringArgs
+from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace, database_egress
+from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
+from celery_platform.resources.secrets import PlatformSecrets, SecretsArgs
+from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs
 
 
 def _secret(value: str) -> pulumi.Output[str] | None:

@@ -17,11 +17,9 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
-from celery_platform.autoscaling import AutoscalingSpec, KedaOperator, is_autoscaled
-from celery_platform.broker import ExternalBroker, ExternalBrokerArgs, ExternalBrokerSpec
-from celery_platform.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
-from celery_platform.namespace import EgressRule, NamespaceArgs, PlatformNamespace, database_egress
-from celery_platform.podsettings import (
+from celery_platform.config.autoscaling import AutoscalingSpec, KedaOperator, is_autoscaled
+from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
+from celery_platform.config.podsettings import (
     EmptyDir,
     EnvFrom,
     EnvVar,
@@ -33,11 +31,13 @@ from celery_platform.podsettings import (
     Volume,
     VolumeMount,
 )
-from celery_platform.redis import RedisBroker, RedisBrokerArgs
-from celery_platform.secrets import PlatformSecrets, SecretsArgs
-from celery_platform.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
-from celery_platform.validation import Problem, check_dns_label, raise_if_any
-from celery_platform.workers import (
+from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
+from celery_platform.config.validation import Problem, check_dns_label, raise_if_any
+from celery_platform.resources.broker import ExternalBroker, ExternalBrokerArgs, ExternalBrokerSpec
+from celery_platform.resources.namespace import EgressRule, NamespaceArgs, PlatformNamespace, database_egress
+from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
+from celery_platform.resources.secrets import PlatformSecrets, SecretsArgs
+from celery_platform.resources.workers import (
     CeleryWorkers,
     CeleryWorkersArgs,
     WorkloadSettings,

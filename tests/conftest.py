@@ -12,8 +12,8 @@ from hypothesis import settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from celery_platform.config.stack import PROJECT
 from celery_platform.render import RenderMocks
-from celery_platform.stack_config import PROJECT
 
 T = TypeVar("T")
 

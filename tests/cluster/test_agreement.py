@@ -30,11 +30,11 @@ from kubernetes.client.rest import ApiException
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import TypeAdapter
 
-from celery_platform.admission import PodPlan, check_limit_range, check_quota, effective_resources
-from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.build.admission import PodPlan, check_limit_range, check_quota, effective_resources
+from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.config.stack import parse_stack_config
+from celery_platform.config.validation import ValidationError
 from celery_platform.render import stack_config
-from celery_platform.stack_config import parse_stack_config
-from celery_platform.validation import ValidationError
 
 if TYPE_CHECKING:
     from tests.kube_testenv import KubeAPI

@@ -18,7 +18,7 @@ from apply_rendered import finish_render, observe, read_object, render_stack, re
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from celery_platform.autoscaling import PRIORITY_SEP
+from celery_platform.config.autoscaling import PRIORITY_SEP
 from tests.keda_tools import keda_crds
 from tests.operator_crds import install_crds
 

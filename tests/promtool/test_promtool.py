@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from celery_platform.monitoring_rules import dashboard, dashboard_exprs, rule_groups
-from celery_platform.monitoring_spec import AlertThresholds
+from celery_platform.build.monitoring_rules import dashboard, dashboard_exprs, rule_groups
+from celery_platform.config.monitoring import AlertThresholds
 from celery_platform.render import run_program, stack_config
 
 HERE = Path(__file__).resolve().parent

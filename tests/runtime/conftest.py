@@ -31,7 +31,7 @@ from celery import Celery
 if TYPE_CHECKING:
     from tests.runtime.harness import Kubelet
 
-from celery_platform.probes import (
+from celery_platform.build.probes import (
     HOOKS_MOUNT_PATH,
     ProbeCommands,
     beat_args,
@@ -43,7 +43,7 @@ from celery_platform.probes import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-HOOKS_DIR = REPO / "components" / "hooks"
+HOOKS_DIR = REPO / "components" / "celery_platform" / "hooks"
 SAMPLE_APP_DIR = REPO / "examples" / "sample_app"
 VENV_BIN = Path(sys.executable).parent
 REDIS_PASSWORD = "s3cret-Pa55word"

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
-from celery_platform.admission import check_quota
-from celery_platform.autoscaling import (
+from celery_platform.build.admission import check_quota
+from celery_platform.config.autoscaling import (
     KOMBU_PRIORITY_STEPS,
     AutoscalingSpec,
     all_at_zero_warning,
@@ -21,16 +21,16 @@ from celery_platform.autoscaling import (
     priority_lists,
     scaled_object_spec,
 )
-from celery_platform.broker import ExternalBroker, ExternalBrokerArgs, ExternalBrokerSpec, url_secret_data
-from celery_platform.guardrails import QuotaSpec
-from celery_platform.namespace import NamespaceArgs, PlatformNamespace
-from celery_platform.podsettings import KeyRef
-from celery_platform.redis import RedisBroker, RedisBrokerArgs
+from celery_platform.config.guardrails import QuotaSpec
+from celery_platform.config.podsettings import KeyRef
+from celery_platform.config.specs import BeatSpec, PoolSpec, RedisSpec
+from celery_platform.config.validation import ValidationError
 from celery_platform.render import RenderMocks, render_documents
-from celery_platform.secrets import PlatformSecrets, SecretsArgs
-from celery_platform.specs import BeatSpec, PoolSpec, RedisSpec
-from celery_platform.validation import ValidationError
-from celery_platform.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings, celery_plans
+from celery_platform.resources.broker import ExternalBroker, ExternalBrokerArgs, ExternalBrokerSpec, url_secret_data
+from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
+from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
+from celery_platform.resources.secrets import PlatformSecrets, SecretsArgs
+from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings, celery_plans
 from tests.conftest import objects_of, run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from celery_platform.stack_config import KEYS, REQUIRED, UNSET, parse_stack_config
-from celery_platform.validation import ValidationError
+from celery_platform.config.stack import KEYS, REQUIRED, UNSET, parse_stack_config
+from celery_platform.config.validation import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 VALID: dict[str, Any] = {
@@ -33,7 +33,7 @@ def test_a_config_with_only_the_required_keys_takes_every_default() -> None:
 
 
 def test_the_init_container_default_in_pulumi_yaml_is_the_components_default() -> None:
-    from celery_platform.workers import WorkloadSettings
+    from celery_platform.resources.workers import WorkloadSettings
 
     assert parse_stack_config(VALID).init_resources == WorkloadSettings(image="x:1", app="a").init_resources
 
@@ -209,6 +209,6 @@ def test_fails_when_the_rollout_timeout_leaves_no_time_to_roll_out() -> None:
 
 
 def test_the_rollout_timeout_reaches_the_workers_settings() -> None:
-    from celery_platform.stack_config import workload_settings
+    from celery_platform.config.stack import workload_settings
 
     assert workload_settings(parse_stack_config({**VALID, "rolloutTimeoutSeconds": "90"})).rollout_timeout_seconds == 90

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from celery_platform.monitoring_rules import RUNBOOK_ANCHORS, alert_rules, dashboard, dashboard_exprs
-from celery_platform.monitoring_spec import (
+from celery_platform.build.monitoring_rules import RUNBOOK_ANCHORS, alert_rules, dashboard, dashboard_exprs
+from celery_platform.config.monitoring import (
     AlertThresholds,
     MonitoringSpec,
     exporter_plan,
@@ -16,9 +16,9 @@ from celery_platform.monitoring_spec import (
     exporter_source,
     service_monitor_spec,
 )
+from celery_platform.config.stack import parse_stack_config
+from celery_platform.config.validation import ValidationError
 from celery_platform.render import run_program, stack_config
-from celery_platform.stack_config import parse_stack_config
-from celery_platform.validation import ValidationError
 
 VALID: dict[str, Any] = {
     "databaseUrl": "postgresql://app:pw@db.internal:5432/app",

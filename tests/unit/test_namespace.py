@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from celery_platform.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
-from celery_platform.namespace import NamespaceArgs, PlatformNamespace
+from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
+from celery_platform.config.validation import ValidationError
 from celery_platform.render import RenderMocks
-from celery_platform.validation import ValidationError
+from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
 from tests.conftest import objects_of, resolve, run
 
 LIMITS = LimitRangeSpec(

@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from celery_platform.broker import BrokerTLS, ExternalBrokerSpec, broker_url_env
-from celery_platform.namespace import EgressRule, NamespaceArgs, database_egress
-from celery_platform.podsettings import (
+from celery_platform.build.workloads import Refs, worker_args
+from celery_platform.config.podsettings import (
     EmptyDir,
     EnvFrom,
     EnvVar,
@@ -21,11 +20,12 @@ from celery_platform.podsettings import (
     Volume,
     VolumeMount,
 )
-from celery_platform.specs import BeatSpec, PoolSpec
-from celery_platform.stack_config import parse_stack_config
-from celery_platform.validation import Problem, ValidationError, check_worker_args
-from celery_platform.workers import PLAN_REFS, WorkloadSettings, beat_pod_spec, pod_problems, worker_pod_spec
-from celery_platform.workloads import Refs, worker_args
+from celery_platform.config.specs import BeatSpec, PoolSpec
+from celery_platform.config.stack import parse_stack_config
+from celery_platform.config.validation import Problem, ValidationError, check_worker_args
+from celery_platform.resources.broker import BrokerTLS, ExternalBrokerSpec, broker_url_env
+from celery_platform.resources.namespace import EgressRule, NamespaceArgs, database_egress
+from celery_platform.resources.workers import PLAN_REFS, WorkloadSettings, beat_pod_spec, pod_problems, worker_pod_spec
 
 IMAGE = "registry.example.com/app:1.0.0"
 POOL = PoolSpec(name="main", queues=("default",))

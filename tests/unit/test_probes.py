@@ -11,8 +11,8 @@ from types import ModuleType
 
 import pytest
 
-from celery_platform import probes
-from celery_platform.probes import (
+from celery_platform.build import probes
+from celery_platform.build.probes import (
     BEAT_APP_TARGET,
     HOOKS_MODULE,
     HOOKS_MOUNT_PATH,
@@ -39,7 +39,7 @@ def argvs(commands: ProbeCommands) -> list[list[str]]:
 
 
 def hooks_module() -> ModuleType:
-    path = Path(probes.__file__).parent / "hooks" / f"{HOOKS_MODULE}.py"
+    path = Path(probes.__file__).parent.parent / "hooks" / f"{HOOKS_MODULE}.py"
     spec = importlib.util.spec_from_file_location(f"{HOOKS_MODULE}_under_test", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

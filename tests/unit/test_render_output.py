@@ -12,9 +12,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from celery_platform.probes import HOOKS_FILENAME, hooks_source
+from celery_platform.build.probes import HOOKS_FILENAME, hooks_source
 from celery_platform.render import render_documents, to_yaml
-from celery_platform.render_output import HEADER, diff_documents, dump_documents
+from celery_platform.render.output import HEADER, diff_documents, dump_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,10 +14,9 @@ from cryptography.fernet import Fernet
 from hypothesis import given
 from hypothesis import strategies as st
 
-from celery_platform import quantities
-from celery_platform.quantities import QuantityError, format_cpu, format_memory, parse_cpu, parse_memory
-from celery_platform.secrets import fernet_key_from_base64
-from celery_platform.validation import (
+from celery_platform.build import quantities
+from celery_platform.build.quantities import QuantityError, format_cpu, format_memory, parse_cpu, parse_memory
+from celery_platform.config.validation import (
     check_cpu,
     check_database_url,
     check_django_secret_key,
@@ -27,6 +26,7 @@ from celery_platform.validation import (
     check_redis_password,
     check_sentry_dsn,
 )
+from celery_platform.resources.secrets import fernet_key_from_base64
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -187,7 +187,7 @@ def test_fails_when_a_redis_password_would_need_url_encoding() -> None:
     ],
 )
 def test_an_image_is_pinned_only_by_a_real_tag_or_a_digest(image: str, pinned: bool) -> None:
-    from celery_platform.validation import check_image_pinned
+    from celery_platform.config.validation import check_image_pinned
 
     problems = check_image_pinned("image", image)
     assert (problems == []) == pinned
@@ -199,7 +199,7 @@ def test_an_image_is_pinned_only_by_a_real_tag_or_a_digest(image: str, pinned: b
 
 
 def test_fails_when_a_pool_names_its_queues_as_one_bare_string() -> None:
-    from celery_platform.specs import PoolSpec
+    from celery_platform.config.specs import PoolSpec
 
     problems = PoolSpec(name="main", queues="default").validate("pools[0]")  # type: ignore[arg-type]
     assert [str(p) for p in problems] == [
@@ -208,7 +208,7 @@ def test_fails_when_a_pool_names_its_queues_as_one_bare_string() -> None:
 
 
 def test_fails_when_egress_cidrs_is_one_bare_string() -> None:
-    from celery_platform.namespace import NamespaceArgs
+    from celery_platform.resources.namespace import NamespaceArgs
 
     problems = NamespaceArgs(name="ns", egress_cidrs="10.0.0.0/8").validate()  # type: ignore[arg-type]
     assert any(p.field == "egressCidrs" and "bare string" in p.problem for p in problems)

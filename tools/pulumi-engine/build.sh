@@ -2,9 +2,9 @@
 # Build the real Pulumi toolchain once and cache it under
 #   <repo>/build/pulumi-engine/<key>/bin/
 # pulumi (the CLI, from the Go module proxy through ./cli), pulumi-language-python
-# (+ its -exec shim), pulumi-language-yaml (github.com/pulumi/pulumi-yaml, from the proxy through ./yaml:
-# the language of the cross-language consumer test), pulumi-resource-kubernetes and pulumi-resource-random (from the
-# upstream sources in shared/vendor, whose README gives their provenance).
+# (+ its -exec shim), pulumi-language-nodejs (the language of the TypeScript consumer test; built after
+# the CLI it needs nothing new from the Go cache), pulumi-resource-kubernetes and pulumi-resource-random
+# (from the upstream sources in shared/vendor, whose README gives their provenance).
 # <key> is the first 16 hex digits of a sha256 over the Go version, this script,
 # ./cli's go.mod/go.sum and the vendor archives, so a change never reuses stale binaries.
 # Then installs the plugins into a sandboxed PULUMI_HOME (<key>/home) and prints, as
@@ -29,13 +29,13 @@ RANDOM_BUILT_VERSION=4.21.1-dev
 
 # shellcheck source=../go-toolchain.sh
 source "$here/../go-toolchain.sh"
-for a in pulumi-language-python pulumi-kubernetes-provider pulumi-random-provider; do
+for a in pulumi-language-python pulumi-language-nodejs pulumi-kubernetes-provider pulumi-random-provider; do
   [[ -f "$vendor/$a.tgz" ]] || { echo "pulumi-engine: missing $vendor/$a.tgz (set PULUMI_VENDOR_DIR)" >&2; exit 1; }
 done
 
 key="$(
   { printf '%s\n' "$goversion"
-    cat "$here/build.sh" "$here/cli/go.mod" "$here/cli/go.sum" "$here/yaml/go.mod" "$here/yaml/go.sum"
+    cat "$here/build.sh" "$here/cli/go.mod" "$here/cli/go.sum"
     sha256sum "$vendor"/*.tgz | cut -d' ' -f1
   } | sha256sum | cut -c1-16
 )"
@@ -62,13 +62,12 @@ flock 9
 if [[ ! -f "$out/.complete" ]]; then
   src="$out/src"
   mkdir -p "$src"
-  for a in pulumi-language-python pulumi-kubernetes-provider pulumi-random-provider; do
+  for a in pulumi-language-python pulumi-language-nodejs pulumi-kubernetes-provider pulumi-random-provider; do
     [[ -d "$src/$a" ]] || { mkdir -p "$src/$a.tmp" && tar xzf "$vendor/$a.tgz" -C "$src/$a.tmp" && mv "$src/$a.tmp" "$src/$a"; }
   done
   sdkver=github.com/pulumi/pulumi/sdk/v3/go/common/version.Version
   build pulumi "$here/cli" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "-X $sdkver=$CLI_VERSION"
-  build pulumi-language-yaml "$here/yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml \
-    "-X github.com/pulumi/pulumi-yaml/pkg/version.Version=v1.25.0"
+  build pulumi-language-nodejs "$src/pulumi-language-nodejs/pulumi-language-nodejs" . "-X $sdkver=$CLI_VERSION"
   build pulumi-language-python "$src/pulumi-language-python/pulumi-language-python" . "-X $sdkver=$CLI_VERSION"
   install -m 0755 "$src/pulumi-language-python/pulumi-language-python/pulumi-language-python-exec" "$bin/"
   build pulumi-resource-random "$src/pulumi-random-provider/provider" ./cmd/pulumi-resource-random \

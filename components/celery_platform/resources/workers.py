@@ -11,28 +11,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from celery_platform import probes
-from celery_platform.admission import PodPlan, check_limit_range, check_quota, unique
-from celery_platform.autoscaling import API_VERSION as KEDA_API_VERSION
-from celery_platform.autoscaling import (
-    autoscaling_problems,
-    is_autoscaled,
-    name_problems,
-    scaled_object_spec,
-    trigger_authentication_spec,
-    worst_case_replicas,
-)
-from celery_platform.broker import Broker, BrokerTLS
-from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.labels import selector_labels, standard_labels
-from celery_platform.podsettings import PodSettings, ServiceAccount, apply_to_pod
-from celery_platform.quantities import parse_memory
-from celery_platform.redis import redis_plan
-from celery_platform.secrets import PlatformSecrets
-from celery_platform.specs import BeatSpec, PodResources, PoolSpec, RedisSpec, memory_warning, pod_resources
-from celery_platform.statefulset import pod_metadata, rollout_options, stateful_set_of_one
-from celery_platform.validation import Problem, check_count, check_image_pinned, raise_if_any, shown, untyped
-from celery_platform.workloads import (
+from celery_platform.build import probes
+from celery_platform.build.admission import PodPlan, check_limit_range, check_quota, unique
+from celery_platform.build.labels import selector_labels, standard_labels
+from celery_platform.build.quantities import parse_memory
+from celery_platform.build.workloads import (
     MAX_LONGEST_TASK_SECONDS,
     Refs,
     beat_container,
@@ -42,6 +25,23 @@ from celery_platform.workloads import (
     wait_for_broker,
     worker_container,
 )
+from celery_platform.config.autoscaling import API_VERSION as KEDA_API_VERSION
+from celery_platform.config.autoscaling import (
+    autoscaling_problems,
+    is_autoscaled,
+    name_problems,
+    scaled_object_spec,
+    trigger_authentication_spec,
+    worst_case_replicas,
+)
+from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.config.podsettings import PodSettings, ServiceAccount, apply_to_pod
+from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec, memory_warning, pod_resources
+from celery_platform.config.validation import Problem, check_count, check_image_pinned, raise_if_any, shown, untyped
+from celery_platform.resources._statefulset import pod_metadata, rollout_options, stateful_set_of_one
+from celery_platform.resources.broker import Broker, BrokerTLS
+from celery_platform.resources.redis import redis_plan
+from celery_platform.resources.secrets import PlatformSecrets
 
 ROLLOUT_SURGE = 1
 # What `celery -A` imports: a dotted module path, optionally `:attribute` (also dotted).

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.quantities import format_like, parse_cpu, parse_memory
-from celery_platform.validation import Problem, check_queue_name, shown
+from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.build.quantities import format_like, parse_cpu, parse_memory
+from celery_platform.config.validation import Problem, check_queue_name, shown
 
 RESOURCES = ("cpu", "memory")
 _PARSE = {"cpu": parse_cpu, "memory": parse_memory}

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from celery_platform.podfields import KeyRef, check_labels
-from celery_platform.validation import (
+from celery_platform.config.podfields import KeyRef, check_labels
+from celery_platform.config.validation import (
     Problem,
     args_schema,
     check_count,
@@ -34,7 +34,7 @@ from celery_platform.validation import (
 )
 
 if TYPE_CHECKING:
-    from celery_platform.specs import PoolSpec
+    from celery_platform.config.specs import PoolSpec
 
 API_VERSION = "keda.sh/v1alpha1"
 # kombu.transport.redis.Channel.sep and kombu.transport.redis.PRIORITY_STEPS (kombu 5.7.0).

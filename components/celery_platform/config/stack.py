@@ -23,17 +23,15 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
-from celery_platform.admission import PodPlan, check_routes
-from celery_platform.autoscaling import KedaOperator, is_autoscaled
-from celery_platform.broker import BrokerChoice
-from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.monitoring_spec import MonitoringSpec, exporter_plan
-from celery_platform.namespace import EgressRule
-from celery_platform.podsettings import PodSettings
-from celery_platform.secrets import Rotation, rotation_problems
-from celery_platform.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
-from celery_platform.stack_yaml import YamlError, load_yaml
-from celery_platform.validation import (
+from celery_platform.build.admission import PodPlan, check_routes
+from celery_platform.build.workloads import MAX_LONGEST_TASK_SECONDS
+from celery_platform.config._yaml import YamlError, load_yaml
+from celery_platform.config.autoscaling import KedaOperator, is_autoscaled
+from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.config.monitoring import MonitoringSpec, exporter_plan
+from celery_platform.config.podsettings import PodSettings
+from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
+from celery_platform.config.validation import (
     Problem,
     ValidationError,
     check_broker_url,
@@ -51,8 +49,10 @@ from celery_platform.validation import (
     redacted,
     shown,
 )
-from celery_platform.workers import WorkloadSettings, platform_problems, pod_problems, validate_pools
-from celery_platform.workloads import MAX_LONGEST_TASK_SECONDS
+from celery_platform.resources.broker import BrokerChoice
+from celery_platform.resources.namespace import EgressRule
+from celery_platform.resources.secrets import Rotation, rotation_problems
+from celery_platform.resources.workers import WorkloadSettings, platform_problems, pod_problems, validate_pools
 
 PROJECT = "celery-platform"
 REQUIRED: Any = object()
@@ -642,7 +642,7 @@ def admission_problems(config: StackConfig) -> list[Problem]:
     tls = external.broker_tls(url) if external is not None else None
     redis = None if external is not None else config.redis
     if tls is not None and config.monitoring.enabled:
-        from celery_platform.monitoring import TLS_EXPORTER_PROBLEM
+        from celery_platform.resources.monitoring import TLS_EXPORTER_PROBLEM
 
         problems.append(TLS_EXPORTER_PROBLEM)
     problems += platform_problems(

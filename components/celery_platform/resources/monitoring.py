@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from celery_platform.admission import check_limit_range
-from celery_platform.broker import Broker
-from celery_platform.guardrails import LimitRangeSpec
-from celery_platform.labels import selector_labels, standard_labels
-from celery_platform.monitoring_rules import dashboard_json, rule_groups
-from celery_platform.monitoring_spec import (
+from celery_platform.build.admission import check_limit_range
+from celery_platform.build.labels import selector_labels, standard_labels
+from celery_platform.build.monitoring_rules import dashboard_json, rule_groups
+from celery_platform.config.guardrails import LimitRangeSpec
+from celery_platform.config.monitoring import (
     EXPORTER_FILENAME,
     PORT_NAME,
     MonitoringSpec,
@@ -22,7 +21,7 @@ from celery_platform.monitoring_spec import (
     exporter_source,
     service_monitor_spec,
 )
-from celery_platform.validation import (
+from celery_platform.config.validation import (
     Problem,
     check_count,
     check_image_pinned,
@@ -30,6 +29,7 @@ from celery_platform.validation import (
     raise_if_any,
     untyped,
 )
+from celery_platform.resources.broker import Broker
 
 __all__ = ["CeleryMonitoring", "CeleryMonitoringArgs"]
 

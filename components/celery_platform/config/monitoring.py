@@ -1,8 +1,8 @@
 """Monitoring settings and the pure builders of the exporter's pod, Service and ServiceMonitor.
 
-No Pulumi resources here: :mod:`celery_platform.monitoring` creates them, the stack's admission
+No Pulumi resources here: :mod:`celery_platform.resources.monitoring` creates them, the stack's admission
 arithmetic plans the exporter pod with :func:`exporter_plan`, and plain pytest tests both. The alert
-rules and the dashboard are built in :mod:`celery_platform.monitoring_rules`.
+rules and the dashboard are built in :mod:`celery_platform.build.monitoring_rules`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from decimal import Decimal
 from importlib.resources import files
 from typing import Any
 
-from celery_platform.admission import PodPlan
-from celery_platform.specs import PodResources, pod_resources
-from celery_platform.validation import Problem, args_schema, check_count, check_image_pinned, shown
-from celery_platform.workloads import TMP_MOUNT, build_pod_spec, secret_env, security_context
+from celery_platform.build.admission import PodPlan
+from celery_platform.build.workloads import TMP_MOUNT, build_pod_spec, secret_env, security_context
+from celery_platform.config.specs import PodResources, pod_resources
+from celery_platform.config.validation import Problem, args_schema, check_count, check_image_pinned, shown
 
 __all__ = [
     "EXPORTER_FILENAME",

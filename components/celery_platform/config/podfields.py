@@ -1,6 +1,6 @@
 """The parts of PodSettings: references to existing objects, env, tolerations, spread, volumes and mounts.
 
-Each part validates itself and renders its Kubernetes form; ``celery_platform.podsettings`` puts them together.
+Each part validates itself and renders its Kubernetes form; ``celery_platform.config.podsettings`` puts them together.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from celery_platform.probes import HOOKS_MOUNT_PATH
-from celery_platform.quantities import QuantityError, parse_memory
-from celery_platform.validation import Problem, args_schema, check_memory, shown
+from celery_platform.build.probes import HOOKS_MOUNT_PATH
+from celery_platform.build.quantities import QuantityError, parse_memory
+from celery_platform.config.validation import Problem, args_schema, check_memory, shown
 
 TMP_MOUNT = "/tmp"
 BROKER_CA_MOUNT = "/etc/celery-platform/broker-ca"

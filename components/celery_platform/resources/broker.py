@@ -15,10 +15,10 @@ from urllib.parse import unquote, urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
-from celery_platform.autoscaling import BrokerAuth, autoscaling_problems
-from celery_platform.labels import PART_OF, standard_labels
-from celery_platform.podsettings import BROKER_CA_MOUNT, KeyRef, ip_cidr
-from celery_platform.validation import (
+from celery_platform.build.labels import PART_OF, standard_labels
+from celery_platform.config.autoscaling import BrokerAuth, autoscaling_problems
+from celery_platform.config.podsettings import BROKER_CA_MOUNT, KeyRef, ip_cidr
+from celery_platform.config.validation import (
     Problem,
     args_schema,
     check_broker_url,
@@ -31,7 +31,7 @@ from celery_platform.validation import (
 )
 
 if TYPE_CHECKING:
-    from celery_platform.specs import PoolSpec
+    from celery_platform.config.specs import PoolSpec
 
 DEFAULT_PORT = 6379
 CA_FILENAME = "ca.crt"

@@ -10,8 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from celery_platform.labels import standard_labels
-from celery_platform.validation import (
+from celery_platform.build.labels import standard_labels
+from celery_platform.config.validation import (
     INT32_MAX,
     Problem,
     ValidationError,

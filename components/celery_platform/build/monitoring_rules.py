@@ -1,6 +1,6 @@
 """Alerting rules and the Grafana dashboard of a Celery platform, as plain data.
 
-Pure functions: :mod:`celery_platform.monitoring` puts them into a PrometheusRule and a ConfigMap,
+Pure functions: :mod:`celery_platform.resources.monitoring` puts them into a PrometheusRule and a ConfigMap,
 and the tests run every expression through ``promtool`` (``check rules`` and ``test rules``).
 Every expression is scoped to the platform's namespace. Restarts and OOM kills use
 kube-state-metrics' names (``kube_pod_container_status_restarts_total``,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from celery_platform.monitoring_spec import AlertThresholds
+from celery_platform.config.monitoring import AlertThresholds
 
 __all__ = ["RUNBOOK_ANCHORS", "alert_rules", "dashboard", "dashboard_exprs", "rule_groups"]
 

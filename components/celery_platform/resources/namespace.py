@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
-from celery_platform.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.labels import standard_labels
-from celery_platform.podsettings import ip_cidr
-from celery_platform.validation import (
+from celery_platform.build.labels import standard_labels
+from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.config.podsettings import ip_cidr
+from celery_platform.config.validation import (
     Problem,
     args_schema,
     check_cidr,
@@ -116,7 +116,7 @@ class PlatformNamespace(pulumi.ComponentResource):
     """A Namespace with Pod Security labels, a LimitRange, a ResourceQuota and default-deny networking.
 
     ``limit_range`` and ``quota`` stay available as plain data, so that the workloads can be checked
-    against them before ``pulumi up`` (see ``celery_platform.admission``).
+    against them before ``pulumi up`` (see ``celery_platform.build.admission``).
     """
 
     name: pulumi.Output[str]

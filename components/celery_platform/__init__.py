@@ -22,32 +22,32 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Public name -> defining module. Imported on first use (PEP 562): `import celery_platform.quantities`
+# Public name -> defining module. Imported on first use (PEP 562): `import celery_platform.build.quantities`
 # or the hooks module must not pull in pulumi, pydantic and the Kubernetes SDK.
 _EXPORTS = {
-    "PlatformNamespace": "celery_platform.namespace",
-    "NamespaceArgs": "celery_platform.namespace",
-    "LimitRangeSpec": "celery_platform.guardrails",
-    "QuotaSpec": "celery_platform.guardrails",
-    "Resources": "celery_platform.guardrails",
-    "Ratio": "celery_platform.guardrails",
-    "PlatformSecrets": "celery_platform.secrets",
-    "SecretsArgs": "celery_platform.secrets",
-    "RedisBroker": "celery_platform.redis",
-    "RedisBrokerArgs": "celery_platform.redis",
-    "RedisSpec": "celery_platform.specs",
-    "CeleryWorkers": "celery_platform.workers",
-    "CeleryWorkersArgs": "celery_platform.workers",
-    "WorkloadSettings": "celery_platform.workers",
-    "PoolSpec": "celery_platform.specs",
-    "BeatSpec": "celery_platform.specs",
-    "PodResources": "celery_platform.specs",
-    "ValidationError": "celery_platform.validation",
-    "Rotation": "celery_platform.secrets",
-    "CeleryMonitoring": "celery_platform.monitoring",
-    "CeleryMonitoringArgs": "celery_platform.monitoring",
-    "MonitoringSpec": "celery_platform.monitoring_spec",
-    "AlertThresholds": "celery_platform.monitoring_spec",
+    "PlatformNamespace": "celery_platform.resources.namespace",
+    "NamespaceArgs": "celery_platform.resources.namespace",
+    "LimitRangeSpec": "celery_platform.config.guardrails",
+    "QuotaSpec": "celery_platform.config.guardrails",
+    "Resources": "celery_platform.config.guardrails",
+    "Ratio": "celery_platform.config.guardrails",
+    "PlatformSecrets": "celery_platform.resources.secrets",
+    "SecretsArgs": "celery_platform.resources.secrets",
+    "RedisBroker": "celery_platform.resources.redis",
+    "RedisBrokerArgs": "celery_platform.resources.redis",
+    "RedisSpec": "celery_platform.config.specs",
+    "CeleryWorkers": "celery_platform.resources.workers",
+    "CeleryWorkersArgs": "celery_platform.resources.workers",
+    "WorkloadSettings": "celery_platform.resources.workers",
+    "PoolSpec": "celery_platform.config.specs",
+    "BeatSpec": "celery_platform.config.specs",
+    "PodResources": "celery_platform.config.specs",
+    "ValidationError": "celery_platform.config.validation",
+    "Rotation": "celery_platform.resources.secrets",
+    "CeleryMonitoring": "celery_platform.resources.monitoring",
+    "CeleryMonitoringArgs": "celery_platform.resources.monitoring",
+    "MonitoringSpec": "celery_platform.config.monitoring",
+    "AlertThresholds": "celery_platform.config.monitoring",
 }
 
 __all__ = [
@@ -78,15 +78,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from celery_platform.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
-    from celery_platform.monitoring import CeleryMonitoring, CeleryMonitoringArgs
-    from celery_platform.monitoring_spec import AlertThresholds, MonitoringSpec
-    from celery_platform.namespace import NamespaceArgs, PlatformNamespace
-    from celery_platform.redis import RedisBroker, RedisBrokerArgs
-    from celery_platform.secrets import PlatformSecrets, Rotation, SecretsArgs
-    from celery_platform.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
-    from celery_platform.validation import ValidationError
-    from celery_platform.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings
+    from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
+    from celery_platform.config.monitoring import AlertThresholds, MonitoringSpec
+    from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
+    from celery_platform.config.validation import ValidationError
+    from celery_platform.resources.monitoring import CeleryMonitoring, CeleryMonitoringArgs
+    from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
+    from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
+    from celery_platform.resources.secrets import PlatformSecrets, Rotation, SecretsArgs
+    from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings
 
 
 def __getattr__(name: str) -> Any:

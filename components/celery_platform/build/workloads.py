@@ -1,6 +1,6 @@
 """Pure pod-spec builders for the broker, the worker pools and beat: no Pulumi resources here.
 
-The specs they are built from are in ``celery_platform.specs``.
+The specs they are built from are in ``celery_platform.config.specs``.
 
 ``build_pod_spec`` serves both worker and beat. Every value a probe, a command or the admission
 arithmetic relies on is computed here, so plain pytest checks it and the components only wire it.
@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celery_platform import probes
-from celery_platform.broker import BrokerTLS, broker_url_env, ca_volume
-from celery_platform.podsettings import BROKER_CA_MOUNT
-from celery_platform.specs import BeatSpec, PodResources, PoolSpec, max_memory_per_child_kib
-from celery_platform.validation import SAFE_INT_MAX
+from celery_platform.build import probes
+from celery_platform.resources.broker import BrokerTLS, broker_url_env, ca_volume
+from celery_platform.config.podsettings import BROKER_CA_MOUNT
+from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, max_memory_per_child_kib
+from celery_platform.config.validation import SAFE_INT_MAX
 
 STATE_DIR = "/tmp/celery-platform"
 TMP_MOUNT = "/tmp"
@@ -91,7 +91,7 @@ def secret_env(name: str, secret: Any, key: str, optional: bool = False) -> dict
 
 def app_env(refs: Refs, longest_task_seconds: int) -> list[dict[str, Any]]:
     """Return the env every Celery container gets: secrets by reference, then task timing settings."""
-    from celery_platform.secrets import DATABASE_URL, FIELD_ENCRYPTION_KEY, SECRET_KEY, SENTRY_DSN
+    from celery_platform.resources.secrets import DATABASE_URL, FIELD_ENCRYPTION_KEY, SECRET_KEY, SENTRY_DSN
 
     env = broker_url_env(refs.broker_secret_name, refs.broker_secret_key, refs.broker_tls)
     env += [secret_env(key, refs.secret_name, key) for key in (SECRET_KEY, FIELD_ENCRYPTION_KEY, DATABASE_URL)]

@@ -9,17 +9,24 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from celery_platform.admission import PodPlan, check_limit_range
-from celery_platform.autoscaling import BrokerAuth, KedaOperator
-from celery_platform.broker import URL_KEY, BrokerTLS, broker_auth
-from celery_platform.guardrails import LimitRangeSpec
-from celery_platform.labels import PART_OF, selector_labels, standard_labels
-from celery_platform.podsettings import PodSettings, apply_to_pod
-from celery_platform.secrets import REDIS_PASSWORD, PlatformSecrets
-from celery_platform.specs import RedisSpec
-from celery_platform.statefulset import rollout_options, stateful_set_of_one
-from celery_platform.validation import check_count, raise_if_any, untyped
-from celery_platform.workloads import REDIS_DATA, REDIS_PORT, build_pod_spec, exec_probe, secret_env, security_context
+from celery_platform.build.admission import PodPlan, check_limit_range
+from celery_platform.build.labels import PART_OF, selector_labels, standard_labels
+from celery_platform.build.workloads import (
+    REDIS_DATA,
+    REDIS_PORT,
+    build_pod_spec,
+    exec_probe,
+    secret_env,
+    security_context,
+)
+from celery_platform.config.autoscaling import BrokerAuth, KedaOperator
+from celery_platform.config.guardrails import LimitRangeSpec
+from celery_platform.config.podsettings import PodSettings, apply_to_pod
+from celery_platform.config.specs import RedisSpec
+from celery_platform.config.validation import check_count, raise_if_any, untyped
+from celery_platform.resources._statefulset import rollout_options, stateful_set_of_one
+from celery_platform.resources.broker import URL_KEY, BrokerTLS, broker_auth
+from celery_platform.resources.secrets import REDIS_PASSWORD, PlatformSecrets
 
 REDIS_UID = 10999  # a high UID that clashes with no host user; the command bypasses the entrypoint
 

@@ -34,10 +34,10 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from celery_platform.render_output import HEADER, diff_documents, dump_documents
-from celery_platform.stack_config import namespace_problems
-from celery_platform.stack_yaml import YamlError, decode_utf8, load_yaml
-from celery_platform.validation import Problem, ValidationError, raise_if_any, shown
+from celery_platform.config._yaml import YamlError, decode_utf8, load_yaml
+from celery_platform.config.stack import namespace_problems
+from celery_platform.config.validation import Problem, ValidationError, raise_if_any, shown
+from celery_platform.render.output import HEADER, diff_documents, dump_documents
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 PLACEHOLDER = "<secret>"
@@ -351,7 +351,7 @@ def _standin(project: Project, short: str, stack_values: Mapping[str, Any]) -> s
         if not (isinstance(queues, list) and queues and all(isinstance(q, str) for q in queues)):
             queues = ["default"]
         return json.dumps([{"name": "stand-in", "queues": queues}])
-    from celery_platform.stack_config import KEYS
+    from celery_platform.config.stack import KEYS
 
     defaults = {k.name: k.default for k in KEYS if isinstance(k.default, str | int | bool)}
     return _as_config_string(defaults[short]) if short in defaults else None
@@ -631,11 +631,3 @@ def main(argv: list[str] | None = None) -> int:
     if not options.output:
         sys.stdout.write(text)
     return 0
-
-
-if __name__ == "__main__":
-    code = main()
-    # Collect the mock engine's event loops while asyncio can still close them cleanly; left to
-    # interpreter shutdown, their __del__ prints a spurious "Invalid file descriptor" traceback.
-    gc.collect()
-    sys.exit(code)

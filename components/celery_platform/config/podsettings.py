@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celery_platform.podfields import (
+from celery_platform.build.probes import HOOKS_MOUNT_PATH
+from celery_platform.config.podfields import (
     AFFINITY_KINDS,
     BROKER_CA_MOUNT,
     DEFAULT_SPREAD,
@@ -38,8 +39,7 @@ from celery_platform.podfields import (
     check_subdomain,
     looks_secret,
 )
-from celery_platform.probes import HOOKS_MOUNT_PATH
-from celery_platform.validation import Problem, args_schema, check_string_tuple, shown
+from celery_platform.config.validation import Problem, args_schema, check_string_tuple, shown
 
 __all__ = [
     "BROKER_CA_MOUNT",

@@ -1,0 +1,1 @@
+"""What users type: the args types with their rules, and the stack config that parses into them."""
