@@ -1,8 +1,15 @@
 """Reusable Pulumi components that deploy a production Celery platform to Kubernetes.
 
-Compose them in your own stack, each with one frozen, keyword-only dataclass of arguments::
+The whole platform is one component, with one frozen, keyword-only dataclass of arguments::
 
-    from celery_platform import CeleryWorkers, CeleryWorkersArgs, PoolSpec, RedisBroker, RedisBrokerArgs
+    from celery_platform import CeleryPlatform, CeleryPlatformArgs, PoolSpec
+
+    CeleryPlatform("celery", CeleryPlatformArgs(image=..., pools=(PoolSpec(name="main", queues=("default",)),),
+                                                database_url=pulumi.Output.secret(...)))
+
+- ``CeleryPlatform`` (``CeleryPlatformArgs``): everything below, validated at once, with monitoring.
+
+Its parts are components of their own, for stacks that compose them differently:
 
 - ``PlatformNamespace`` (``NamespaceArgs``): a namespace with Pod Security ``restricted``, a
   LimitRange (``LimitRangeSpec``), a ResourceQuota (``QuotaSpec``) and default-deny NetworkPolicies.
@@ -25,6 +32,8 @@ __version__ = "0.1.0"
 # Public name -> defining module. Imported on first use (PEP 562): `import celery_platform.build.quantities`
 # or the hooks module must not pull in pulumi, pydantic and the Kubernetes SDK.
 _EXPORTS = {
+    "CeleryPlatform": "celery_platform.resources.platform",
+    "CeleryPlatformArgs": "celery_platform.config.platform",
     "PlatformNamespace": "celery_platform.resources.namespace",
     "NamespaceArgs": "celery_platform.resources.namespace",
     "LimitRangeSpec": "celery_platform.config.guardrails",
@@ -55,6 +64,8 @@ __all__ = [
     "BeatSpec",
     "CeleryMonitoring",
     "CeleryMonitoringArgs",
+    "CeleryPlatform",
+    "CeleryPlatformArgs",
     "CeleryWorkers",
     "CeleryWorkersArgs",
     "LimitRangeSpec",
@@ -80,10 +91,12 @@ __all__ = [
 if TYPE_CHECKING:
     from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
     from celery_platform.config.monitoring import AlertThresholds, MonitoringSpec
+    from celery_platform.config.platform import CeleryPlatformArgs
     from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
     from celery_platform.config.validation import ValidationError
     from celery_platform.resources.monitoring import CeleryMonitoring, CeleryMonitoringArgs
     from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
+    from celery_platform.resources.platform import CeleryPlatform
     from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
     from celery_platform.resources.secrets import PlatformSecrets, Rotation, SecretsArgs
     from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings

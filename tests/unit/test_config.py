@@ -29,7 +29,7 @@ def test_a_config_with_only_the_required_keys_takes_every_default() -> None:
     config = parse_stack_config(VALID)
     assert config.namespace == "celery-platform"
     assert config.limit_range.max_limit_request_ratio.cpu == 2
-    assert config.sentry_dsn == ""
+    assert config.sentry_dsn is None
 
 
 def test_the_init_container_default_in_pulumi_yaml_is_the_components_default() -> None:
@@ -185,10 +185,10 @@ def test_only_the_optional_secrets_and_the_rotation_map_are_undeclared() -> None
 def test_an_optional_secret_left_unset_means_generated_or_absent() -> None:
     config = parse_stack_config(VALID)
     assert (config.sentry_dsn, config.django_secret_key, config.field_encryption_key, config.redis_password) == (
-        "",
-        "",
-        "",
-        "",
+        None,
+        None,
+        None,
+        None,
     )
 
 
@@ -209,6 +209,5 @@ def test_fails_when_the_rollout_timeout_leaves_no_time_to_roll_out() -> None:
 
 
 def test_the_rollout_timeout_reaches_the_workers_settings() -> None:
-    from celery_platform.config.stack import workload_settings
-
-    assert workload_settings(parse_stack_config({**VALID, "rolloutTimeoutSeconds": "90"})).rollout_timeout_seconds == 90
+    config = parse_stack_config({**VALID, "rolloutTimeoutSeconds": "90"})
+    assert config.workload_settings().rollout_timeout_seconds == 90

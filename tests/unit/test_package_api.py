@@ -18,6 +18,8 @@ import celery_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = {
+    "CeleryPlatform": "celery_platform.resources.platform",
+    "CeleryPlatformArgs": "celery_platform.config.platform",
     "PlatformNamespace": "celery_platform.resources.namespace",
     "NamespaceArgs": "celery_platform.resources.namespace",
     "LimitRangeSpec": "celery_platform.config.guardrails",
@@ -103,7 +105,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 
 def test_there_are_args_dataclasses_to_check() -> None:
-    assert len(ARGS_DATACLASSES) == 17
+    assert len(ARGS_DATACLASSES) == 18
 
 
 @pytest.mark.parametrize("name", ARGS_DATACLASSES)

@@ -439,7 +439,7 @@ def test_the_stack_keys_parse_into_the_components_own_settings() -> None:
     assert config.pod.service_account == ServiceAccount(
         create=True, annotations={"iam.gke.io/gcp-service-account": "a@b.iam"}
     )
-    assert config.broker.external is not None and config.egress == [EgressRule(cidr="10.40.0.0/16", ports=(443,))]
+    assert config.broker.external is not None and config.egress == (EgressRule(cidr="10.40.0.0/16", ports=(443,)),)
 
 
 def test_fails_when_the_metrics_exporter_would_need_to_reach_a_tls_broker() -> None:

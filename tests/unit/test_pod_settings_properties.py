@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from celery_platform.config.podsettings import OWN_LABELS, PLATFORM_ENV, looks_secret
-from celery_platform.config.stack import parse_stack_config, workload_settings
+from celery_platform.config.stack import parse_stack_config
 from celery_platform.config.validation import ValidationError
 from celery_platform.resources.workers import PLAN_REFS, worker_pod_spec
 
@@ -105,7 +105,7 @@ def test_any_pod_settings_give_a_valid_config_or_one_error_and_never_lose_what_t
     except ValidationError as err:
         assert err.problems and all(p.field and p.expected for p in err.problems)
         return
-    spec = worker_pod_spec(workload_settings(config), config.pools[0], PLAN_REFS, "celery-main")
+    spec = worker_pod_spec(config.workload_settings(), config.pools[0], PLAN_REFS, "celery-main")
     container = spec["containers"][0]
     env_names = [e["name"] for e in container["env"]]
     assert len(env_names) == len(set(env_names)), "no extra env var shadows one of ours"

@@ -23,14 +23,15 @@ def test_both_environments_have_a_stack_file() -> None:
 def test_the_program_exports_the_namespace_and_the_secret_name(stack: str) -> None:
     program = run_stack(stack)
     config, _ = stack_config(stack)
-    assert resolve(program.globals["namespace"].name) == config["celery-platform:namespace"]
-    secret_name = resolve(program.globals["secrets"].secret_name)
+    platform = program.globals["platform"]
+    assert resolve(platform.namespace) == config["celery-platform:namespace"]
+    secret_name = resolve(platform.secret_name)
     assert secret_name is not None and secret_name.startswith("celery-secrets-")
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_secret_output_of_the_program_is_secret(stack: str) -> None:
-    secrets = run_stack(stack).globals["secrets"]
+    secrets = run_stack(stack).globals["platform"].secrets
     for name in ("django_secret_key", "field_encryption_key", "redis_password", "database_url"):
         assert is_secret(getattr(secrets, name)), name
 

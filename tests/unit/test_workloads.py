@@ -205,6 +205,6 @@ class TestEachStack:
                         assert "value" not in env and "secretKeyRef" in env["valueFrom"], env["name"]
 
     def test_the_broker_url_output_is_secret(self, objects: list[dict[str, Any]]) -> None:
-        broker = self.program.globals["broker"]
+        broker = self.program.globals["platform"].broker
         assert is_secret(broker.url)
         assert isinstance(broker.url, pulumi.Output)

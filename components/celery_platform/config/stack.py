@@ -1,10 +1,8 @@
-"""The stack config schema: every key, its type, default and rules, loaded from Pulumi config.
+"""The stack config: each key is a field of CeleryPlatformArgs, read from Pulumi config and parsed into the args.
 
-Pulumi's project config can type only strings, integers, booleans and arrays, so structured values
-(``limitRange``, ``quota``, ``redis``, ``pools``, ``beat``, ``taskRoutes``) are YAML documents held in
-a string key. They parse straight into the components' own typed args, so the components and the
-stack share one schema and one set of rules. All problems are collected, then raised once, before
-any resource is registered.
+Structured keys (limitRange, pools, broker, ...) are YAML objects in the stack file, which the engine
+passes as JSON text. They parse straight into the component's own typed args, so the stack and the
+component share one schema. Types are checked here; the rules run once, in CeleryPlatform.
 """
 
 from __future__ import annotations
@@ -23,36 +21,30 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
-from celery_platform.build.admission import PodPlan, check_routes
-from celery_platform.build.workloads import MAX_LONGEST_TASK_SECONDS
 from celery_platform.config._yaml import YamlError, load_yaml
-from celery_platform.config.autoscaling import KedaOperator, is_autoscaled
-from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.config.monitoring import MonitoringSpec, exporter_plan
-from celery_platform.config.podsettings import PodSettings
-from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
+from celery_platform.config.platform import FIELD_RULES, MAX_POOLS, CeleryPlatformArgs, camel
+from celery_platform.config.schema import (
+    MISSING,
+    field_default,
+    field_docs,
+    field_type,
+    is_secret,
+    is_setting,
+    is_structured,
+    pulumi_config_type,
+)
 from celery_platform.config.validation import (
     Problem,
     ValidationError,
-    check_broker_url,
-    check_count,
-    check_database_url,
-    check_django_secret_key,
-    check_dns_label,
-    check_dns_subdomain,
-    check_fernet_key,
-    check_redis_password,
-    check_sentry_dsn,
     did_you_mean,
     mask_secrets,
     raise_if_any,
     redacted,
     shown,
 )
-from celery_platform.resources.broker import BrokerChoice
-from celery_platform.resources.namespace import EgressRule
 from celery_platform.resources.secrets import Rotation, rotation_problems
-from celery_platform.resources.workers import WorkloadSettings, platform_problems, pod_problems, validate_pools
+
+__all__ = ["KEYS", "MAX_POOLS", "Key", "StackConfig", "load_stack_config", "parse_stack_config", "read_stack_config"]
 
 PROJECT = "celery-platform"
 REQUIRED: Any = object()
@@ -63,9 +55,6 @@ REQUIRED: Any = object()
 UNSET: Any = object()
 # Config namespaces a stack may use besides the project's own: the providers' and the engine's.
 OTHER_NAMESPACES = ("kubernetes", "pulumi", "random")
-# More pools than this is a typo or a generator gone wrong, and would take minutes to preview.
-MAX_POOLS = 100
-
 _EXPECTED = {
     "int_parsing": "a whole number",
     "int_type": "a whole number",
@@ -107,256 +96,35 @@ class Key:
         return "".join("_" + c.lower() if c.isupper() else c for c in self.name)
 
 
-def _check_secret(
-    check: typing.Callable[[str, str], list[Problem]],
-) -> typing.Callable[[str, Any], list[Problem]]:
-    return lambda field, value: check(field, value) if value else []
+def _key(f: dataclasses.Field[Any]) -> Key:
+    """A stack config key, read off one field of CeleryPlatformArgs."""
+    secret = is_secret(f)
+    default = field_default(f)
+    args_type = field_type(CeleryPlatformArgs, f)
+    python_type = _STACK_TYPES.get(f.name, args_type)
+    if default is MISSING:
+        default = REQUIRED
+    elif secret and default is None:
+        default = UNSET
+    return Key(
+        name=camel(f.name),
+        pulumi_type=pulumi_config_type(args_type)["type"],
+        python_type=python_type,
+        description=field_docs(CeleryPlatformArgs)[f.name],
+        default=default,
+        structured=is_structured(args_type),
+        secret=secret,
+        declared=default is not UNSET,
+    )
 
 
-KEYS: tuple[Key, ...] = (
-    Key("namespace", "string", str, "Kubernetes namespace that holds the whole platform.", "celery-platform"),
-    Key(
-        "clusterDomain",
-        "string",
-        str,
-        "The cluster's DNS domain, used to build the broker host.",
-        "cluster.local",
-    ),
-    Key(
-        "rotation",
-        "object",
-        Rotation | int,
-        "Keepers: bump rotation.djangoSecretKey, rotation.redisPassword or rotation.fieldEncryptionKey to "
-        "regenerate that key alone.",
-        "{}",
-        structured=True,
-        declared=False,
-    ),
-    Key(
-        "protectFieldEncryptionKey",
-        "boolean",
-        bool,
-        "Protect the generated FIELD_ENCRYPTION_KEY: the engine refuses to replace or delete it.",
-        True,
-    ),
-    Key(
-        "limitRange",
-        "string",
-        LimitRangeSpec,
-        "YAML: the namespace LimitRange (defaultRequest, default, min, max, maxLimitRequestRatio).",
-        "{}",
-        True,
-    ),
-    Key("quota", "string", QuotaSpec, "YAML: the namespace ResourceQuota totals.", "{}", True),
-    Key("image", "string", str, "The app image with Celery and the tasks, pinned by tag or digest."),
-    Key("celeryApp", "string", str, "The Celery app as `celery -A` takes it.", "app"),
-    Key("longestTaskSeconds", "integer", int, "Longest task: grace period and visibility timeout follow it.", 300),
-    Key("heartbeatMaxAgeSeconds", "integer", int, "Liveness: how stale the worker heartbeat may be.", 60),
-    Key("queues", "array", list[str], "Every queue the app uses; each must have a consuming pool.", []),
-    Key(
-        "taskRoutes",
-        "string",
-        dict[str, str],
-        "YAML: task name to queue, checked against the pools.",
-        "{}",
-        structured=True,
-    ),
-    Key(
-        "redis",
-        "string",
-        RedisSpec,
-        "YAML: the Redis broker (image, persistent, storageSize, resources).",
-        "{}",
-        structured=True,
-    ),
-    Key(
-        "pools",
-        "string",
-        list[PoolSpec],
-        "YAML: worker pools (name, queues, replicas, concurrency, resources, autoscaling).",
-        structured=True,
-    ),
-    Key(
-        "beat",
-        "string",
-        BeatSpec,
-        "YAML: the single beat (enabled, maxIntervalSeconds, resources).",
-        "{}",
-        structured=True,
-    ),
-    Key(
-        "initResources",
-        "string",
-        PodResources,
-        "YAML: resources of the wait-for-broker init container (requests, limits); LimitRange applies to it.",
-        "{requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 20m, memory: 32Mi}}",
-        structured=True,
-    ),
-    Key(
-        "rolloutTimeoutSeconds",
-        "integer",
-        int,
-        "How long `pulumi up` waits for Redis, a pool or beat to become ready before it fails.",
-        600,
-    ),
-    Key(
-        "monitoring",
-        "string",
-        MonitoringSpec,
-        "YAML: the metrics exporter, ServiceMonitor, PrometheusRule thresholds (alerts) and Grafana dashboard.",
-        "{}",
-        structured=True,
-    ),
-    Key("databaseUrl", "string", str, "Secret: PostgreSQL URL of the app's database.", secret=True),
-    Key(
-        "sentryDsn",
-        "string",
-        str,
-        "Secret, optional: Sentry DSN https://KEY@HOST/PROJECT.",
-        UNSET,
-        secret=True,
-        declared=False,
-    ),
-    Key(
-        "djangoSecretKey",
-        "string",
-        str,
-        "Secret, optional: replaces the generated Django SECRET_KEY.",
-        UNSET,
-        secret=True,
-        declared=False,
-    ),
-    Key(
-        "fieldEncryptionKey",
-        "string",
-        str,
-        "Secret, optional: replaces the generated Fernet FIELD_ENCRYPTION_KEY.",
-        UNSET,
-        secret=True,
-        declared=False,
-    ),
-    Key(
-        "redisPassword",
-        "string",
-        str,
-        "Secret, optional: replaces the generated Redis password.",
-        UNSET,
-        secret=True,
-        declared=False,
-    ),
-    # Fit your cluster (issue 10): pod settings, the broker choice and egress narrowing.
-    Key(
-        "pod",
-        "string",
-        PodSettings,
-        "YAML: settings of every Celery pod (serviceAccount, imagePullSecrets, placement, env, volumes, pythonPath).",
-        "{}",
-        structured=True,
-    ),
-    Key(
-        "broker",
-        "string",
-        BrokerChoice,
-        "YAML: the broker, `type: redis` (ours) or `type: external` with its host, URL Secret, TLS and CIDR.",
-        "{}",
-        structured=True,
-    ),
-    Key(
-        "egress",
-        "string",
-        list[EgressRule],
-        "YAML: extra egress rules (cidr, ports) besides DNS, the broker and a database named by IP address.",
-        "[]",
-        structured=True,
-    ),
-    Key(
-        "kedaOperator",
-        "string",
-        KedaOperator,
-        "YAML: where the KEDA operator runs (namespace, podLabels); our Redis admits it when a pool autoscales.",
-        "{}",
-        structured=True,
-    ),
-    Key(
-        "brokerUrl",
-        "string",
-        str,
-        "Secret, optional: the external broker's URL redis[s]://:PASSWORD@HOST:PORT/DB.",
-        UNSET,
-        secret=True,
-        declared=False,
-    ),
-)
+# A stack may also write `rotation: 0` (every keeper at 0), which the args type holds as Rotation().
+_STACK_TYPES: dict[str, Any] = {"rotation": Rotation | int}
+KEYS: tuple[Key, ...] = tuple(_key(f) for f in dataclasses.fields(CeleryPlatformArgs) if is_setting(f))
+"""Every stack config key: one per field of CeleryPlatformArgs, with its type, default and description."""
 
-
-def _check_cluster_domain(field: str, value: str) -> list[Problem]:
-    """The broker host is ``<service>.<namespace>.svc.<clusterDomain>``: a DNS subdomain, nothing else.
-
-    Anything more (``cluster.local@evil.example``) would move the host part of the secret broker URL.
-    """
-    return check_dns_subdomain(field, value, max_length=253 - len("redis.svc.") - 63 - 1)
-
-
-_RULES: dict[str, typing.Callable[[str, Any], list[Problem]]] = {
-    "namespace": check_dns_label,
-    "clusterDomain": _check_cluster_domain,
-    "rotation": rotation_problems,
-    "limitRange": lambda field, spec: spec.validate(field),
-    "quota": lambda field, spec: spec.validate(field),
-    "longestTaskSeconds": lambda field, value: check_count(field, value, 1, MAX_LONGEST_TASK_SECONDS),
-    "heartbeatMaxAgeSeconds": lambda field, value: check_count(field, value, 10),
-    "redis": lambda field, spec: spec.validate(field),
-    "pools": lambda field, pools: _check_pool_count(pools) or validate_pools(pools),
-    "beat": lambda field, spec: spec.validate(field),
-    "initResources": lambda field, spec: spec.validate(field),
-    "monitoring": lambda field, spec: spec.validate(field),
-    "databaseUrl": check_database_url,
-    "sentryDsn": _check_secret(check_sentry_dsn),
-    "djangoSecretKey": _check_secret(check_django_secret_key),
-    "fieldEncryptionKey": _check_secret(check_fernet_key),
-    "redisPassword": _check_secret(check_redis_password),
-    "pod": lambda field, spec: spec.validate(field) + spec.validate_references(field),
-    "broker": lambda field, spec: spec.validate(field),
-    "kedaOperator": lambda field, spec: spec.validate(field),
-    "egress": lambda field, rules: [p for i, rule in enumerate(rules) for p in rule.validate(f"{field}[{i}]")],
-    "brokerUrl": _check_secret(check_broker_url),
-}
-
-
-@dataclass(frozen=True, kw_only=True)
-class StackConfig:
-    """A validated stack config. Secret values are plain here; the program wraps them as secrets."""
-
-    namespace: str
-    cluster_domain: str
-    rotation: Rotation
-    protect_field_encryption_key: bool
-    limit_range: LimitRangeSpec
-    quota: QuotaSpec
-    image: str
-    celery_app: str
-    longest_task_seconds: int
-    heartbeat_max_age_seconds: int
-    queues: list[str]
-    task_routes: dict[str, str]
-    redis: RedisSpec
-    pools: list[PoolSpec]
-    beat: BeatSpec
-    init_resources: PodResources
-    rollout_timeout_seconds: int
-    monitoring: MonitoringSpec
-    database_url: str
-    sentry_dsn: str
-    django_secret_key: str
-    field_encryption_key: str
-    redis_password: str
-    pod: PodSettings
-    broker: BrokerChoice
-    egress: list[EgressRule]
-    keda_operator: KedaOperator
-    broker_url: str
-    secret_keys: frozenset[str] = frozenset()
-    """Keys the stack holds as secret: the program keeps whatever it derives from them secret."""
+# The stack config parses into the component's own args: one schema.
+StackConfig = CeleryPlatformArgs
 
 
 def _path(key: str, loc: Sequence[int | str]) -> str:
@@ -547,25 +315,21 @@ def all_config() -> dict[str, Any]:
     return {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
 
 
-def _check_pool_count(pools: Sequence[PoolSpec]) -> list[Problem]:
-    if len(pools) > MAX_POOLS:
-        return [Problem("pools", "too many pools", f"{len(pools)} pools", f"at most {MAX_POOLS}")]
-    return []
-
-
 @functools.cache
 def _adapter(python_type: Any) -> TypeAdapter[Any]:
     """Pydantic's validator for one key type, built once: building all of them took a sixth of a stack's render."""
     return TypeAdapter(python_type)
 
 
-def parse_stack_config(
+def read_stack_config(
     raw: Mapping[str, Any],
     subject: str = f"{PROJECT} stack config",
     secret_keys: frozenset[str] = frozenset(),
-) -> StackConfig:
-    """Parse and check every key of ``raw``; return a StackConfig or raise one ValidationError.
+) -> CeleryPlatformArgs:
+    """Parse every key of ``raw`` into CeleryPlatformArgs, or raise one ValidationError.
 
+    Only types are checked here, so that the platform is validated once, by CeleryPlatform. When a key
+    cannot be parsed, the rules of the keys that could are reported with it: every problem at once.
     ``secret_keys`` names keys that the stack holds as secret (``--secret``, ``secure:``), besides the
     keys the schema declares secret. No part of their values appears in any message.
     """
@@ -585,11 +349,14 @@ def parse_stack_config(
         )
     values: dict[str, Any] = {}
     for key in KEYS:
-        if key.name not in raw and key.default is REQUIRED:
-            problems.append(Problem(key.name, "is required", "nothing", f"{key.description} (pulumi config set)"))
+        if key.name not in raw:
+            if key.default is REQUIRED:
+                problems.append(Problem(key.name, "is required", "nothing", f"{key.description} (pulumi config set)"))
+            elif key.default is not UNSET:
+                values[key.attribute] = key.default
             continue
         secret = key.name in hidden
-        decoded, decode_problems = _decode(key, raw.get(key.name, "" if key.default is UNSET else key.default), secret)
+        decoded, decode_problems = _decode(key, raw[key.name], secret)
         problems += decode_problems
         if decode_problems:
             continue
@@ -601,112 +368,57 @@ def parse_stack_config(
         except (ValueError, TypeError, ArithmeticError) as err:  # e.g. a Decimal too long to convert
             problems.append(Problem(key.name, f"cannot be read: {type(err).__name__}", "a value", key.description))
             continue
-        rule = _RULES.get(key.name)
-        problems += rule(key.name, value) if rule else []
+        if key.name == "rotation" and not isinstance(value, Rotation):
+            problems += rotation_problems(key.name, value)
+            value = Rotation()
+        if key.secret and value == "":
+            continue
+        if isinstance(value, list):
+            value = tuple(value)
         values[key.attribute] = value
     if problems:
+        parsed = frozenset(camel(name) for name in values)
+        problems += [p for p in _rules_of_parsed(values, parsed)]
         raise ValidationError(subject, mask_secrets(problems, secret_texts(raw, hidden)))
-    if not isinstance(values["rotation"], Rotation):
-        values["rotation"] = Rotation()
-    config = StackConfig(**values, secret_keys=hidden)
-    raise_if_any(subject, mask_secrets(admission_problems(config), secret_texts(raw, hidden)))
-    return config
+    return CeleryPlatformArgs(**values, secret_fields=hidden - {k.name for k in KEYS if k.secret})
 
 
-def workload_settings(config: StackConfig) -> WorkloadSettings:
-    """Return the settings every Celery pod of the stack shares."""
-    return WorkloadSettings(
-        image=config.image,
-        app=config.celery_app,
-        redis_image=config.redis.image,
-        longest_task_seconds=config.longest_task_seconds,
-        heartbeat_max_age_seconds=config.heartbeat_max_age_seconds,
-        init_resources=config.init_resources,
-        rollout_timeout_seconds=config.rollout_timeout_seconds,
-        pod=config.pod,
-    )
-
-
-def admission_problems(config: StackConfig) -> list[Problem]:
-    """Check every pod of the stack against its LimitRange and ResourceQuota, and every queue for a pool."""
-    settings = workload_settings(config)
-    problems = settings.validate()
-    if problems:
-        return problems
-    problems += broker_problems(config)
-    if problems:
-        return problems
-    problems += pod_problems(settings, config.pools, config.beat)
-    external = config.broker.external
-    url = config.broker_url or None
-    tls = external.broker_tls(url) if external is not None else None
-    redis = None if external is not None else config.redis
-    if tls is not None and config.monitoring.enabled:
-        from celery_platform.resources.monitoring import TLS_EXPORTER_PROBLEM
-
-        problems.append(TLS_EXPORTER_PROBLEM)
-    problems += platform_problems(
-        settings, redis, config.pools, config.beat, config.limit_range, config.quota, tls, monitoring_plans(config)
-    )
-    problems += check_routes(
-        {p.name: p.queues for p in config.pools},
-        config.queues,
-        config.task_routes,
-        idle_pools={p.name for p in config.pools if p.replicas == 0 and not is_autoscaled(p)},
-    )
-    if external is None:
-        host = f"redis.{config.namespace}.svc.{config.cluster_domain}"
-        if len(host) > 253:
-            problems.append(
-                Problem(
-                    "clusterDomain", "makes the broker host longer than 253 characters", shown(host), "a shorter name"
-                )
-            )
+def _rules_of_parsed(values: Mapping[str, Any], parsed: frozenset[str]) -> list[Problem]:
+    """Run each parsed key's own rule, when other keys could not be parsed (no args to validate whole)."""
+    problems: list[Problem] = []
+    for attribute, value in values.items():
+        rule = FIELD_RULES.get(camel(attribute))
+        if rule is not None and camel(attribute) in parsed:
+            problems += rule(camel(attribute), value)
     return problems
 
 
-def monitoring_queues(config: StackConfig) -> list[str]:
-    """Return every queue the exporter measures: the stack's queues and every pool's."""
-    return sorted({*config.queues, *(q for p in config.pools for q in p.queues)})
+def parse_stack_config(
+    raw: Mapping[str, Any],
+    subject: str = f"{PROJECT} stack config",
+    secret_keys: frozenset[str] = frozenset(),
+) -> CeleryPlatformArgs:
+    """Parse ``raw`` and validate the platform it describes, as CeleryPlatform will, for tools and tests."""
+    args = read_stack_config(raw, subject, secret_keys)
+    hidden = frozenset(secret_keys) | {k.name for k in KEYS if k.secret}
+    raise_if_any(subject, mask_secrets(args.validate(), secret_texts(raw, hidden)))
+    return args
 
 
-def monitoring_plans(config: StackConfig) -> list[PodPlan]:
-    """Return the exporter pod for admission, when monitoring is on."""
-    if not config.monitoring.enabled:
-        return []
-    plan = exporter_plan(
-        image=config.image,
-        spec=config.monitoring,
-        queues=monitoring_queues(config),
-        run_as_user=workload_settings(config).run_as_user,
-    )
-    return [plan]
-
-
-def broker_problems(config: StackConfig) -> list[Problem]:
-    """Check the external broker against the brokerUrl secret: one URL source, and what it implies."""
-    if config.broker.external is None:
-        if config.broker_url:
-            return [Problem("brokerUrl", "is set, but broker.type is redis", redacted(config.broker_url), "unset")]
-        return []
-    external = config.broker.external
-    url = config.broker_url or None
-    problems = external.validate("broker.external", url, url_given=url is not None)
-    return problems + external.autoscaling_problems("broker.external", config.pools)
-
-
-def load_stack_config() -> StackConfig:
-    """Read this stack's config from the Pulumi runtime and validate it, every namespace included."""
+def load_stack_config() -> CeleryPlatformArgs:
+    """Read this stack's config from the Pulumi runtime into CeleryPlatformArgs, every namespace checked."""
     subject = f"{PROJECT} stack config of stack {pulumi.get_stack()!r}"
     raise_if_any(subject, namespace_problems(all_config()))
     raw = read_raw_config()
     secret_keys = frozenset(k for k in raw if pulumi.runtime.config.is_config_secret(f"{PROJECT}:{k}"))
     plain = plain_secret_problems(raw, secret_keys)
     try:
-        config = parse_stack_config(raw, subject, secret_keys)
+        config = read_stack_config(raw, subject, secret_keys)
     except ValidationError as err:
         raise ValidationError(subject, [*plain, *err.problems]) from None
-    raise_if_any(subject, plain)
+    if plain:  # refused already: say what else CeleryPlatform would, so that one run shows every problem
+        hidden = secret_keys | {k.name for k in KEYS if k.secret}
+        raise ValidationError(subject, [*plain, *mask_secrets(config.validate(), secret_texts(raw, hidden))])
     return config
 
 

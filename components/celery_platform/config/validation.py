@@ -112,6 +112,11 @@ def untyped(value: Any) -> Any:
     return value
 
 
+def validated_by_parent(opts: pulumi.ResourceOptions | None) -> bool:
+    """Whether a component's parent validated it with the whole platform (a CeleryPlatform), so it need not again."""
+    return bool(getattr(getattr(opts, "parent", None), "validates_children", False))
+
+
 def raise_if_any(subject: str, problems: list[Problem]) -> None:
     """Raise one ValidationError listing every problem, or return when there are none."""
     if problems:

@@ -33,19 +33,22 @@ def stateful_set_of_one(
     claim_templates: Sequence[Mapping[str, Any]] = (),
     pod_labels: Mapping[str, str] | None = None,
     pod_annotations: Mapping[str, str] | None = None,
+    object_name: str | None = None,
 ) -> k8s.apps.v1.StatefulSet:
     """Create ``<name>-headless`` and a StatefulSet ``<name>`` of one pod.
 
     A StatefulSet never runs two pods of one identity: it replaces a pod only once the old one is
     known to be gone, even on an unreachable node. That is what a broker with one data volume and a
-    beat that must not send every periodic task twice both need.
+    beat that must not send every periodic task twice both need. ``object_name`` names the Kubernetes
+    objects when it differs from the Pulumi name.
     """
+    object_name = object_name or resource_name
     service_spec: dict[str, Any] = {"clusterIP": "None", "selector": dict(selector)}
     if ports:
         service_spec["ports"] = [dict(p) for p in ports]
     headless = k8s.core.v1.Service(
         f"{resource_name}-headless",
-        metadata={"name": f"{resource_name}-headless", "namespace": namespace, "labels": dict(labels)},
+        metadata={"name": f"{object_name}-headless", "namespace": namespace, "labels": dict(labels)},
         spec=untyped(service_spec),
         opts=opts,
     )
@@ -61,7 +64,7 @@ def stateful_set_of_one(
         spec["volumeClaimTemplates"] = [dict(c) for c in claim_templates]
     return k8s.apps.v1.StatefulSet(
         resource_name,
-        metadata={"name": resource_name, "namespace": namespace, "labels": dict(labels)},
+        metadata={"name": object_name, "namespace": namespace, "labels": dict(labels)},
         spec=untyped(spec),
         opts=opts,
     )

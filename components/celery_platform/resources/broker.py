@@ -28,6 +28,7 @@ from celery_platform.config.validation import (
     raise_if_any,
     shown,
     untyped,
+    validated_by_parent,
 )
 
 if TYPE_CHECKING:
@@ -292,6 +293,9 @@ class ExternalBrokerArgs:
     """Where the broker is and how to reach it. Required."""
     url: pulumi.Input[str] | None = None
     """The broker URL as a secret value; stored in a Secret of ours. Default: unset (``spec.url_secret``)."""
+    object_name: str | None = None
+    """Name of the Kubernetes objects and their instance label; a contract with existing objects, so a
+    component renamed later keeps it. Default: the component's name."""
 
 
 class ExternalBroker(pulumi.ComponentResource):
@@ -301,12 +305,13 @@ class ExternalBroker(pulumi.ComponentResource):
         self, resource_name: str, args: ExternalBrokerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         plain = args.url if isinstance(args.url, str) else None
-        raise_if_any(
-            f"ExternalBroker {resource_name!r}", args.spec.validate("broker", args.url, url_given=args.url is not None)
-        )
+        if not validated_by_parent(opts):
+            problems = args.spec.validate("broker", args.url, url_given=args.url is not None)
+            raise_if_any(f"ExternalBroker {resource_name!r}", problems)
         super().__init__("celery-platform:index:ExternalBroker", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        labels = standard_labels("redis", resource_name, "broker")
+        object_name = args.object_name or resource_name
+        labels = standard_labels("redis", object_name, "broker")
         host, port, _ = args.spec.resolve(plain)
         self._host, self._port, self._tls = host, port, args.spec.broker_tls(plain)
         self._database = args.spec.resolve_database(plain)
@@ -337,7 +342,7 @@ class ExternalBroker(pulumi.ComponentResource):
         # The namespace denies egress by default; the platform's pods may reach this broker, and only on its port.
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             f"{resource_name}-egress",
-            metadata={"name": f"{resource_name}-egress", "namespace": args.namespace, "labels": labels},
+            metadata={"name": f"{object_name}-egress", "namespace": args.namespace, "labels": labels},
             spec=untyped(
                 {
                     "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}},

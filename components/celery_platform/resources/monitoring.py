@@ -28,6 +28,7 @@ from celery_platform.config.validation import (
     check_string_tuple,
     raise_if_any,
     untyped,
+    validated_by_parent,
 )
 from celery_platform.resources.broker import Broker
 
@@ -98,8 +99,9 @@ class CeleryMonitoring(pulumi.ComponentResource):
     def __init__(
         self, resource_name: str, args: CeleryMonitoringArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        problems = args.validate()
-        if not problems and args.limit_range is not None:
+        checked = validated_by_parent(opts)
+        problems = [] if checked else args.validate()
+        if not problems and not checked and args.limit_range is not None:
             plan = exporter_plan(image=args.image, spec=args.spec, queues=args.queues, run_as_user=args.run_as_user)
             problems += check_limit_range(plan, args.limit_range)
         raise_if_any(f"CeleryMonitoring {resource_name!r}", problems)

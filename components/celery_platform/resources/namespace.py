@@ -23,6 +23,7 @@ from celery_platform.config.validation import (
     raise_if_any,
     shown,
     untyped,
+    validated_by_parent,
 )
 
 POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
@@ -125,7 +126,8 @@ class PlatformNamespace(pulumi.ComponentResource):
 
     def __init__(self, resource_name: str, args: NamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Validate before registering anything, the component included: nothing half applied.
-        raise_if_any(f"PlatformNamespace {resource_name!r}", args.validate())
+        if not validated_by_parent(opts):
+            raise_if_any(f"PlatformNamespace {resource_name!r}", args.validate())
         super().__init__("celery-platform:index:PlatformNamespace", resource_name, None, opts)
         self.limit_range = args.limit_range
         self.quota = args.quota

@@ -23,7 +23,7 @@ from celery_platform.config.autoscaling import BrokerAuth, KedaOperator
 from celery_platform.config.guardrails import LimitRangeSpec
 from celery_platform.config.podsettings import PodSettings, apply_to_pod
 from celery_platform.config.specs import RedisSpec
-from celery_platform.config.validation import check_count, raise_if_any, untyped
+from celery_platform.config.validation import check_count, raise_if_any, untyped, validated_by_parent
 from celery_platform.resources._statefulset import rollout_options, stateful_set_of_one
 from celery_platform.resources.broker import URL_KEY, BrokerTLS, broker_auth
 from celery_platform.resources.secrets import REDIS_PASSWORD, PlatformSecrets
@@ -122,6 +122,9 @@ class RedisBrokerArgs:
     """Check the pod against this LimitRange before registering anything. Default: no check."""
     pod: PodSettings | None = None
     """The platform's pod settings; Redis takes the pull secrets, placement and pod metadata. Default: none."""
+    object_name: str | None = None
+    """Name of the Kubernetes objects (the Service's is the broker host) and their instance label; a contract
+    with existing objects, so a component renamed later keeps it. Default: the component's name."""
     rollout_timeout_seconds: int = 600
     """How long ``pulumi up`` waits for Redis to become ready before it fails. Default: ``600``."""
     keda_operator: KedaOperator | None = None
@@ -147,17 +150,20 @@ class RedisBroker(pulumi.ComponentResource):
     def __init__(self, resource_name: str, args: RedisBrokerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         subject = f"RedisBroker {resource_name!r}"
         problems = args.spec.validate("redis") + check_count("rolloutTimeoutSeconds", args.rollout_timeout_seconds, 30)
-        if args.pod is not None:
+        if validated_by_parent(opts):
+            problems = []
+        elif args.pod is not None:
             problems += dataclasses.replace(placement_only(args.pod), topology_spread=None).validate("pod")
-        if args.keda_operator is not None:
+        if args.keda_operator is not None and not validated_by_parent(opts):
             problems += args.keda_operator.validate("kedaOperator")
-        if not problems and args.limit_range is not None:
+        if not problems and args.limit_range is not None and not validated_by_parent(opts):
             problems += check_limit_range(redis_plan(args.spec, args.pod), args.limit_range)
         raise_if_any(subject, problems)
         super().__init__("celery-platform:index:RedisBroker", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        labels = standard_labels("redis", resource_name, "broker")
-        selector = selector_labels("redis", resource_name)
+        object_name = args.object_name or resource_name
+        labels = standard_labels("redis", object_name, "broker")
+        selector = selector_labels("redis", object_name)
 
         def meta(name: str) -> Any:
             return {"name": name, "namespace": args.namespace, "labels": labels}
@@ -165,7 +171,7 @@ class RedisBroker(pulumi.ComponentResource):
         ports = [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis", "protocol": "TCP"}]
         self.service = k8s.core.v1.Service(
             resource_name,
-            metadata=meta(resource_name),
+            metadata=meta(object_name),
             spec=untyped({"type": "ClusterIP", "selector": selector, "ports": ports}),
             opts=child,
         )
@@ -211,11 +217,12 @@ class RedisBroker(pulumi.ComponentResource):
             ports=ports,
             claim_templates=claim_templates,
             opts=rollout_options(child, args.rollout_timeout_seconds),
+            object_name=object_name,
         )
         # Only this platform's pods (and KEDA's operator, with autoscaling) may reach Redis, only on its port.
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             f"{resource_name}-ingress",
-            metadata=meta(f"{resource_name}-ingress"),
+            metadata=meta(f"{object_name}-ingress"),
             spec=untyped(
                 {
                     "podSelector": {"matchLabels": selector},

@@ -23,6 +23,7 @@ from celery_platform.config.validation import (
     check_redis_password,
     check_sentry_dsn,
     raise_if_any,
+    validated_by_parent,
 )
 
 # Keys of the Kubernetes Secret; the workloads reference them with secretKeyRef.
@@ -177,7 +178,8 @@ class PlatformSecrets(pulumi.ComponentResource):
     def __init__(self, resource_name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         subject = f"PlatformSecrets {resource_name!r}"
         # Validate before registering anything, the component included: nothing half applied.
-        raise_if_any(subject, args.validate())
+        if not validated_by_parent(opts):
+            raise_if_any(subject, args.validate())
         super().__init__("celery-platform:index:PlatformSecrets", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         rotation = args.rotations()

@@ -37,7 +37,15 @@ from celery_platform.config.autoscaling import (
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.config.podsettings import PodSettings, ServiceAccount, apply_to_pod
 from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec, memory_warning, pod_resources
-from celery_platform.config.validation import Problem, check_count, check_image_pinned, raise_if_any, shown, untyped
+from celery_platform.config.validation import (
+    Problem,
+    check_count,
+    check_image_pinned,
+    raise_if_any,
+    shown,
+    untyped,
+    validated_by_parent,
+)
 from celery_platform.resources._statefulset import pod_metadata, rollout_options, stateful_set_of_one
 from celery_platform.resources.broker import Broker, BrokerTLS
 from celery_platform.resources.redis import redis_plan
@@ -46,6 +54,20 @@ from celery_platform.resources.secrets import PlatformSecrets
 ROLLOUT_SURGE = 1
 # What `celery -A` imports: a dotted module path, optionally `:attribute` (also dotted).
 CELERY_APP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][A-Za-z0-9_.]*)?")
+
+
+def check_celery_app(field: str, app: str) -> list[Problem]:
+    """Return a problem unless ``app`` is what ``celery -A`` imports."""
+    if CELERY_APP.fullmatch(app):
+        return []
+    return [
+        Problem(
+            field,
+            "not a Celery app name",
+            shown(app),
+            "the app as `celery -A` takes it: a dotted module path, optionally ':attribute'",
+        )
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,16 +98,7 @@ class WorkloadSettings:
 
     def validate(self) -> list[Problem]:
         """Return every problem of the shared settings."""
-        problems = check_image_pinned("image", self.image)
-        if not CELERY_APP.fullmatch(self.app):
-            problems.append(
-                Problem(
-                    "celeryApp",
-                    "not a Celery app name",
-                    shown(self.app),
-                    "the app as `celery -A` takes it: a dotted module path, optionally ':attribute'",
-                )
-            )
+        problems = check_image_pinned("image", self.image) + check_celery_app("celeryApp", self.app)
         problems += check_count("longestTaskSeconds", self.longest_task_seconds, 1, MAX_LONGEST_TASK_SECONDS)
         problems += check_count("heartbeatMaxAgeSeconds", self.heartbeat_max_age_seconds, 10)
         problems += check_count("runAsUser", self.run_as_user, 1)
@@ -302,11 +315,12 @@ class CeleryWorkers(pulumi.ComponentResource):
     deployments: dict[str, k8s.apps.v1.Deployment]
 
     def __init__(self, resource_name: str, args: CeleryWorkersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        problems = args.settings.validate() + validate_pools(args.pools) + args.beat.validate("beat")
-        if not problems:
+        checked = validated_by_parent(opts)
+        problems = [] if checked else args.settings.validate() + validate_pools(args.pools) + args.beat.validate("beat")
+        if not problems and not checked:
             problems += pod_problems(args.settings, args.pools, args.beat)
             problems += autoscaling_problems(args.pools, args.broker.auth) + name_problems(resource_name, args.pools)
-        if not problems and args.limit_range is not None:
+        if not problems and not checked and args.limit_range is not None:
             for plan in celery_plans(args.settings, args.pools, args.beat, args.broker.tls):
                 problems += check_limit_range(plan, args.limit_range)
         raise_if_any(f"CeleryWorkers {resource_name!r}", unique(problems))
