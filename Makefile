@@ -7,7 +7,7 @@ VENV := venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := build/checkov-venv
 
-.PHONY: setup venv system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean
+.PHONY: setup venv system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean migrate-config config-native
 
 # Two dependency sets. The runtime set (requirements.txt) is all that deploying and rendering need; the dev
 # set (requirements-dev.txt) adds the test toolchain. components/celery_platform is installed in setuptools' strict editable
@@ -104,18 +104,29 @@ policy/venv/.installed: policy/requirements.txt
 # The Pulumi CLI on PATH; without one, the toolchain that tools/pulumi-engine builds from source.
 PULUMI ?= $(if $(shell command -v pulumi 2>/dev/null),pulumi,tools/pulumi-engine/pulumi.sh)
 
+# Structured keys (pools, redis, ...) are YAML objects in the stack file. A file from before native config
+# holds them as YAML in strings, which the engine refuses as "must be of type 'object'": migrate-config
+# rewrites Pulumi.$(STACK).yaml in place (comments and secure: values kept; a second run changes nothing).
+migrate-config: $(BIN)/.runtime
+	@$(BIN)/python -m celery_platform.config.migrate $(STACK)
+
+# The guard that preview and up run first: it reads the two YAML files only (no dev set, no network,
+# no engine), and refuses an unconverted stack file with the command that converts it.
+config-native: $(BIN)/.runtime
+	@$(BIN)/python -m celery_platform.config.migrate --check $(STACK)
+
 # preview, up and drift are exactly what .github/workflows runs (and what the engine tier runs): plain
 # commands for a runner, with no prompt (--non-interactive; `up` applies with --yes, so preview first).
-preview: $(BIN)/.runtime policy/venv/.installed
+preview: $(BIN)/.runtime policy/venv/.installed config-native
 	$(PULUMI) preview --stack $(STACK) --non-interactive --diff --policy-pack policy
 
-up: $(BIN)/.runtime policy/venv/.installed
+up: $(BIN)/.runtime policy/venv/.installed config-native
 	$(PULUMI) up --stack $(STACK) --non-interactive --yes --diff --policy-pack policy
 
 # Drift: the live cluster against the stack's state, writing neither, so read-only credentials do.
 # Exits non-zero with "no changes were expected" (pulumi's exit code 7) when someone changed the cluster.
 .PHONY: drift
-drift: $(BIN)/.runtime
+drift: $(BIN)/.runtime config-native
 	$(PULUMI) refresh --stack $(STACK) --non-interactive --preview-only --expect-no-changes --diff
 
 # The long fuzz run of the whole program (stack file -> exit code, message, YAML); `make test` runs 40 cases.
