@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 
 # Requirer -> requirements of it that nothing here imports ("*": all of them), with why.
 SKIPPED: dict[str, str | frozenset[str]] = {
-    # The render loads only kubernetes/utils/quantity.py, on its own (celery_platform.build.quantities), and
+    # The render loads only kubernetes/utils/quantity.py, on its own (celery_platform.config.quantities), and
     # that module imports only decimal: the REST client's HTTP, OAuth, websocket and aiohttp stacks
     # (13 MB) are never imported. The cluster tier uses the whole client: the dev set has them.
     "kubernetes": "*",

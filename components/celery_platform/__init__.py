@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Public name -> defining module. Imported on first use (PEP 562): `import celery_platform.build.quantities`
+# Public name -> defining module. Imported on first use (PEP 562): `import celery_platform.config.quantities`
 # or the hooks module must not pull in pulumi, pydantic and the Kubernetes SDK.
 _EXPORTS = {
     "CeleryPlatform": "celery_platform.resources.platform",
@@ -47,12 +47,12 @@ _EXPORTS = {
     "RedisSpec": "celery_platform.config.specs",
     "CeleryWorkers": "celery_platform.resources.workers",
     "CeleryWorkersArgs": "celery_platform.resources.workers",
-    "WorkloadSettings": "celery_platform.resources.workers",
+    "WorkloadSettings": "celery_platform.config.workload",
     "PoolSpec": "celery_platform.config.specs",
     "BeatSpec": "celery_platform.config.specs",
     "PodResources": "celery_platform.config.specs",
     "ValidationError": "celery_platform.config.validation",
-    "Rotation": "celery_platform.resources.secrets",
+    "Rotation": "celery_platform.config.rotation",
     "CeleryMonitoring": "celery_platform.resources.monitoring",
     "CeleryMonitoringArgs": "celery_platform.resources.monitoring",
     "MonitoringSpec": "celery_platform.config.monitoring",
@@ -92,14 +92,16 @@ if TYPE_CHECKING:
     from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
     from celery_platform.config.monitoring import AlertThresholds, MonitoringSpec
     from celery_platform.config.platform import CeleryPlatformArgs
+    from celery_platform.config.rotation import Rotation
     from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
     from celery_platform.config.validation import ValidationError
+    from celery_platform.config.workload import WorkloadSettings
     from celery_platform.resources.monitoring import CeleryMonitoring, CeleryMonitoringArgs
     from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
     from celery_platform.resources.platform import CeleryPlatform
     from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
-    from celery_platform.resources.secrets import PlatformSecrets, Rotation, SecretsArgs
-    from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings
+    from celery_platform.resources.secrets import PlatformSecrets, SecretsArgs
+    from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs
 
 
 def __getattr__(name: str) -> Any:

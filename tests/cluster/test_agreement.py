@@ -30,7 +30,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import TypeAdapter
 
-from celery_platform.build.admission import PodPlan, check_limit_range, check_quota, effective_resources
+from celery_platform.builders.admission import PodPlan, check_limit_range, check_quota, effective_resources
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.config.stack import parse_stack_config
 from celery_platform.config.validation import ValidationError

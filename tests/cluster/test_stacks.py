@@ -20,7 +20,7 @@ import pytest
 from apply_rendered import Observation, finish_render, observe, read_object, render_stack, report
 from kubernetes.utils.quantity import parse_quantity
 
-from celery_platform.build.admission import pod_totals
+from celery_platform.builders.admission import pod_totals
 from celery_platform.config.guardrails import LimitRangeSpec, Ratio, Resources
 from celery_platform.render import available_stacks
 

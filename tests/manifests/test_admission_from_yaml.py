@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from celery_platform.build.admission import PodPlan, check_limit_range, check_quota
+from celery_platform.builders.admission import PodPlan, check_limit_range, check_quota
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
 from tests.manifests.conftest import Render, pod_spec_of
 

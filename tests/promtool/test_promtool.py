@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from celery_platform.build.monitoring_rules import dashboard, dashboard_exprs, rule_groups
+from celery_platform.builders.monitoring_rules import dashboard, dashboard_exprs, rule_groups
 from celery_platform.config.monitoring import AlertThresholds
 from celery_platform.render import run_program, stack_config
 

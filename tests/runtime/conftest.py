@@ -31,7 +31,7 @@ from celery import Celery
 if TYPE_CHECKING:
     from tests.runtime.harness import Kubelet
 
-from celery_platform.build.probes import (
+from celery_platform.builders.probes import (
     HOOKS_MOUNT_PATH,
     ProbeCommands,
     beat_args,

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from celery_platform.build.admission import PodPlan, check_limit_range, check_quota, check_routes, pod_totals
+from celery_platform.builders.admission import PodPlan, check_limit_range, check_quota, check_routes, pod_totals
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
 from celery_platform.config.specs import PodResources, PoolSpec, max_memory_per_child_kib, memory_warning
 
@@ -125,7 +125,7 @@ def test_every_named_or_routed_queue_needs_a_consuming_pool() -> None:
 
 @given(st.sampled_from(["256Mi", "512Mi", "1Gi", "2Gi"]), st.integers(min_value=1, max_value=16))
 def test_children_never_get_more_memory_than_the_limit_allows(limit: str, concurrency: int) -> None:
-    from celery_platform.build.quantities import parse_memory
+    from celery_platform.config.quantities import parse_memory
 
     resources = PodResources(requests=Resources(cpu="100m", memory="128Mi"), limits=Resources(cpu="200m", memory=limit))
     per_child = max_memory_per_child_kib(resources, concurrency) * 1024

@@ -12,7 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
-from celery_platform.build.admission import check_quota
+from celery_platform.builders.admission import check_quota
+from celery_platform.builders.broker import url_secret_data
+from celery_platform.builders.celery_pods import celery_plans
 from celery_platform.config.autoscaling import (
     KOMBU_PRIORITY_STEPS,
     AutoscalingSpec,
@@ -21,16 +23,18 @@ from celery_platform.config.autoscaling import (
     priority_lists,
     scaled_object_spec,
 )
+from celery_platform.config.broker import ExternalBrokerSpec
 from celery_platform.config.guardrails import QuotaSpec
 from celery_platform.config.podsettings import KeyRef
 from celery_platform.config.specs import BeatSpec, PoolSpec, RedisSpec
 from celery_platform.config.validation import ValidationError
+from celery_platform.config.workload import WorkloadSettings
 from celery_platform.render import RenderMocks, render_documents
-from celery_platform.resources.broker import ExternalBroker, ExternalBrokerArgs, ExternalBrokerSpec, url_secret_data
+from celery_platform.resources.broker import ExternalBroker, ExternalBrokerArgs
 from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
 from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
 from celery_platform.resources.secrets import PlatformSecrets, SecretsArgs
-from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings, celery_plans
+from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs
 from tests.conftest import objects_of, run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -33,7 +33,7 @@ def test_a_config_with_only_the_required_keys_takes_every_default() -> None:
 
 
 def test_the_init_container_default_in_pulumi_yaml_is_the_components_default() -> None:
-    from celery_platform.resources.workers import WorkloadSettings
+    from celery_platform.config.workload import WorkloadSettings
 
     assert parse_stack_config(VALID).init_resources == WorkloadSettings(image="x:1", app="a").init_resources
 

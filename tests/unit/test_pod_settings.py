@@ -7,7 +7,11 @@ from typing import Any
 import pytest
 import yaml
 
-from celery_platform.build.workloads import Refs, worker_args
+from celery_platform.builders.broker import broker_url_env
+from celery_platform.builders.celery_pods import PLAN_REFS, beat_pod_spec, pod_problems, worker_pod_spec
+from celery_platform.builders.workloads import Refs, worker_args
+from celery_platform.config.broker import BrokerTLS, ExternalBrokerSpec
+from celery_platform.config.egress import EgressRule, database_egress
 from celery_platform.config.podsettings import (
     EmptyDir,
     EnvFrom,
@@ -23,9 +27,8 @@ from celery_platform.config.podsettings import (
 from celery_platform.config.specs import BeatSpec, PoolSpec
 from celery_platform.config.stack import parse_stack_config
 from celery_platform.config.validation import Problem, ValidationError, check_worker_args
-from celery_platform.resources.broker import BrokerTLS, ExternalBrokerSpec, broker_url_env
-from celery_platform.resources.namespace import EgressRule, NamespaceArgs, database_egress
-from celery_platform.resources.workers import PLAN_REFS, WorkloadSettings, beat_pod_spec, pod_problems, worker_pod_spec
+from celery_platform.config.workload import WorkloadSettings
+from celery_platform.resources.namespace import NamespaceArgs
 
 IMAGE = "registry.example.com/app:1.0.0"
 POOL = PoolSpec(name="main", queues=("default",))

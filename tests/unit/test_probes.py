@@ -11,8 +11,8 @@ from types import ModuleType
 
 import pytest
 
-from celery_platform.build import probes
-from celery_platform.build.probes import (
+from celery_platform.builders import probes
+from celery_platform.builders.probes import (
     BEAT_APP_TARGET,
     HOOKS_MODULE,
     HOOKS_MOUNT_PATH,

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from celery_platform.build.probes import HOOKS_FILENAME, hooks_source
+from celery_platform.builders.probes import HOOKS_FILENAME, hooks_source
 from celery_platform.render import render_documents, to_yaml
 from celery_platform.render.output import HEADER, diff_documents, dump_documents
 

@@ -14,8 +14,9 @@ from cryptography.fernet import Fernet
 from hypothesis import given
 from hypothesis import strategies as st
 
-from celery_platform.build import quantities
-from celery_platform.build.quantities import QuantityError, format_cpu, format_memory, parse_cpu, parse_memory
+from celery_platform.builders.secret_keys import fernet_key_from_base64
+from celery_platform.config import quantities
+from celery_platform.config.quantities import QuantityError, format_cpu, format_memory, parse_cpu, parse_memory
 from celery_platform.config.validation import (
     check_cpu,
     check_database_url,
@@ -26,7 +27,6 @@ from celery_platform.config.validation import (
     check_redis_password,
     check_sentry_dsn,
 )
-from celery_platform.resources.secrets import fernet_key_from_base64
 
 ROOT = Path(__file__).resolve().parents[2]
 

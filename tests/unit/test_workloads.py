@@ -9,11 +9,12 @@ import pytest
 
 from celery_platform.config.specs import PoolSpec, RedisSpec
 from celery_platform.config.validation import ValidationError
+from celery_platform.config.workload import WorkloadSettings
 from celery_platform.render import RenderMocks, available_stacks, run_program, stack_config
 from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
 from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
 from celery_platform.resources.secrets import PlatformSecrets, SecretsArgs
-from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs, WorkloadSettings
+from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs
 from tests.conftest import is_secret, objects_of, resolve, run
 
 SECRET_NAMES = ("KEY", "SECRET", "PASSWORD", "DSN", "_URL", "AUTH")

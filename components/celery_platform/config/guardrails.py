@@ -1,7 +1,7 @@
 """Plain data for the namespace guardrails: the LimitRange and ResourceQuota as numbers we can check.
 
 The namespace component renders these into Kubernetes objects; the admission arithmetic in
-``celery_platform.build.admission`` checks every pod against the same objects before ``pulumi up``.
+``celery_platform.builders.admission`` checks every pod against the same objects before ``pulumi up``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from celery_platform.build.quantities import format_cpu, format_memory, parse_cpu, parse_memory
+from celery_platform.config.quantities import format_cpu, format_memory, parse_cpu, parse_memory
 from celery_platform.config.validation import (
     INT32_MAX,
     Problem,

@@ -15,12 +15,17 @@ from typing import Any
 
 import pulumi
 
-from celery_platform.build.admission import PodPlan, check_routes, unique
-from celery_platform.build.workloads import MAX_LONGEST_TASK_SECONDS
+from celery_platform.builders.admission import PodPlan, check_routes, unique
+from celery_platform.builders.celery_pods import platform_problems, pod_problems, validate_pools
+from celery_platform.builders.exporter import exporter_plan
+from celery_platform.builders.workloads import MAX_LONGEST_TASK_SECONDS
 from celery_platform.config.autoscaling import KedaOperator, is_autoscaled
+from celery_platform.config.broker import BrokerChoice
+from celery_platform.config.egress import POD_SECURITY_LEVELS, EgressRule
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.config.monitoring import MonitoringSpec, exporter_plan
+from celery_platform.config.monitoring import MonitoringSpec
 from celery_platform.config.podsettings import PodSettings
+from celery_platform.config.rotation import Rotation, rotation_problems
 from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec, pod_resources
 from celery_platform.config.validation import (
     Problem,
@@ -37,16 +42,7 @@ from celery_platform.config.validation import (
     redacted,
     shown,
 )
-from celery_platform.resources.broker import BrokerChoice
-from celery_platform.resources.namespace import POD_SECURITY_LEVELS, EgressRule
-from celery_platform.resources.secrets import Rotation, rotation_problems
-from celery_platform.resources.workers import (
-    WorkloadSettings,
-    check_celery_app,
-    platform_problems,
-    pod_problems,
-    validate_pools,
-)
+from celery_platform.config.workload import WorkloadSettings, check_celery_app
 
 # More pools than this is a typo or a generator gone wrong, and would take minutes to preview.
 MAX_POOLS = 100

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from celery_platform.build.probes import HOOKS_MOUNT_PATH
-from celery_platform.build.quantities import QuantityError, parse_memory
+from celery_platform.builders.probes import HOOKS_MOUNT_PATH
+from celery_platform.config.quantities import QuantityError, parse_memory
 from celery_platform.config.validation import Problem, args_schema, check_memory, shown
 
 TMP_MOUNT = "/tmp"

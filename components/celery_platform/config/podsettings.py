@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celery_platform.build.probes import HOOKS_MOUNT_PATH
+from celery_platform.builders.probes import HOOKS_MOUNT_PATH
 from celery_platform.config.podfields import (
     AFFINITY_KINDS,
     BROKER_CA_MOUNT,

@@ -2,7 +2,7 @@
 
 The typed specs (``PoolSpec``, ``BeatSpec``, ``RedisSpec``, ``PodResources``) and the per-child memory
 budget that a pool's validation and its ``--max-memory-per-child`` flag share. The pod specs built from
-them are in ``celery_platform.build.workloads``.
+them are in ``celery_platform.builders.workloads``.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from celery_platform.build.quantities import parse_memory
 from celery_platform.config.autoscaling import AutoscalingSpec
 from celery_platform.config.guardrails import Resources
 from celery_platform.config.podsettings import PodSettings
+from celery_platform.config.quantities import parse_memory
 from celery_platform.config.validation import (
     Problem,
     args_schema,

@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel
 
 from celery_platform.config._yaml import YamlError, load_yaml
 from celery_platform.config.platform import FIELD_RULES, MAX_POOLS, CeleryPlatformArgs, camel
+from celery_platform.config.rotation import Rotation, rotation_problems
 from celery_platform.config.schema import (
     MISSING,
     field_default,
@@ -42,7 +43,6 @@ from celery_platform.config.validation import (
     redacted,
     shown,
 )
-from celery_platform.resources.secrets import Rotation, rotation_problems
 
 __all__ = ["KEYS", "MAX_POOLS", "Key", "StackConfig", "load_stack_config", "parse_stack_config", "read_stack_config"]
 

@@ -21,7 +21,7 @@ import pulumi
 from pydantic import ConfigDict, with_config
 from pydantic.alias_generators import to_camel
 
-from celery_platform.build.quantities import QuantityError, parse_cpu, parse_memory
+from celery_platform.config.quantities import QuantityError, parse_cpu, parse_memory
 
 # Applied to every args dataclass: the stack config parses YAML straight into the components' own
 # typed args (camelCase keys, unknown keys refused), so there is one schema, not two.

@@ -8,19 +8,19 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from celery_platform.build.admission import check_limit_range
-from celery_platform.build.labels import selector_labels, standard_labels
-from celery_platform.build.monitoring_rules import dashboard_json, rule_groups
-from celery_platform.config.guardrails import LimitRangeSpec
-from celery_platform.config.monitoring import (
+from celery_platform.builders.admission import check_limit_range
+from celery_platform.builders.exporter import (
     EXPORTER_FILENAME,
     PORT_NAME,
-    MonitoringSpec,
     exporter_plan,
     exporter_pod_spec,
     exporter_source,
     service_monitor_spec,
 )
+from celery_platform.builders.labels import selector_labels, standard_labels
+from celery_platform.builders.monitoring_rules import dashboard_json, rule_groups
+from celery_platform.config.guardrails import LimitRangeSpec
+from celery_platform.config.monitoring import MonitoringSpec
 from celery_platform.config.validation import (
     Problem,
     check_count,

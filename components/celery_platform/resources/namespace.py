@@ -5,55 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from celery_platform.build.labels import standard_labels
+from celery_platform.builders.labels import standard_labels
+from celery_platform.config.egress import POD_SECURITY_LEVELS, EgressRule
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.config.podsettings import ip_cidr
 from celery_platform.config.validation import (
     Problem,
-    args_schema,
     check_cidr,
     check_dns_label,
-    check_port,
     check_string_tuple,
     raise_if_any,
     shown,
     untyped,
     validated_by_parent,
 )
-
-POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
-POSTGRES_PORT = 5432
-EVERYWHERE = ("0.0.0.0/0", "::/0")
-
-
-@args_schema
-@dataclass(frozen=True, kw_only=True)
-class EgressRule:
-    """Addresses outside the namespace that every pod may reach, on these TCP ports."""
-
-    cidr: str
-    """An IPv4 or IPv6 CIDR, e.g. ``10.20.0.0/16``; ``0.0.0.0/0`` only when you mean the whole Internet. Required."""
-    ports: tuple[int, ...] = ()
-    """TCP ports; empty means every port. Default: every port."""
-
-    def validate(self, field: str) -> list[Problem]:
-        """Return the problems of the CIDR and ports."""
-        problems = check_cidr(f"{field}.cidr", self.cidr)
-        for i, port in enumerate(self.ports):
-            problems += check_port(f"{field}.ports[{i}]", port)
-        return problems
-
-    def to_k8s(self) -> dict[str, Any]:
-        """Return the NetworkPolicy egress rule."""
-        rule: dict[str, Any] = {"to": [{"ipBlock": {"cidr": self.cidr}}]}
-        if self.ports:
-            rule["ports"] = [{"protocol": "TCP", "port": port} for port in self.ports]
-        return rule
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,25 +67,11 @@ class NamespaceArgs:
         return problems
 
 
-def database_egress(url: str) -> EgressRule | None:
-    """Return the egress rule for the database when its URL names it by IP address, else None.
-
-    NetworkPolicy admits addresses, not names: a database named by DNS needs its CIDR in ``egress``.
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port or POSTGRES_PORT
-    except ValueError:
-        return None
-    cidr = ip_cidr(parts.hostname or "")
-    return EgressRule(cidr=cidr, ports=(port,)) if cidr else None
-
-
 class PlatformNamespace(pulumi.ComponentResource):
     """A Namespace with Pod Security labels, a LimitRange, a ResourceQuota and default-deny networking.
 
     ``limit_range`` and ``quota`` stay available as plain data, so that the workloads can be checked
-    against them before ``pulumi up`` (see ``celery_platform.build.admission``).
+    against them before ``pulumi up`` (see ``celery_platform.builders.admission``).
     """
 
     name: pulumi.Output[str]

@@ -8,13 +8,14 @@ from typing import Any
 
 import pulumi
 
-from celery_platform.build.workloads import visibility_timeout_seconds
+from celery_platform.builders.workloads import visibility_timeout_seconds
 from celery_platform.config.autoscaling import all_at_zero_warning, is_autoscaled, name_problems
+from celery_platform.config.egress import database_egress
 from celery_platform.config.platform import CeleryPlatformArgs, camel
 from celery_platform.config.validation import mask_secrets, raise_if_any
 from celery_platform.resources.broker import ExternalBroker, ExternalBrokerArgs
 from celery_platform.resources.monitoring import CeleryMonitoring, CeleryMonitoringArgs
-from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace, database_egress
+from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
 from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
 from celery_platform.resources.secrets import PlatformSecrets, SecretsArgs
 from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs

@@ -10,13 +10,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from celery_platform.build.labels import standard_labels
+from celery_platform.builders.labels import standard_labels
+from celery_platform.builders.secret_keys import (
+    DATABASE_URL,
+    FIELD_ENCRYPTION_KEY,
+    REDIS_PASSWORD,
+    SECRET_KEY,
+    SENTRY_DSN,
+    fernet_key_from_base64,
+)
+from celery_platform.config.rotation import ROTATION_ANNOTATION, Rotation, rotation_problems
 from celery_platform.config.validation import (
-    INT32_MAX,
     Problem,
     ValidationError,
-    args_schema,
-    check_count,
     check_database_url,
     check_django_secret_key,
     check_fernet_key,
@@ -26,78 +32,11 @@ from celery_platform.config.validation import (
     validated_by_parent,
 )
 
-# Keys of the Kubernetes Secret; the workloads reference them with secretKeyRef.
-SECRET_KEY = "SECRET_KEY"
-FIELD_ENCRYPTION_KEY = "FIELD_ENCRYPTION_KEY"
-REDIS_PASSWORD = "REDIS_PASSWORD"
-DATABASE_URL = "DATABASE_URL"
-SENTRY_DSN = "SENTRY_DSN"
-
 DJANGO_KEY_LENGTH = 64
 # Django's own get_random_secret_key() alphabet, minus characters that need quoting in a shell or .env.
 DJANGO_KEY_SPECIALS = "!@#%^&*(-_=+)"
 REDIS_PASSWORD_LENGTH = 32
 FERNET_KEY_BYTES = 32
-# Shown on the Kubernetes Secret (and so in the render) per generated key: a rotation is reviewable.
-ROTATION_ANNOTATION = "celery-platform/rotation."
-
-
-@args_schema
-@dataclass(frozen=True, kw_only=True)
-class Rotation:
-    """One keeper per generated key: bump a number to regenerate that key, and only that key.
-
-    There is deliberately no "rotate everything" number: FIELD_ENCRYPTION_KEY encrypts data at rest
-    (django-fernet-fields), and a new key makes every encrypted column unreadable until re-encrypted.
-    """
-
-    django_secret_key: int = 0
-    """Keeper of the generated Django ``SECRET_KEY``. Default: ``0``."""
-    redis_password: int = 0
-    """Keeper of the generated Redis password (Redis and every worker restart with it). Default: ``0``."""
-    field_encryption_key: int = 0
-    """Keeper of the generated ``FIELD_ENCRYPTION_KEY``; re-encrypt your data before bumping it, and
-    unprotect the key first (see ``SecretsArgs.protect_field_encryption_key``). Default: ``0``."""
-
-    def validate(self, field: str) -> list[Problem]:
-        """Return every keeper that is negative or too large."""
-        return [
-            p for name, value in self.keepers().items() for p in check_count(f"{field}.{name}", value, 0, INT32_MAX)
-        ]
-
-    def keepers(self) -> dict[str, int]:
-        """Return each key's keeper by its config name (``djangoSecretKey``)."""
-        return {
-            "djangoSecretKey": self.django_secret_key,
-            "redisPassword": self.redis_password,
-            "fieldEncryptionKey": self.field_encryption_key,
-        }
-
-
-def rotation_problems(field: str, rotation: object) -> list[Problem]:
-    """Refuse the old single rotation number: bumping it regenerated FIELD_ENCRYPTION_KEY with the rest."""
-    if isinstance(rotation, Rotation):
-        return rotation.validate(field)
-    if rotation == 0 and not isinstance(rotation, bool):
-        return []
-    return [
-        Problem(
-            field,
-            "is one number for every key, which would regenerate FIELD_ENCRYPTION_KEY too",
-            repr(rotation),
-            "one keeper per key: rotation.djangoSecretKey, rotation.redisPassword, rotation.fieldEncryptionKey "
-            "(to keep today's keys, set each to the number the stack used so far)",
-        )
-    ]
-
-
-def fernet_key_from_base64(standard_b64: str) -> str:
-    """Turn RandomBytes' standard base64 of 32 bytes into a Fernet key (URL-safe base64).
-
-    Both alphabets share 62 characters; only ``+`` and ``/`` become ``-`` and ``_``. The ``=``
-    padding stays, as in ``Fernet.generate_key()``.
-    """
-    return standard_b64.translate(str.maketrans("+/", "-_"))
 
 
 @dataclass(frozen=True, kw_only=True)

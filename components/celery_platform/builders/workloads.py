@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celery_platform.build import probes
-from celery_platform.resources.broker import BrokerTLS, broker_url_env, ca_volume
+from celery_platform.builders import probes
+from celery_platform.builders.broker import broker_url_env, ca_volume
+from celery_platform.config.broker import BrokerTLS
 from celery_platform.config.podsettings import BROKER_CA_MOUNT
 from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, max_memory_per_child_kib
 from celery_platform.config.validation import SAFE_INT_MAX
@@ -91,7 +92,7 @@ def secret_env(name: str, secret: Any, key: str, optional: bool = False) -> dict
 
 def app_env(refs: Refs, longest_task_seconds: int) -> list[dict[str, Any]]:
     """Return the env every Celery container gets: secrets by reference, then task timing settings."""
-    from celery_platform.resources.secrets import DATABASE_URL, FIELD_ENCRYPTION_KEY, SECRET_KEY, SENTRY_DSN
+    from celery_platform.builders.secret_keys import DATABASE_URL, FIELD_ENCRYPTION_KEY, SECRET_KEY, SENTRY_DSN
 
     env = broker_url_env(refs.broker_secret_name, refs.broker_secret_key, refs.broker_tls)
     env += [secret_env(key, refs.secret_name, key) for key in (SECRET_KEY, FIELD_ENCRYPTION_KEY, DATABASE_URL)]

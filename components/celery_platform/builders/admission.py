@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.build.quantities import format_like, parse_cpu, parse_memory
+from celery_platform.config.quantities import format_like, parse_cpu, parse_memory
 from celery_platform.config.validation import Problem, check_queue_name, shown
 
 RESOURCES = ("cpu", "memory")
