@@ -33,7 +33,7 @@ def synthetic_overrides(pools: int) -> dict[str, Any]:
         "persistentVolumeClaims": 2,
         "requestsStorage": "20Gi",
     }
-    return {"queues": queues, "pools": yaml.safe_dump(pool_list), "quota": yaml.safe_dump(quota)}
+    return {"queues": queues, "pools": pool_list, "quota": quota}
 
 
 def write_synthetic_project(directory: Path, pools: int) -> str:

@@ -31,6 +31,9 @@ import yaml
 from kubernetes import client, config, dynamic
 from kubernetes.utils.quantity import parse_quantity
 
+from celery_platform.config._yaml import load_yaml
+from celery_platform.config.migrate import structured_keys
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "celery-platform"
 FIELD_MANAGER = "celery-platform"
@@ -54,8 +57,11 @@ def render_stack(
         project_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / "Pulumi.yaml", project_dir / "Pulumi.yaml")
         stack_doc = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text())
+        structured = structured_keys(yaml.safe_load((root / "Pulumi.yaml").read_text())["config"])
         for key, value in overrides.items():
-            stack_doc["config"][f"{PROJECT}:{key}"] = value
+            # A structured key is a YAML object in the stack file; overrides give it as YAML text.
+            native = key in structured and isinstance(value, str)
+            stack_doc["config"][f"{PROJECT}:{key}"] = load_yaml(value) if native else value
         (project_dir / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(stack_doc, sort_keys=False))
         if not (project_dir / "infra").exists():
             (project_dir / "infra").symlink_to(root / "infra")

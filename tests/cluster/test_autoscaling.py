@@ -30,12 +30,14 @@ NAMESPACE = "celery-scaled"
 MAX_REPLICAS = 3
 
 
-def _pools() -> str:
-    pools = yaml.safe_load(yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["celery-platform:pools"])
+def _pools() -> list[dict[str, object]]:
+    pools: list[dict[str, object]] = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"][
+        "celery-platform:pools"
+    ]
     for pool in pools:
         del pool["replicas"]
         pool["autoscaling"] = {"minReplicas": 0, "maxReplicas": MAX_REPLICAS}
-    return yaml.safe_dump(pools)
+    return pools
 
 
 @pytest.fixture(scope="module")

@@ -177,12 +177,12 @@ def stack_files(draw: st.DrawFn) -> tuple[bytes, list[str]]:
             structured = draw(st.sampled_from(["limitRange", "quota", "redis", "pools", "beat", "initResources"]))
             full = f"celery-platform:{structured}"
             current = config.get(full)
-            tree = yaml.safe_load(current) if isinstance(current, str) else None
+            tree = current
             if isinstance(tree, list) and tree:
                 tree = tree[0]
             if isinstance(tree, dict) and tree:
                 tree[draw(st.sampled_from(sorted(tree)))] = draw(_values())
-                config[full] = yaml.safe_dump(tree if structured != "pools" else [tree])
+                config[full] = tree if structured != "pools" else [tree]
         else:
             document["encryptionsalt"] = "v1:abc"
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode()

@@ -230,10 +230,9 @@ def test_the_quota_counts_an_autoscaled_pool_at_max_replicas_plus_surge(max_repl
 
 def test_a_stack_with_an_autoscaled_pool_renders_through_the_cli(tmp_path: Path) -> None:
     document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
-    pools = yaml.safe_load(document["config"]["celery-platform:pools"])
+    pools = document["config"]["celery-platform:pools"]
     del pools[0]["replicas"]
     pools[0]["autoscaling"] = {"maxReplicas": 4, "prioritySteps": [0, 5]}
-    document["config"]["celery-platform:pools"] = yaml.safe_dump(pools)
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     (tmp_path / "infra").symlink_to(ROOT / "infra")
     (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
@@ -265,21 +264,19 @@ def test_fails_when_the_scaled_object_name_is_longer_than_keda_allows() -> None:
     assert name_problems("celery-platform-prod", [PoolSpec(name="p" * 40, queues=("q",))]) == []  # no HPA
 
 
-@pytest.mark.parametrize("monitoring", ["{}", "enabled: false"])
+@pytest.mark.parametrize("monitoring", [{}, {"enabled": False}])
 def test_the_stack_warns_of_all_pools_at_zero_only_when_no_exporter_sweeps(
-    tmp_path: Path, monitoring: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monitoring: dict[str, bool], caplog: pytest.LogCaptureFixture
 ) -> None:
 
     document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
-    pools = yaml.safe_load(document["config"]["celery-platform:pools"])
-    for pool in pools:
+    for pool in document["config"]["celery-platform:pools"]:
         del pool["replicas"]
         pool["autoscaling"] = {"maxReplicas": 2}
-    document["config"]["celery-platform:pools"] = yaml.safe_dump(pools)
     document["config"]["celery-platform:monitoring"] = monitoring
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     (tmp_path / "infra").symlink_to(ROOT / "infra")
     (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
     render_documents("dev", tmp_path)  # under the mocks, pulumi.log.warn goes to Python's logging
     warned = "every pool autoscales with minReplicas 0" in caplog.text
-    assert warned == (monitoring == "enabled: false"), caplog.text
+    assert warned == (monitoring == {"enabled": False}), caplog.text

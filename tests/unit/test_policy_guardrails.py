@@ -492,11 +492,10 @@ def test_the_rendered_autoscaled_stack_passes_both_autoscaling_policies(tmp_path
     from celery_platform.render import render_documents
 
     document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
-    pools = yaml.safe_load(document["config"]["celery-platform:pools"])
+    pools = document["config"]["celery-platform:pools"]
     for pool in pools:
         del pool["replicas"]
         pool["autoscaling"] = {"minReplicas": 0, "maxReplicas": 3}
-    document["config"]["celery-platform:pools"] = yaml.safe_dump(pools)
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     (tmp_path / "infra").symlink_to(ROOT / "infra")
     (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document))

@@ -8,6 +8,7 @@ recursive aliases, deep nesting and bytes that are not UTF-8. Every failure is o
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, ClassVar
@@ -190,3 +191,41 @@ def load_yaml(text: str) -> Any:
         raise YamlError("", f"a value does not convert: {err}") from None
     finally:
         loader.dispose()
+
+
+def _within_bounds(value: Any) -> bool:
+    """Whether a decoded value stays within MAX_DEPTH and MAX_NODES, as load_yaml requires of a document."""
+    todo, nodes = [(value, 1)], 0
+    while todo:
+        item, depth = todo.pop()
+        nodes += 1
+        if depth > MAX_DEPTH or nodes > MAX_NODES:
+            return False
+        if isinstance(item, dict):
+            todo += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list):
+            todo += [(v, depth + 1) for v in item]
+    return True
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_config_value(text: str) -> Any:
+    """Parse a structured config value: the engine's JSON as JSON, anything else as YAML (load_yaml).
+
+    The engine passes a map or list as the JSON that Go's encoding/json writes, which escapes only the
+    characters below U+0020, U+2028 and U+2029. Read as YAML, a raw U+0085 inside a string of it would be a
+    line break, folded into a space. JSON is YAML, so text that is not JSON (a YAML document that a caller
+    wrote) and JSON beyond load_yaml's bounds are read by load_yaml, with its errors.
+    """
+    if len(text) <= MAX_BYTES and text.lstrip()[:1] in ("{", "["):
+        try:
+            value = json.loads(text, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            if _within_bounds(value):
+                return value
+    return load_yaml(text)

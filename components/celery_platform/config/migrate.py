@@ -94,6 +94,16 @@ def _shape_ok(type_name: str, value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, dict) for item in value)
 
 
+def _described(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list with items that are not mappings"
+    return f"a single {type(value).__name__} value"
+
+
 def _same(a: Any, b: Any) -> bool:
     """Deep equality in which NaN equals NaN and 1 does not equal 1.0 or True."""
     if type(a) is not type(b):
@@ -223,7 +233,7 @@ def migrate_text(text: str, declarations: Mapping[str, Any], project: str, stack
         if value is None and structured[short] == "object":
             value = {}  # the program read an empty document as {}
         if not _shape_ok(structured[short], value):
-            got = "nothing" if value is None else type(value).__name__
+            got = _described(value)
             shape = "a mapping" if structured[short] == "object" else "a list of mappings"
             problems.append(Problem(short, f"its YAML is not {structured[short]!r}", got, shape))
             continue

@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
-from celery_platform.config._yaml import YamlError, load_yaml
+from celery_platform.config._yaml import YamlError, load_config_value, load_yaml
 from celery_platform.config.platform import FIELD_RULES, MAX_POOLS, CeleryPlatformArgs, camel
 from celery_platform.config.rotation import Rotation, rotation_problems
 from celery_platform.config.schema import (
@@ -206,7 +206,7 @@ def _decode(key: Key, raw: Any, secret: bool) -> tuple[Any, list[Problem]]:
         return raw, []
     if key.structured or key.pulumi_type == "array":
         try:
-            decoded = load_yaml(raw)
+            decoded = load_config_value(raw)
         except YamlError as err:
             return None, [_yaml_problem(key, err, secret)]
         if key.pulumi_type == "array" and not isinstance(decoded, list):

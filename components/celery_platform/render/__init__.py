@@ -35,6 +35,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from celery_platform.config._yaml import YamlError, decode_utf8, load_yaml
+from celery_platform.config.migrate import old_form_problem, structured_keys
 from celery_platform.config.stack import namespace_problems
 from celery_platform.config.validation import Problem, ValidationError, raise_if_any, shown
 from celery_platform.render.output import HEADER, diff_documents, dump_documents
@@ -242,6 +243,7 @@ class StackInput:
 # A stack file that `pulumi stack init` has touched holds one of these: until then it is a template.
 INITIALISED_MARKERS = ("encryptionsalt", "secretsprovider", "encryptedkey")
 STANDIN_IMAGE = "registry.invalid/render-stand-in:0"
+SECURE_FIELD_STANDIN = "render-stand-in"
 
 
 def _is_secure(value: Any) -> bool:
@@ -256,6 +258,17 @@ def _holds_secure(value: Any) -> bool:
     if isinstance(value, list):
         return any(_holds_secure(v) for v in value)
     return False
+
+
+def _secure_standins(value: Any) -> Any:
+    """``value`` with every encrypted field (``secure:``) replaced by a stand-in string."""
+    if _is_secure(value):
+        return SECURE_FIELD_STANDIN
+    if isinstance(value, Mapping):
+        return {k: _secure_standins(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_secure_standins(v) for v in value]
+    return value
 
 
 def _not_finite(value: Any) -> bool:
@@ -285,6 +298,10 @@ def _as_config_value(value: Any) -> Any:
     return value
 
 
+# What Go's json.Marshal escapes besides the characters below U+0020 (json.dumps escapes those too).
+_GO_JSON_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"}
+
+
 def _as_config_string(value: Any) -> str:
     """Pulumi passes every config value as a string, and lists and maps as JSON (sorted, compact, like Go)."""
     if isinstance(value, str):
@@ -294,7 +311,8 @@ def _as_config_string(value: Any) -> str:
     if isinstance(value, float):
         return json.dumps(_go_number(value))
     if isinstance(value, list | dict):
-        return json.dumps(_as_config_value(value), sort_keys=True, separators=(",", ":"))
+        text = json.dumps(_as_config_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return text.translate(_GO_JSON_ESCAPES)
     return str(value)
 
 
@@ -395,6 +413,7 @@ def read_stack(stack: str, root: Path | None = None) -> StackInput:
     config: dict[str, str] = {}
     secret_keys: set[str] = set()
     standins: dict[str, str] = {}
+    structured = structured_keys(project.config)
     holds_secure = any(_holds_secure(v) for v in stack_values.values())
     decrypted = _decrypt_with_pulumi(project.root, stack) if holds_secure and initialised else None
     for key, decl in project.config.items():
@@ -411,6 +430,22 @@ def read_stack(stack: str, root: Path | None = None) -> StackInput:
         if value is None:
             problems.append(Problem(full_key, "is null", "null", "a value (leave the key out to take its default)"))
             continue
+        if namespace == name and short in structured:
+            # The engine refuses a string (the old form) or a wholly encrypted value for an object key: so
+            # do we, first, and with the command that converts the file.
+            old_form = old_form_problem(stack, short, structured[short], value)
+            if old_form is not None:
+                problems.append(old_form)
+                continue
+            if _holds_secure(value):
+                # Encrypted fields inside an object: the engine decrypts them and keeps the whole key secret.
+                secret_keys.add(full_key)
+                if decrypted is not None and full_key in decrypted:
+                    config[full_key] = decrypted[full_key]
+                else:
+                    config[full_key] = _as_config_string(_secure_standins(value))
+                    standins[short] = "holds encrypted fields (secure:), stand-ins here"
+                continue
         if _holds_secure(value):
             secret_key = short in RENDER_SECRET_STANDINS or short == "brokerUrl"
             if secret_key and namespace == name and decrypted is not None and full_key in decrypted:
@@ -457,7 +492,9 @@ def read_stack(stack: str, root: Path | None = None) -> StackInput:
         config[full_key] = _as_config_string(value)
     for short, decl in project.config.items():
         full_key = f"{name}:{short}"
-        if full_key in config or not isinstance(decl, Mapping) or "default" in decl or "value" in decl:
+        if full_key in config or full_key in stack_values or not isinstance(decl, Mapping):
+            continue  # set, or refused above: not missing too
+        if "default" in decl or "value" in decl:
             continue
         if not initialised and short in RENDER_SECRET_STANDINS:
             # A template no one has run `pulumi stack init` on: render anyway, and say so.
@@ -503,10 +540,11 @@ def _decrypt_with_pulumi(root: Path, stack: str) -> dict[str, str] | None:
 
 
 def _type_name(decl: Mapping[str, Any]) -> str:
+    """The type as the engine names it in its refusal (workspace.InferFullTypeName): ``array<object>``."""
     kind = str(decl.get("type"))
     items = decl.get("items")
-    if kind == "array" and isinstance(items, Mapping):
-        return f"List<{_type_name(items).capitalize()}>"
+    if isinstance(items, Mapping):
+        return f"array<{_type_name(items)}>"
     return kind
 
 

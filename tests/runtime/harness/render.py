@@ -13,6 +13,9 @@ from typing import Any
 
 import yaml
 
+from celery_platform.config._yaml import load_yaml
+from celery_platform.config.migrate import structured_keys
+
 REPO = Path(__file__).resolve().parents[3]
 _render_cache: dict[tuple[str, tuple[tuple[str, str], ...]], list[dict[str, Any]]] = {}
 
@@ -32,8 +35,12 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None) -> list[dict[
             shutil.copy(REPO / "Pulumi.yaml", project / "Pulumi.yaml")
             stack_doc = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text()) or {}
             config = stack_doc.setdefault("config", {})
+            structured = structured_keys(yaml.safe_load((REPO / "Pulumi.yaml").read_text())["config"])
             for short, value in (overrides or {}).items():
-                config[f"celery-platform:{short}"] = value if isinstance(value, str) else str(value)
+                if short in structured:  # a YAML object in the stack file; tests may give it as YAML text
+                    config[f"celery-platform:{short}"] = load_yaml(value) if isinstance(value, str) else value
+                else:
+                    config[f"celery-platform:{short}"] = value if isinstance(value, str) else str(value)
             (project / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(stack_doc))
             (project / "infra").symlink_to(REPO / "infra")
             out = project / "rendered.yaml"
