@@ -184,9 +184,15 @@ class Project:
     def stack_file(self, stack: str) -> dict[str, Any]:
         return dict(yaml.safe_load((self.dir / f"Pulumi.{stack}.yaml").read_text()))
 
-    def set_config(self, stack: str, key: str, value: str) -> None:
-        # `--`: a YAML list value starts with "-", which the CLI would read as a flag.
-        self.pulumi("config", "set", "--stack", stack, "--", key, value)
+    def set_config(self, stack: str, key: str, value: Any) -> None:
+        """Set ``key`` to a string, or to a YAML object (a structured key) given as a dict or list."""
+        if isinstance(value, str):
+            # `--`: a value may start with "-", which the CLI would read as a flag.
+            self.pulumi("config", "set", "--stack", stack, "--", key, value)
+            return
+        # An object value whole, as `pulumi config --json` prints it: the CLI's one way to set a map or list.
+        payload = {key: {"value": json.dumps(value), "objectValue": value, "secret": False}}
+        self.pulumi("config", "set-all", "--stack", stack, "--json", json.dumps(payload))
 
     def init_stack(self, stack: str, database_url: str) -> None:
         """What the README tells users to do once per stack (without `make venv` and login)."""
@@ -261,7 +267,7 @@ def make_project(base: Path, toolchain: Toolchain, api: KubeAPI, *, login: bool 
 
 @contextlib.contextmanager
 def brought_up(
-    project: Project, stack: str, database_url: str, config: Mapping[str, str] | None = None
+    project: Project, stack: str, database_url: str, config: Mapping[str, Any] | None = None
 ) -> Iterator[Project]:
     """The stack initialised as the README says, ``config`` set, `make up`; unprotected and destroyed after."""
     project.init_stack(stack, database_url)

@@ -24,12 +24,12 @@ NAMESPACE = "celery-dev"
 HPA_MANAGER = "kube-controller-manager"
 
 
-def _autoscaled_pools() -> str:
+def _autoscaled_pools() -> list[dict[str, object]]:
     config = yaml.safe_load((REPO / f"Pulumi.{STACK}.yaml").read_text())["config"]
-    pools = yaml.safe_load(config["celery-platform:pools"])
+    pools: list[dict[str, object]] = config["celery-platform:pools"]
     del pools[0]["replicas"]
     pools[0]["autoscaling"] = {"minReplicas": 0, "maxReplicas": 4}
-    return yaml.safe_dump(pools, sort_keys=False)
+    return pools
 
 
 @pytest.fixture(scope="module")

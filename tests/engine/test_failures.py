@@ -13,7 +13,7 @@ ROLLOUT_TIMEOUT_SECONDS = 60
 
 
 def _dev(key: str) -> object:
-    return yaml.safe_load(yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"][f"celery-platform:{key}"])
+    return yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"][f"celery-platform:{key}"]
 
 
 def test_a_pod_that_fits_no_node_fails_up_naming_the_workload_and_why(project: Project) -> None:
@@ -25,10 +25,10 @@ def test_a_pod_that_fits_no_node_fails_up_naming_the_workload_and_why(project: P
     assert isinstance(pools, list)
     # 6 CPUs: the LimitRange and quota admit it, but no node has more than 3.8 allocatable.
     pools[0]["resources"] = {"requests": {"cpu": "6", "memory": "256Mi"}, "limits": {"cpu": "8", "memory": "512Mi"}}
-    quota = "{requestsCpu: '32', requestsMemory: 16Gi, limitsCpu: '64', limitsMemory: 32Gi, pods: 20}"
+    quota = {"requestsCpu": "32", "requestsMemory": "16Gi", "limitsCpu": "64", "limitsMemory": "32Gi", "pods": 20}
     for key, value in {
-        "limitRange": yaml.safe_dump(limit_range),
-        "pools": yaml.safe_dump(pools),
+        "limitRange": limit_range,
+        "pools": pools,
         "quota": quota,
         "rolloutTimeoutSeconds": str(ROLLOUT_TIMEOUT_SECONDS),
     }.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -23,21 +24,21 @@ NAMESPACE = "celery-prod"
 DATABASE_URL = "postgresql://app:engine-pw@db.internal:5432/app"
 
 
-def _prod_config() -> dict[str, str]:
+def _prod_config() -> dict[str, Any]:
     return dict(yaml.safe_load((REPO / "Pulumi.prod.yaml").read_text())["config"])
 
 
-def _pools(change: dict[str, object] | None = None, extra: list[dict[str, object]] | None = None) -> str:
-    pools = yaml.safe_load(_prod_config()["celery-platform:pools"])
+def _pools(change: dict[str, object] | None = None, extra: list[dict[str, object]] | None = None) -> list[Any]:
+    pools: list[Any] = _prod_config()["celery-platform:pools"]
     if change:
         pools[0].update(change)
-    return yaml.safe_dump(pools + (extra or []), sort_keys=False)
+    return pools + (extra or [])
 
 
-def _limit_range_with_max_memory(memory: str) -> str:
-    limit_range = yaml.safe_load(_prod_config()["celery-platform:limitRange"])
+def _limit_range_with_max_memory(memory: str) -> dict[str, Any]:
+    limit_range: dict[str, Any] = _prod_config()["celery-platform:limitRange"]
     limit_range["max"]["memory"] = memory
-    return yaml.safe_dump(limit_range, sort_keys=False)
+    return limit_range
 
 
 # Each config change, what it must plan (resource type and name -> op), and why.

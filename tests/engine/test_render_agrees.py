@@ -3,8 +3,8 @@
 A corpus of stack configs, valid and invalid, goes to both ``python -m celery_platform.render`` (what
 ``make render`` runs) and ``pulumi preview``. Both must accept it, or both must refuse it naming the
 key the case breaks. The corpus covers what only the engine used to see: a plain-text value for a
-secret key, a native list for a string key, a missing required secret, and a misspelled config
-namespace.
+secret key, a value of the wrong declared type (a structured key as YAML in a string, the form before
+native config, among them), a missing required secret, and a misspelled config namespace.
 """
 
 from __future__ import annotations
@@ -36,20 +36,20 @@ def _dev_yaml(key: str) -> Any:
     return yaml.safe_load(value) if isinstance(value, str) else value
 
 
-def _pools(**change: Any) -> str:
-    pools = _dev_yaml("pools")
+def _pools(**change: Any) -> list[Any]:
+    pools: list[Any] = _dev_yaml("pools")
     pools[0].update(change)
-    return yaml.safe_dump(pools)
+    return pools
 
 
-def _pool_resources(requests: dict[str, str], limits: dict[str, str]) -> str:
+def _pool_resources(requests: dict[str, str], limits: dict[str, str]) -> list[Any]:
     return _pools(resources={"requests": requests, "limits": limits})
 
 
-def _limit_range(**change: Any) -> str:
-    limit_range = _dev_yaml("limitRange")
+def _limit_range(**change: Any) -> dict[str, Any]:
+    limit_range: dict[str, Any] = _dev_yaml("limitRange")
     limit_range.update(change)
-    return yaml.safe_dump(limit_range)
+    return limit_range
 
 
 @dataclass(frozen=True)
@@ -71,28 +71,32 @@ VALID = [
     Case("a Sentry DSN set as a secret", None, secrets={"sentryDsn": "https://0123456789abcdef@o0.ingest.sentry.io/1"}),
     Case("a Redis password set as a secret", None, secrets={"redisPassword": "Url-safe_password-0123456789"}),
     Case("two replicas", None, {P + "pools": _pools(replicas=2)}),
-    Case("beat off", None, {P + "beat": "enabled: false"}),
+    Case("beat off", None, {P + "beat": {"enabled": False}}),
     Case("a shorter longest task", None, {P + "longestTaskSeconds": "60"}),
     Case("an integer given as a number", None, {P + "longestTaskSeconds": 90}),
     Case("another cluster domain", None, {P + "clusterDomain": "example.internal"}),
     Case("a tighter heartbeat", None, {P + "heartbeatMaxAgeSeconds": "30"}),
     Case("one key rotated", None, {P + "rotation": {"djangoSecretKey": 1}}),
     Case("a longer rollout timeout", None, {P + "rolloutTimeoutSeconds": "900"}),
-    Case("egress to the database network", None, {P + "egress": "- {cidr: 10.1.0.0/16, ports: [5432]}"}),
-    Case("an existing service account", None, {P + "pod": "serviceAccount: {name: celery-app}"}),
+    Case("egress to the database network", None, {P + "egress": [{"cidr": "10.1.0.0/16", "ports": [5432]}]}),
+    Case("an existing service account", None, {P + "pod": {"serviceAccount": {"name": "celery-app"}}}),
     Case("an autoscaled pool", None, {P + "pools": _pools(autoscaling={"minReplicas": 0, "maxReplicas": 3})}),
-    Case("KEDA in another namespace", None, {P + "kedaOperator": "namespace: platform-keda"}),
+    Case("KEDA in another namespace", None, {P + "kedaOperator": {"namespace": "platform-keda"}}),
+    Case("every structured key at its default, spelled out", None, {P + "taskRoutes": {}, P + "monitoring": {}}),
 ]
 
 INVALID = [
     # What the engine refuses before the program runs.
     Case("a missing required secret", "databaseUrl", {P + "databaseUrl": None}),
     Case("a plain-text value for a secret key", "databaseUrl", {P + "databaseUrl": DATABASE_URL}),
-    Case("a native list for a string key", "pools", {P + "pools": [{"name": "main", "queues": ["default"]}]}),
-    Case("a native map for a string key", "limitRange", {P + "limitRange": {"max": {"cpu": "1"}}}),
+    Case("pools as YAML in a string, the old form", "pools", {P + "pools": "- {name: main, queues: [default]}"}),
+    Case("a LimitRange as YAML in a string, the old form", "limitRange", {P + "limitRange": "max: {cpu: '1'}"}),
+    Case("a native map for a string key", "celeryApp", {P + "celeryApp": {"name": "app"}}),
+    Case("a list of strings for a list of objects", "egress", {P + "egress": ["10.1.0.0/16"]}),
+    Case("a list for an object key", "taskRoutes", {P + "taskRoutes": ["app.tasks.send"]}),
     Case("a native list for the namespace", "namespace", {P + "namespace": ["celery-dev"]}),
     Case("a string for an array key", "queues", {P + "queues": "default"}),
-    Case("a word for an integer", "rotation", {P + "rotation": "two"}),
+    Case("a word for the rotation map", "rotation", {P + "rotation": "two"}),
     Case("a fraction for an integer", "longestTaskSeconds", {P + "longestTaskSeconds": "1.5"}),
     # What the program refuses.
     Case("a misspelled config namespace", "celery-platfrom:namespace", {"celery-platfrom:namespace": "celery-x"}),
@@ -104,7 +108,7 @@ INVALID = [
         "clusterDomain",
         {P + "clusterDomain": "cluster.local@evil.example"},
     ),
-    Case("a negative rotation", "rotation", {P + "rotation": "-1"}),
+    Case("a negative rotation", "rotation", {P + "rotation": {"redisPassword": -1}}),
     Case(
         "a LimitRange ratio below 1", "limitRange", {P + "limitRange": _limit_range(maxLimitRequestRatio={"cpu": 0.5})}
     ),
@@ -113,39 +117,48 @@ INVALID = [
         "limitRange",
         {P + "limitRange": _limit_range(default={"cpu": "2", "memory": "128Mi"})},
     ),
-    Case("a quota that is not a quantity", "quota", {P + "quota": "requestsCpu: abc"}),
-    Case("a quota too small for the pods", "quota", {P + "quota": "pods: 1"}),
+    Case("a quota that is not a quantity", "quota", {P + "quota": {"requestsCpu": "abc"}}),
+    Case("a quota too small for the pods", "quota", {P + "quota": {"pods": 1}}),
     Case("an empty Celery app", "celeryApp", {P + "celeryApp": " "}),
     Case("an unpinned image", "image", {P + "image": "ghcr.io/acme/celery-sample-app"}),
     Case("a latest image", "image", {P + "image": "ghcr.io/acme/celery-sample-app:latest"}),
     Case("no longest task", "longestTaskSeconds", {P + "longestTaskSeconds": "0"}),
     Case("a heartbeat too short", "heartbeatMaxAgeSeconds", {P + "heartbeatMaxAgeSeconds": "5"}),
     Case("a queue no pool consumes", "queues", {P + "queues": [*_dev_yaml("queues"), "orphan"]}),
-    Case("a route to an unknown queue", "taskRoutes", {P + "taskRoutes": "app.tasks.send: nowhere"}),
-    Case("task routes that are not YAML", "taskRoutes", {P + "taskRoutes": "app.tasks.send: [unclosed"}),
+    Case("a route to an unknown queue", "taskRoutes", {P + "taskRoutes": {"app.tasks.send": "nowhere"}}),
+    Case("a route to a list of queues", "taskRoutes", {P + "taskRoutes": {"app.tasks.send": ["a", "b"]}}),
     Case(
         "a Redis limit four times its request",
         "redis",
-        {P + "redis": "resources: {requests: {cpu: 50m, memory: 64Mi}, limits: {cpu: 200m, memory: 128Mi}}"},
+        {
+            P + "redis": {
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "64Mi"},
+                    "limits": {"cpu": "200m", "memory": "128Mi"},
+                }
+            }
+        },
     ),
-    Case("a Redis storage size that is no quantity", "redis", {P + "redis": "persistent: true\nstorageSize: 5Gx"}),
-    Case("an unknown Redis key", "redis", {P + "redis": "replicas: 2"}),
-    Case("no pool, so no queue is consumed", "queues", {P + "pools": "[]"}),
+    Case(
+        "a Redis storage size that is no quantity", "redis", {P + "redis": {"persistent": True, "storageSize": "5Gx"}}
+    ),
+    Case("an unknown Redis key", "redis", {P + "redis": {"replicas": 2}}),
+    Case("no pool at all", "pools", {P + "pools": []}),
     Case("a rollout timeout too short to roll out", "rolloutTimeoutSeconds", {P + "rolloutTimeoutSeconds": "5"}),
     Case(
         "a word for the Fernet key protection", "protectFieldEncryptionKey", {P + "protectFieldEncryptionKey": "maybe"}
     ),
-    Case("egress to an address that is no CIDR", "egress", {P + "egress": "- {cidr: 10.1.0.0/33, ports: [5432]}"}),
-    Case("an unknown pod setting", "pod", {P + "pod": "hostNetwork: true"}),
-    Case("an unknown broker type", "broker", {P + "broker": "type: rabbitmq"}),
-    Case("an unknown monitoring setting", "monitoring", {P + "monitoring": "grafana: true"}),
-    Case("a KEDA namespace with capitals", "kedaOperator", {P + "kedaOperator": "namespace: KEDA"}),
+    Case("egress to an address that is no CIDR", "egress", {P + "egress": [{"cidr": "10.1.0.0/33", "ports": [5432]}]}),
+    Case("an unknown pod setting", "pod", {P + "pod": {"hostNetwork": True}}),
+    Case("an unknown broker type", "broker", {P + "broker": {"type": "rabbitmq"}}),
+    Case("an unknown monitoring setting", "monitoring", {P + "monitoring": {"grafana": True}}),
+    Case("a KEDA namespace with capitals", "kedaOperator", {P + "kedaOperator": {"namespace": "KEDA"}}),
     Case(
         "autoscaling whose max is below its min",
         "pools",
         {P + "pools": _pools(autoscaling={"minReplicas": 3, "maxReplicas": 2})},
     ),
-    Case("a rotation that bumps every key at once", "rotation", {P + "rotation": "2"}),
+    Case("a rotation that bumps every key at once", "rotation", {P + "rotation": 2}),
     Case("negative replicas", "pools", {P + "pools": _pools(replicas=-1)}),
     Case("no concurrency", "pools", {P + "pools": _pools(concurrency=0)}),
     Case(
@@ -171,17 +184,22 @@ INVALID = [
         {P + "pools": _pool_resources({"cpu": "600m", "memory": "1Gi"}, {"cpu": "1200m", "memory": "2Gi"})},
     ),
     Case("a bare string for the queues of a pool", "pools", {P + "pools": _pools(queues="default")}),
-    Case("beat that never wakes", "beat", {P + "beat": "maxIntervalSeconds: 0"}),
-    Case("an unknown beat key", "beat", {P + "beat": "replicas: 2"}),
+    Case("beat that never wakes", "beat", {P + "beat": {"maxIntervalSeconds": 0}}),
+    Case("an unknown beat key", "beat", {P + "beat": {"replicas": 2}}),
     Case(
         "an init container over the LimitRange max",
         "initResources",
-        {P + "initResources": "{requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 2, memory: 32Mi}}"},
+        {P + "initResources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": 2, "memory": "32Mi"}}},
     ),
     Case(
         "an init container over the ratio",
         "initResources",
-        {P + "initResources": "{requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 50m, memory: 32Mi}}"},
+        {
+            P + "initResources": {
+                "requests": {"cpu": "10m", "memory": "16Mi"},
+                "limits": {"cpu": "50m", "memory": "32Mi"},
+            }
+        },
     ),
     Case("a database URL that is not PostgreSQL", "databaseUrl", secrets={"databaseUrl": "mysql://a:b@db/x"}),
     Case(
