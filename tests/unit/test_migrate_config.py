@@ -191,6 +191,13 @@ def test_check_refuses_the_last_release_with_the_command_and_accepts_the_committ
         assert run("--check", stack, "--project-dir", str(ROOT)) == (0, "", "")
 
 
+def test_check_passes_a_stack_without_a_file_and_migrating_one_fails_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    assert run("--check", "staging", "--project-dir", str(tmp_path)) == (0, "", "")
+    code, out, err = run("staging", "--project-dir", str(tmp_path))
+    assert (code, out) == (2, "") and "no such stack file" in err and "'staging'" in err
+
+
 def test_make_migrate_config_converts_and_make_preview_refuses_first(tmp_path: Path) -> None:
     # The Makefile targets a user types; preview must stop at the guard, before any pulumi runs.
     for name in ("Makefile", "Pulumi.yaml"):

@@ -301,7 +301,12 @@ def _converted(
 
 
 def _project(root: Path) -> tuple[str, Mapping[str, Any]]:
-    document = load_yaml(decode_utf8((root / "Pulumi.yaml").read_bytes()))
+    try:
+        document = load_yaml(decode_utf8((root / "Pulumi.yaml").read_bytes()))
+    except YamlError as err:
+        raise ValidationError(
+            "Pulumi.yaml", [Problem("Pulumi.yaml", f"not valid YAML at {err.where}", "", "YAML")]
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("name"), str):
         raise ValidationError("Pulumi.yaml", [Problem("name", "not a project file", "no name:", "a `name:` string")])
     declarations = document.get("config") or {}
@@ -322,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     command = COMMAND.format(stack=options.stack)
     try:
         project, declarations = _project(root)
+        if not path.is_file() and options.check:
+            return 0  # nothing to convert: the guard adds no refusal of its own to what pulumi says
         if not path.is_file():
             raise ValidationError(
                 path.name, [Problem("stack", "no such stack file", repr(options.stack), "Pulumi.<stack>.yaml")]
@@ -337,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         migration = migrate_text(text, declarations, project, options.stack)
     except YamlError as err:
         print(f"error: {path.name} is not valid YAML at {err.where}: {err.problem}", file=sys.stderr)
+        return 2
+    except OSError as err:  # no Pulumi.yaml here, or a file that cannot be read
+        print(f"error: {err.strerror}: {err.filename}", file=sys.stderr)
         return 2
     except ValidationError as err:
         print(f"error: {err}", file=sys.stderr)
