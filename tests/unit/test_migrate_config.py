@@ -280,6 +280,32 @@ def test_fails_when_the_render_meets_a_string_for_an_object_key_and_names_the_co
     assert "missing" not in result.stderr and "Traceback" not in result.stderr
 
 
+def test_an_object_with_an_encrypted_field_renders_with_a_stand_in_named_at_the_top(tmp_path: Path) -> None:
+    # `pulumi config set --secret --path 'kedaOperator.podLabels.app' ...`: the engine decrypts the field
+    # and keeps the whole key secret; without the CLI to decrypt, the render stands in for the field.
+    keda = "  celery-platform:kedaOperator:\n    podLabels:\n      app:\n        secure: v1:a2VkYS1sYWJlbA==\n"
+    project_with(
+        tmp_path, "dev", INITIALISED + (ROOT / "Pulumi.dev.yaml").read_text() + ADDED.split("  # The")[0] + keda
+    )
+    (tmp_path / "infra").symlink_to(ROOT / "infra")
+    result = render("dev", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "#   kedaOperator: holds encrypted fields (secure:), stand-ins here" in result.stdout
+    assert "a2VkYS1sYWJlbA" not in result.stdout + result.stderr
+
+
+def test_fails_when_an_object_key_is_encrypted_as_a_whole_and_says_how_to_encrypt_one_field(tmp_path: Path) -> None:
+    dev = (ROOT / "Pulumi.dev.yaml").read_text()
+    secure = "  celery-platform:redis:\n    secure: v1:cmVkaXM=\n"
+    project_with(tmp_path, "dev", INITIALISED + re.sub(r"  celery-platform:redis:\n(    .*\n)+", secure, dev))
+    (tmp_path / "infra").symlink_to(ROOT / "infra")
+    result = render("dev", tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "  - redis: is encrypted as a whole (secure:), so it is a string" in result.stderr
+    assert "pulumi config set --secret --path 'redis.FIELD' VALUE" in result.stderr
+    assert "cmVkaXM" not in result.stderr
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_render_of_the_last_release_migrated_equals_the_render_of_the_committed_file(
     stack: str, tmp_path: Path
