@@ -134,6 +134,12 @@ def test_migrating_keeps_every_comment_and_secure_value_and_the_other_keys_bytes
             assert line in new.splitlines(), line
 
 
+def test_migrating_a_file_with_crlf_line_breaks_writes_crlf_line_breaks_only() -> None:
+    old = fixture("dev").replace("\n", "\r\n")
+    new = migrate_text(old, DECLARATIONS, PROJECT, "dev").text
+    assert new == (ROOT / "Pulumi.dev.yaml").read_text().replace("\n", "\r\n")
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_migrating_again_changes_nothing_and_says_so(stack: str, tmp_path: Path) -> None:
     path = project_with(tmp_path, stack, INITIALISED + fixture(stack) + ADDED)

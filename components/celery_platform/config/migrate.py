@@ -182,9 +182,15 @@ def _edit_for(text: str, node: yaml.Node, on_line: str, below: str) -> _Edit:
         header = text[node.start_mark.index : line_end if line_end >= 0 else len(text)]
         comment = re.search(r"\s(#.*)$", header)
         tail = re.search(r"\n[ \t\n]*\Z", text[node.start_mark.index : end])
-        head += f" {comment.group(1)}" if comment else ""
-        return _Edit(start, end, head + below + (tail.group(0) if tail else ""))
-    return _Edit(start, end, head + below)
+        head += f" {comment.group(1).rstrip()}" if comment else ""
+        return _Edit(start, end, _line_breaks_of(text, head + below + (tail.group(0) if tail else "")))
+    return _Edit(start, end, _line_breaks_of(text, head + below))
+
+
+def _line_breaks_of(text: str, inserted: str) -> str:
+    """``inserted`` with the file's own line breaks: CRLF in a file that has them, else LF."""
+    inserted = inserted.replace("\r\n", "\n")
+    return inserted.replace("\n", "\r\n") if "\r\n" in text else inserted
 
 
 class MigrationError(ValidationError):
