@@ -51,7 +51,7 @@ _EXPORTS = {
     "PoolSpec": "celery_platform.config.specs",
     "BeatSpec": "celery_platform.config.specs",
     "PodResources": "celery_platform.config.specs",
-    "ValidationError": "celery_platform.config.validation",
+    "ValidationError": "celery_platform.config.problems",
     "Rotation": "celery_platform.config.rotation",
     "CeleryMonitoring": "celery_platform.resources.monitoring",
     "CeleryMonitoringArgs": "celery_platform.resources.monitoring",
@@ -92,9 +92,9 @@ if TYPE_CHECKING:
     from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
     from celery_platform.config.monitoring import AlertThresholds, MonitoringSpec
     from celery_platform.config.platform import CeleryPlatformArgs
+    from celery_platform.config.problems import ValidationError
     from celery_platform.config.rotation import Rotation
     from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
-    from celery_platform.config.validation import ValidationError
     from celery_platform.config.workload import WorkloadSettings
     from celery_platform.resources.monitoring import CeleryMonitoring, CeleryMonitoringArgs
     from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace

@@ -32,8 +32,8 @@ from pydantic import TypeAdapter
 
 from celery_platform.builders.admission import PodPlan, check_limit_range, check_quota, effective_resources
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import parse_stack_config
-from celery_platform.config.validation import ValidationError
 from celery_platform.render import stack_config
 
 if TYPE_CHECKING:

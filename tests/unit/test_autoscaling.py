@@ -26,8 +26,8 @@ from celery_platform.config.autoscaling import (
 from celery_platform.config.broker import ExternalBrokerSpec
 from celery_platform.config.guardrails import QuotaSpec
 from celery_platform.config.podsettings import KeyRef
+from celery_platform.config.problems import ValidationError
 from celery_platform.config.specs import BeatSpec, PoolSpec, RedisSpec
-from celery_platform.config.validation import ValidationError
 from celery_platform.config.workload import WorkloadSettings
 from celery_platform.render import RenderMocks, render_documents
 from celery_platform.resources.broker import ExternalBroker, ExternalBrokerArgs

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import KEYS, REQUIRED, UNSET, parse_stack_config
-from celery_platform.config.validation import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 VALID: dict[str, Any] = {

@@ -8,8 +8,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import parse_stack_config
-from celery_platform.config.validation import ValidationError
 
 BASE: dict[str, Any] = {
     "namespace": "celery-dev",

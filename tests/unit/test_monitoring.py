@@ -10,8 +10,8 @@ import pytest
 from celery_platform.builders.exporter import exporter_plan, exporter_pod_spec, exporter_source, service_monitor_spec
 from celery_platform.builders.monitoring_rules import RUNBOOK_ANCHORS, alert_rules, dashboard, dashboard_exprs
 from celery_platform.config.monitoring import AlertThresholds, MonitoringSpec
+from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import parse_stack_config
-from celery_platform.config.validation import ValidationError
 from celery_platform.render import run_program, stack_config
 
 VALID: dict[str, Any] = {

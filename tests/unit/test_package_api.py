@@ -38,7 +38,7 @@ PUBLIC = {
     "PoolSpec": "celery_platform.config.specs",
     "BeatSpec": "celery_platform.config.specs",
     "PodResources": "celery_platform.config.specs",
-    "ValidationError": "celery_platform.config.validation",
+    "ValidationError": "celery_platform.config.problems",
     "CeleryMonitoring": "celery_platform.resources.monitoring",
     "CeleryMonitoringArgs": "celery_platform.resources.monitoring",
     "MonitoringSpec": "celery_platform.config.monitoring",

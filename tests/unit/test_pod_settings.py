@@ -24,9 +24,10 @@ from celery_platform.config.podsettings import (
     Volume,
     VolumeMount,
 )
+from celery_platform.config.problems import Problem, ValidationError
 from celery_platform.config.specs import BeatSpec, PoolSpec
 from celery_platform.config.stack import parse_stack_config
-from celery_platform.config.validation import Problem, ValidationError, check_worker_args
+from celery_platform.config.worker_args import check_worker_args
 from celery_platform.config.workload import WorkloadSettings
 from celery_platform.resources.namespace import NamespaceArgs
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from celery_platform.builders.celery_pods import PLAN_REFS, worker_pod_spec
 from celery_platform.config.podsettings import OWN_LABELS, PLATFORM_ENV, looks_secret
+from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import parse_stack_config
-from celery_platform.config.validation import ValidationError
 
 # policy/ is a policy pack directory, not a package: load the module by path, as test_policy_guardrails does.
 _SPEC = importlib.util.spec_from_file_location(

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from celery_platform import render
+from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import parse_stack_config
-from celery_platform.config.validation import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = (ROOT / "Pulumi.dev.yaml").read_text()

@@ -17,16 +17,14 @@ from hypothesis import strategies as st
 from celery_platform.builders.secret_keys import fernet_key_from_base64
 from celery_platform.config import quantities
 from celery_platform.config.quantities import QuantityError, format_cpu, format_memory, parse_cpu, parse_memory
-from celery_platform.config.validation import (
-    check_cpu,
+from celery_platform.config.secret_values import (
     check_database_url,
     check_django_secret_key,
     check_fernet_key,
-    check_memory,
-    check_ratio,
     check_redis_password,
     check_sentry_dsn,
 )
+from celery_platform.config.validation import check_cpu, check_memory, check_ratio
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from typing import Any
 import pulumi
 import pytest
 
+from celery_platform.config.problems import ValidationError
 from celery_platform.config.specs import PoolSpec, RedisSpec
-from celery_platform.config.validation import ValidationError
 from celery_platform.config.workload import WorkloadSettings
 from celery_platform.render import RenderMocks, available_stacks, run_program, stack_config
 from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace

@@ -14,8 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
+from celery_platform.config.problems import Problem, shown
 from celery_platform.config.quantities import format_like, parse_cpu, parse_memory
-from celery_platform.config.validation import Problem, check_queue_name, shown
+from celery_platform.config.validation import check_queue_name
 
 RESOURCES = ("cpu", "memory")
 _PARSE = {"cpu": parse_cpu, "memory": parse_memory}

@@ -25,12 +25,9 @@ from celery_platform.config.autoscaling import (
 from celery_platform.config.broker import BrokerTLS
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.config.podsettings import PodSettings, ServiceAccount, apply_to_pod
+from celery_platform.config.problems import Problem, shown
 from celery_platform.config.quantities import parse_memory
 from celery_platform.config.specs import BeatSpec, PoolSpec, RedisSpec
-from celery_platform.config.validation import (
-    Problem,
-    shown,
-)
 from celery_platform.config.workload import WorkloadSettings
 
 ROLLOUT_SURGE = 1

@@ -24,14 +24,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from celery_platform.config.podfields import KeyRef, check_labels
-from celery_platform.config.validation import (
-    Problem,
-    args_schema,
-    check_count,
-    check_dns_label,
-    shown,
-)
+from celery_platform.config.podfields import KeyRef
+from celery_platform.config.problems import Problem, shown
+from celery_platform.config.schema import args_schema
+from celery_platform.config.validation import check_count, check_dns_label, check_labels
 
 if TYPE_CHECKING:
     from celery_platform.config.specs import PoolSpec

@@ -9,15 +9,10 @@ from urllib.parse import urlsplit
 
 from celery_platform.config.autoscaling import BrokerAuth, autoscaling_problems
 from celery_platform.config.podsettings import BROKER_CA_MOUNT, KeyRef, ip_cidr
-from celery_platform.config.validation import (
-    Problem,
-    args_schema,
-    check_broker_url,
-    check_cidr,
-    check_count,
-    check_port,
-    shown,
-)
+from celery_platform.config.problems import Problem, shown
+from celery_platform.config.schema import args_schema
+from celery_platform.config.secret_values import check_broker_url
+from celery_platform.config.validation import check_cidr, check_count, check_port
 
 if TYPE_CHECKING:
     from celery_platform.config.specs import PoolSpec

@@ -10,16 +10,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from celery_platform.config.problems import Problem, shown
 from celery_platform.config.quantities import format_cpu, format_memory, parse_cpu, parse_memory
-from celery_platform.config.validation import (
-    INT32_MAX,
-    Problem,
-    args_schema,
-    check_cpu,
-    check_memory,
-    check_ratio,
-    shown,
-)
+from celery_platform.config.schema import args_schema
+from celery_platform.config.validation import INT32_MAX, check_cpu, check_memory, check_ratio
 
 
 @args_schema

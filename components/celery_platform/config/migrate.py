@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from celery_platform.config._yaml import YamlError, decode_utf8, load_yaml
-from celery_platform.config.validation import Problem, ValidationError
+from celery_platform.config.problems import Problem, ValidationError
 
 COMMAND = "make migrate-config STACK={stack}"
 _MARKER = re.compile(r"%|---(?:\s|$)|\.\.\.(?:\s|$)")

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from celery_platform.config.problems import Problem, shown
+from celery_platform.config.schema import args_schema
 from celery_platform.config.specs import PodResources, pod_resources
-from celery_platform.config.validation import Problem, args_schema, check_count, check_image_pinned, shown
+from celery_platform.config.validation import check_count, check_image_pinned
 
 
 @args_schema

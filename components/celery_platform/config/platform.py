@@ -25,23 +25,18 @@ from celery_platform.config.egress import POD_SECURITY_LEVELS, EgressRule
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.config.monitoring import MonitoringSpec
 from celery_platform.config.podsettings import PodSettings
+from celery_platform.config.problems import Problem, redacted, shown
 from celery_platform.config.rotation import Rotation, rotation_problems
-from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec, pod_resources
-from celery_platform.config.validation import (
-    Problem,
+from celery_platform.config.secret_values import (
     check_broker_url,
-    check_count,
     check_database_url,
     check_django_secret_key,
-    check_dns_label,
-    check_dns_subdomain,
     check_fernet_key,
-    check_image_pinned,
     check_redis_password,
     check_sentry_dsn,
-    redacted,
-    shown,
 )
+from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec, pod_resources
+from celery_platform.config.validation import check_count, check_dns_label, check_dns_subdomain, check_image_pinned
 from celery_platform.config.workload import WorkloadSettings, check_celery_app
 
 # More pools than this is a typo or a generator gone wrong, and would take minutes to preview.

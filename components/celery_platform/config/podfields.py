@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery_platform.builders.probes import HOOKS_MOUNT_PATH
+from celery_platform.config.problems import Problem, shown
 from celery_platform.config.quantities import QuantityError, parse_memory
-from celery_platform.config.validation import Problem, args_schema, check_memory, shown
+from celery_platform.config.schema import args_schema
+from celery_platform.config.validation import check_label_key, check_memory, check_subdomain
 
 TMP_MOUNT = "/tmp"
 BROKER_CA_MOUNT = "/etc/celery-platform/broker-ca"
@@ -53,10 +55,8 @@ SPREAD_WHEN = ("ScheduleAnyway", "DoNotSchedule")
 AFFINITY_KINDS = ("nodeAffinity", "podAffinity", "podAntiAffinity")
 DEFAULT_SPREAD_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
 
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# The API server's env var name rule (IsEnvVarName); fullmatch, since `$` also matches before a final newline.
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 # Mirrors looks_secret() of the policy pack (policy/celery_guardrails.py), so a literal that the pack
 # would refuse at preview is refused here first; tests/unit keep the two in agreement.
 _SECRET_SUBSTRINGS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "APIKEY", "PRIVATE_KEY")
@@ -124,7 +124,7 @@ class EnvVar:
     def validate(self, field: str) -> list[Problem]:
         """Return the problems of this entry: its name, and exactly one source."""
         problems = []
-        if not _ENV_NAME.match(self.name):
+        if not _ENV_NAME.fullmatch(self.name):
             problems.append(Problem(f"{field}.name", "not a valid env var name", shown(self.name), "e.g. SMTP_HOST"))
         elif self.name in PLATFORM_ENV:
             hint = "pythonPath" if self.name == "PYTHONPATH" else "another name"
@@ -189,7 +189,7 @@ class EnvFrom:
         for name, value in (("secret", self.secret), ("configMap", self.config_map)):
             if value:
                 problems += check_subdomain(f"{field}.{name}", value)
-        if self.prefix and not _ENV_NAME.match(self.prefix):
+        if self.prefix and not _ENV_NAME.fullmatch(self.prefix):
             problems.append(Problem(f"{field}.prefix", "not a valid env var prefix", shown(self.prefix), "e.g. APP_"))
         return problems
 
@@ -453,42 +453,3 @@ class VolumeMount:
 def _overlaps(path: str, own: str) -> bool:
     path, own = path.rstrip("/") or "/", own.rstrip("/")
     return path == own or own.startswith(path.rstrip("/") + "/") or path.startswith(own + "/")
-
-
-def check_subdomain(field: str, value: str) -> list[Problem]:
-    """Check a Kubernetes object name that must be an RFC 1123 subdomain."""
-    if len(value) > 253 or not _SUBDOMAIN.match(value):
-        return [
-            Problem(field, "not a valid object name", shown(value), "lowercase RFC 1123 subdomain, e.g. 'smtp-creds'")
-        ]
-    return []
-
-
-def check_label_key(key: str) -> bool:
-    """Return whether ``key`` is a valid label or annotation key (``[prefix/]name``)."""
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix)):
-        return False
-    return len(name) <= 63 and bool(_LABEL_NAME.match(name))
-
-
-def check_labels(field: str, labels: Mapping[str, str]) -> list[Problem]:
-    """Check label keys and values as the API server does."""
-    problems = []
-    for key, value in labels.items():
-        if not check_label_key(str(key)):
-            problems.append(Problem(f"{field}.{key}", "not a valid label key", shown(key), "[prefix/]name"))
-        if len(str(value)) > 63 or not _LABEL_VALUE.match(str(value)):
-            problems.append(
-                Problem(f"{field}.{key}", "not a valid label value", shown(value), "at most 63 of [-A-Za-z0-9_.]")
-            )
-    return problems
-
-
-def check_annotations(field: str, annotations: Mapping[str, str]) -> list[Problem]:
-    """Check annotation keys as the API server does."""
-    return [
-        Problem(f"{field}.{key}", "not a valid annotation key", shown(key), "[prefix/]name")
-        for key in annotations
-        if not check_label_key(str(key))
-    ]

@@ -33,13 +33,17 @@ from celery_platform.config.podfields import (
     Toleration,
     Volume,
     VolumeMount,
+    looks_secret,
+)
+from celery_platform.config.problems import Problem, shown
+from celery_platform.config.schema import args_schema
+from celery_platform.config.validation import (
     check_annotations,
     check_label_key,
     check_labels,
+    check_string_tuple,
     check_subdomain,
-    looks_secret,
 )
-from celery_platform.config.validation import Problem, args_schema, check_string_tuple, shown
 
 __all__ = [
     "BROKER_CA_MOUNT",

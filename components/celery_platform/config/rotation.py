@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from celery_platform.config.validation import (
-    INT32_MAX,
-    Problem,
-    args_schema,
-    check_count,
-)
+from celery_platform.config.problems import Problem
+from celery_platform.config.schema import args_schema
+from celery_platform.config.validation import INT32_MAX, check_count
 
 # Shown on the Kubernetes Secret (and so in the render) per generated key: a rotation is reviewable.
 ROTATION_ANNOTATION = "celery-platform/rotation."

@@ -17,6 +17,9 @@ import typing
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ConfigDict, with_config
+from pydantic.alias_generators import to_camel
+
 MISSING: Any = dataclasses.MISSING
 
 
@@ -100,3 +103,8 @@ def is_secret(f: dataclasses.Field[Any]) -> bool:
 def is_setting(f: dataclasses.Field[Any]) -> bool:
     """Whether a field is a setting (in the schema, the stack config and the reference)."""
     return f.metadata.get("schema", True) is not False
+
+
+# Applied to every args dataclass: the stack config parses YAML straight into the components' own
+# typed args (camelCase keys, unknown keys refused), so there is one schema, not two.
+args_schema = with_config(ConfigDict(alias_generator=to_camel, extra="forbid", coerce_numbers_to_str=True))

@@ -13,10 +13,10 @@ from decimal import Decimal
 from celery_platform.config.autoscaling import AutoscalingSpec
 from celery_platform.config.guardrails import Resources
 from celery_platform.config.podsettings import PodSettings
+from celery_platform.config.problems import Problem, shown
 from celery_platform.config.quantities import parse_memory
+from celery_platform.config.schema import args_schema
 from celery_platform.config.validation import (
-    Problem,
-    args_schema,
     check_count,
     check_dns_label,
     check_dns_subdomain,
@@ -24,9 +24,8 @@ from celery_platform.config.validation import (
     check_memory,
     check_queue_name,
     check_string_tuple,
-    check_worker_args,
-    shown,
 )
+from celery_platform.config.worker_args import check_worker_args
 
 # Memory a prefork parent and the interpreter need before any child runs a task.
 WORKER_BASE_MEMORY = 128 * 1024**2

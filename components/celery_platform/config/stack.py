@@ -23,6 +23,15 @@ from pydantic.alias_generators import to_camel
 
 from celery_platform.config._yaml import YamlError, load_config_value, load_yaml
 from celery_platform.config.platform import FIELD_RULES, MAX_POOLS, CeleryPlatformArgs, camel
+from celery_platform.config.problems import (
+    Problem,
+    ValidationError,
+    did_you_mean,
+    mask_secrets,
+    raise_if_any,
+    redacted,
+    shown,
+)
 from celery_platform.config.rotation import Rotation, rotation_problems
 from celery_platform.config.schema import (
     MISSING,
@@ -33,15 +42,6 @@ from celery_platform.config.schema import (
     is_setting,
     is_structured,
     pulumi_config_type,
-)
-from celery_platform.config.validation import (
-    Problem,
-    ValidationError,
-    did_you_mean,
-    mask_secrets,
-    raise_if_any,
-    redacted,
-    shown,
 )
 
 __all__ = ["KEYS", "MAX_POOLS", "Key", "StackConfig", "load_stack_config", "parse_stack_config", "read_stack_config"]

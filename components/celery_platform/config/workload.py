@@ -9,13 +9,9 @@ from celery_platform.builders.workloads import (
     MAX_LONGEST_TASK_SECONDS,
 )
 from celery_platform.config.podsettings import PodSettings
+from celery_platform.config.problems import Problem, shown
 from celery_platform.config.specs import PodResources, pod_resources
-from celery_platform.config.validation import (
-    Problem,
-    check_count,
-    check_image_pinned,
-    shown,
-)
+from celery_platform.config.validation import check_count, check_image_pinned
 
 # What `celery -A` imports: a dotted module path, optionally `:attribute` (also dotted).
 CELERY_APP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][A-Za-z0-9_.]*)?")

@@ -36,8 +36,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from celery_platform.config._yaml import YamlError, decode_utf8, load_yaml
 from celery_platform.config.migrate import old_form_problem, structured_keys
+from celery_platform.config.problems import Problem, ValidationError, raise_if_any, shown
 from celery_platform.config.stack import namespace_problems
-from celery_platform.config.validation import Problem, ValidationError, raise_if_any, shown
 from celery_platform.render.output import HEADER, diff_documents, dump_documents
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from celery_platform.config.validation import untyped
+from celery_platform.config.problems import untyped
 
 
 def pod_metadata(

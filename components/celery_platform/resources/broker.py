@@ -23,11 +23,7 @@ from celery_platform.config.broker import (
     BrokerTLS,
     ExternalBrokerSpec,
 )
-from celery_platform.config.validation import (
-    raise_if_any,
-    untyped,
-    validated_by_parent,
-)
+from celery_platform.config.problems import raise_if_any, untyped, validated_by_parent
 
 if TYPE_CHECKING:
     pass

@@ -21,15 +21,8 @@ from celery_platform.builders.labels import selector_labels, standard_labels
 from celery_platform.builders.monitoring_rules import dashboard_json, rule_groups
 from celery_platform.config.guardrails import LimitRangeSpec
 from celery_platform.config.monitoring import MonitoringSpec
-from celery_platform.config.validation import (
-    Problem,
-    check_count,
-    check_image_pinned,
-    check_string_tuple,
-    raise_if_any,
-    untyped,
-    validated_by_parent,
-)
+from celery_platform.config.problems import Problem, raise_if_any, untyped, validated_by_parent
+from celery_platform.config.validation import check_count, check_image_pinned, check_string_tuple
 from celery_platform.resources.broker import Broker
 
 __all__ = ["CeleryMonitoring", "CeleryMonitoringArgs"]

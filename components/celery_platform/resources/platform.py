@@ -12,7 +12,7 @@ from celery_platform.builders.workloads import visibility_timeout_seconds
 from celery_platform.config.autoscaling import all_at_zero_warning, is_autoscaled, name_problems
 from celery_platform.config.egress import database_egress
 from celery_platform.config.platform import CeleryPlatformArgs, camel
-from celery_platform.config.validation import mask_secrets, raise_if_any
+from celery_platform.config.problems import mask_secrets, raise_if_any
 from celery_platform.resources.broker import ExternalBroker, ExternalBrokerArgs
 from celery_platform.resources.monitoring import CeleryMonitoring, CeleryMonitoringArgs
 from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace

@@ -21,8 +21,9 @@ from celery_platform.config.autoscaling import BrokerAuth, KedaOperator
 from celery_platform.config.broker import URL_KEY, BrokerTLS
 from celery_platform.config.guardrails import LimitRangeSpec
 from celery_platform.config.podsettings import PodSettings
+from celery_platform.config.problems import raise_if_any, untyped, validated_by_parent
 from celery_platform.config.specs import RedisSpec
-from celery_platform.config.validation import check_count, raise_if_any, untyped, validated_by_parent
+from celery_platform.config.validation import check_count
 from celery_platform.resources._statefulset import rollout_options, stateful_set_of_one
 from celery_platform.resources.secrets import PlatformSecrets
 

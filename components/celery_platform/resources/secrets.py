@@ -19,17 +19,14 @@ from celery_platform.builders.secret_keys import (
     SENTRY_DSN,
     fernet_key_from_base64,
 )
+from celery_platform.config.problems import Problem, ValidationError, raise_if_any, validated_by_parent
 from celery_platform.config.rotation import ROTATION_ANNOTATION, Rotation, rotation_problems
-from celery_platform.config.validation import (
-    Problem,
-    ValidationError,
+from celery_platform.config.secret_values import (
     check_database_url,
     check_django_secret_key,
     check_fernet_key,
     check_redis_password,
     check_sentry_dsn,
-    raise_if_any,
-    validated_by_parent,
 )
 
 DJANGO_KEY_LENGTH = 64

@@ -33,12 +33,8 @@ from celery_platform.config.autoscaling import (
     trigger_authentication_spec,
 )
 from celery_platform.config.guardrails import LimitRangeSpec
+from celery_platform.config.problems import raise_if_any, untyped, validated_by_parent
 from celery_platform.config.specs import BeatSpec, PoolSpec, memory_warning
-from celery_platform.config.validation import (
-    raise_if_any,
-    untyped,
-    validated_by_parent,
-)
 from celery_platform.config.workload import WorkloadSettings
 from celery_platform.resources._statefulset import pod_metadata, rollout_options, stateful_set_of_one
 from celery_platform.resources.broker import Broker
