@@ -20,9 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from celery_platform.config._yaml import load_yaml
+from celery_platform.config._yaml import load_config_value, load_yaml
 from celery_platform.config.migrate import MigrationError, main, migrate_text, structured_keys
 from celery_platform.config.stack import parse_stack_config
+from celery_platform.render import _as_config_string, _as_config_value
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -262,6 +263,25 @@ def test_the_program_reads_the_engines_json_exactly_even_a_raw_next_line_charact
         "taskRoutes": '{"app.tasks.a\x85b":"default","app.tasks.\U0007a123":"default"}',
     }
     assert parse_stack_config(raw).task_routes == {"app.tasks.a\x85b": "default", "app.tasks.\U0007a123": "default"}
+
+
+ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+ENGINE_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**62), 2**62)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ANY_TEXT, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.dictionaries(ANY_TEXT, ENGINE_VALUES, max_size=4))
+def test_the_program_reads_back_every_object_the_render_passes_as_the_engine_does(value: dict[str, Any]) -> None:
+    # Every character but a lone surrogate (Go writes none): NEL, U+2028, non-BMP, controls, <>&.
+    assert load_config_value(_as_config_string(value)) == _as_config_value(value)
 
 
 def render(stack: str, project: Path) -> subprocess.CompletedProcess[str]:
