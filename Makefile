@@ -7,7 +7,7 @@ VENV := venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := build/checkov-venv
 
-.PHONY: setup venv system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean migrate-config config-native
+.PHONY: setup venv system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean migrate-config config-native reference
 
 # Two dependency sets. The runtime set (requirements.txt) is all that deploying and rendering need; the dev
 # set (requirements-dev.txt) adds the test toolchain. components/celery_platform is installed in setuptools' strict editable
@@ -95,6 +95,11 @@ test-fast: $(BIN)/.dev $(CHECKOV_VENV)/.installed
 render: $(BIN)/.runtime
 	@$(BIN)/python -m celery_platform.render $(STACK) -o build/$(STACK).yaml
 	@cat build/$(STACK).yaml
+
+# docs/configuration.md, generated from CeleryPlatformArgs (the schema the component package serves);
+# tests/unit/test_reference.py fails when the committed file is stale.
+reference: $(BIN)/.runtime
+	@$(BIN)/python -m celery_platform.package.reference -o docs/configuration.md
 
 policy/venv/.installed: policy/requirements.txt
 	test -x policy/venv/bin/python || $(PYTHON) -m venv policy/venv

@@ -1,6 +1,6 @@
 """The ``celery-platform`` Pulumi component package: CeleryPlatform, hosted for every Pulumi language.
 
 ``provider/PulumiPlugin.yaml`` makes the Python language host run this folder, ``provider/__main__.py``,
-which serves the components of ``provider/component.py`` with a schema that
-``pulumi.provider.experimental`` infers from their type annotations and docstrings.
+which serves ``celery_platform.package.provider``: a schema derived from CeleryPlatformArgs, and a
+Construct that builds the same CeleryPlatform as the stack program.
 """

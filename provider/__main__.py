@@ -1,13 +1,11 @@
 """Serve the celery-platform component package to the Pulumi engine (``pulumi package add``, ``up``).
 
-The Python language host runs this directory as ``python <repo>/provider <engine address>``, so
-this directory is ``sys.path[0]`` and its modules import by their bare names.
+The Python language host runs this directory as ``python <repo>/provider <engine address>``, in
+provider/venv, where requirements.txt installed celery_platform from the repository root. Everything
+else (the schema, Construct) is in ``celery_platform.package``.
 """
 
-from component import COMPONENTS, PACKAGE
-from pulumi.provider.experimental import component_provider_host
-
-from celery_platform import __version__
+from celery_platform.package.provider import serve
 
 if __name__ == "__main__":
-    component_provider_host(components=COMPONENTS, name=PACKAGE, version=__version__)
+    serve()

@@ -1,4 +1,4 @@
-"""The plugin process, started as the Python language host starts it, serves the schema over gRPC."""
+"""The plugin process, started as the language host starts it (``python provider``), serves the schema over gRPC."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from celery_platform import __version__
+from celery_platform.package.schema import package_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60
@@ -48,11 +49,12 @@ def plugin_port(tmp_path: Path) -> Iterator[int]:
         process.wait(timeout=10)
 
 
-def test_the_plugin_serves_the_inferred_schema_and_its_version(plugin_port: int) -> None:
+def test_the_plugin_serves_the_schema_derived_from_the_args_and_its_version(plugin_port: int) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{plugin_port}") as channel:
         stub = provider_pb2_grpc.ResourceProviderStub(channel)
         schema = json.loads(stub.GetSchema(provider_pb2.GetSchemaRequest(version=0), timeout=30).schema)
         info = stub.GetPluginInfo(empty_pb2.Empty(), timeout=30)
     assert schema["name"] == "celery-platform"
     assert list(schema["resources"]) == ["celery-platform:index:CeleryPlatform"]
+    assert schema == package_schema()
     assert info.version == __version__
