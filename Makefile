@@ -7,7 +7,7 @@ VENV := venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := build/checkov-venv
 
-.PHONY: setup venv system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean migrate-config config-native reference
+.PHONY: setup venv system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean migrate-config config-native pulumi-yaml reference
 
 # Two dependency sets. The runtime set (requirements.txt) is all that deploying and rendering need; the dev
 # set (requirements-dev.txt) adds the test toolchain. components/celery_platform is installed in setuptools' strict editable
@@ -108,6 +108,10 @@ policy/venv/.installed: policy/requirements.txt
 
 # The Pulumi CLI on PATH; without one, the toolchain that tools/pulumi-engine builds from source.
 PULUMI ?= $(if $(shell command -v pulumi 2>/dev/null),pulumi,tools/pulumi-engine/pulumi.sh)
+
+# Pulumi.yaml's config block, generated from CeleryPlatformArgs (tests/unit/test_config.py fails when stale).
+pulumi-yaml: $(BIN)/.runtime
+	@$(BIN)/python -m celery_platform.config.project_file
 
 # Structured keys (pools, redis, ...) are YAML objects in the stack file. A file from before native config
 # holds them as YAML in strings, which the engine refuses as "must be of type 'object'": migrate-config

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from pulumi.output import Unknown
 
+from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import read_stack_config
-from celery_platform.config.validation import ValidationError
 from celery_platform.package.provider import CeleryPlatformProvider
 from celery_platform.render import RenderMocks
 from tests.conftest import is_secret, objects_of, resolve, run

@@ -19,8 +19,8 @@ import pulumi
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import PROJECT, read_stack_config
-from celery_platform.config.validation import ValidationError
 from celery_platform.package.provider import CeleryPlatformProvider
 from celery_platform.render import RenderMocks
 from celery_platform.resources.platform import CeleryPlatform
