@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,8 @@ import pytest
 import yaml
 
 from celery_platform.config.problems import ValidationError
-from celery_platform.config.stack import KEYS, REQUIRED, UNSET, parse_stack_config
+from celery_platform.config.project_file import with_config_block
+from celery_platform.config.stack import KEYS, REQUIRED, UNSET, Key, parse_stack_config, read_stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
 VALID: dict[str, Any] = {
@@ -140,20 +142,23 @@ def test_every_problem_is_reported_at_once() -> None:
     assert fields == ["databaseUrl", "limitRange.maxLimitRequestRatio.cpu", "namespace", "quota.limitsCpu", "sentryDsn"]
 
 
-def test_pulumi_yaml_declares_every_key_with_its_type_description_and_default() -> None:
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    declared = project["config"]
+def test_pulumi_yaml_declares_every_key_as_generated_from_the_args() -> None:
+    text = (ROOT / "Pulumi.yaml").read_text()
+    assert text == with_config_block(text), "Pulumi.yaml is stale: run `make pulumi-yaml`"
+    declared = yaml.safe_load(text)["config"]
     assert set(declared) == {k.name for k in KEYS if k.declared}
     for key in (k for k in KEYS if k.declared):
-        decl = declared[key.name]
-        assert decl["type"] == key.pulumi_type, key.name
-        assert decl.get("items", {}).get("type", "string") == "string", key.name
-        assert decl["description"] == key.description, key.name
-        assert decl.get("secret", False) == key.secret, key.name
-        if key.default is REQUIRED:
-            assert "default" not in decl, key.name
-        else:
-            assert decl["default"] == key.default, key.name
+        assert declared[key.name]["type"] == key.pulumi_type, key.name
+        assert declared[key.name]["description"] == key.description, key.name
+        assert ("default" in declared[key.name]) == (key.default is not REQUIRED), key.name
+
+
+@pytest.mark.parametrize("key", [k for k in KEYS if k.declared and k.default is not REQUIRED], ids=lambda k: k.name)
+def test_every_declared_default_reads_back_as_the_fields_own_default(key: Key) -> None:
+    # The engine copies a declared default into the stack: the program must read it as the field's default.
+    default = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"][key.name]["default"]
+    args = read_stack_config({**VALID, key.name: json.dumps(default) if key.structured else str(default)})
+    assert getattr(args, key.attribute) == key.default, key.name
 
 
 def test_no_secret_key_has_a_default_that_the_engine_would_copy_in_plain_text() -> None:
@@ -171,13 +176,12 @@ def test_every_optional_secret_is_left_out_of_pulumi_yaml_and_named_in_its_comme
             assert f"#   {key.name}: {key.description}" in text, key.name
 
 
-def test_only_the_optional_secrets_and_the_rotation_map_are_undeclared() -> None:
+def test_only_the_optional_secrets_are_undeclared() -> None:
     assert sorted(k.name for k in KEYS if not k.declared) == [
         "brokerUrl",
         "djangoSecretKey",
         "fieldEncryptionKey",
         "redisPassword",
-        "rotation",
         "sentryDsn",
     ]
 

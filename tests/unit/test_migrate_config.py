@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from celery_platform.config._yaml import load_config_value, load_yaml
 from celery_platform.config.migrate import MigrationError, main, migrate_text, structured_keys
 from celery_platform.config.stack import parse_stack_config
-from celery_platform.render import _as_config_string, _as_config_value
+from celery_platform.render.stack_files import _as_config_string, _as_config_value
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -223,7 +223,8 @@ FIELD_RULES: Mapping[str, Callable[[str, Any], list[Problem]]] = {
     "broker": lambda name, spec: spec.validate(name),
     "kedaOperator": lambda name, spec: spec.validate(name),
     "egress": lambda name, rules: [p for i, rule in enumerate(rules) for p in rule.validate(f"{name}[{i}]")],
-    "databaseUrl": _plain_check(check_database_url),
+    # Required: an empty plain value is refused too (the optional secrets' empty value means unset).
+    "databaseUrl": lambda name, value: check_database_url(name, value) if isinstance(value, str) else [],
     "sentryDsn": _plain_check(check_sentry_dsn),
     "djangoSecretKey": _plain_check(check_django_secret_key),
     "fieldEncryptionKey": _plain_check(check_fernet_key),

@@ -147,6 +147,16 @@ class EnvVar:
             problems.append(
                 Problem(f"{field}.value", "a secret-looking name with a literal value", "a literal", "secretKeyRef")
             )
+        # A ConfigMap is no place for a credential either: it is readable by anyone who may read the namespace.
+        if self.config_map_key_ref is not None and looks_secret(self.name):
+            problems.append(
+                Problem(
+                    f"{field}.configMapKeyRef",
+                    "a secret-looking name read from a ConfigMap",
+                    "a ConfigMap key",
+                    "secretKeyRef",
+                )
+            )
         for name, ref in (("secretKeyRef", self.secret_key_ref), ("configMapKeyRef", self.config_map_key_ref)):
             if ref is not None:
                 problems += ref.validate(f"{field}.{name}")

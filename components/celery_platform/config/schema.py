@@ -39,7 +39,9 @@ def field_docs(cls: type) -> dict[str, str]:
                 and isinstance(after.value.value, str)
             )
         ):
-            docs[node.target.id] = " ".join(inspect.cleandoc(after.value.value).split())
+            # One paragraph, with Markdown's code spans: the schema, Pulumi.yaml and the reference are Markdown.
+            text = " ".join(inspect.cleandoc(after.value.value).split())
+            docs[node.target.id] = text.replace("``", "`")
     return docs
 
 

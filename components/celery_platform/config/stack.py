@@ -371,7 +371,7 @@ def read_stack_config(
         if key.name == "rotation" and not isinstance(value, Rotation):
             problems += rotation_problems(key.name, value)
             value = Rotation()
-        if key.secret and value == "":
+        if key.secret and value == "" and key.default is UNSET:
             continue
         if isinstance(value, list):
             value = tuple(value)
