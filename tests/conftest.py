@@ -13,7 +13,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from celery_platform.config.stack import PROJECT
-from celery_platform.render import RenderMocks
+from celery_platform.render.mocks import RenderMocks
 
 T = TypeVar("T")
 

@@ -34,7 +34,7 @@ from celery_platform.builders.admission import PodPlan, check_limit_range, check
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import parse_stack_config
-from celery_platform.render import stack_config
+from celery_platform.render.stack_files import stack_config
 
 if TYPE_CHECKING:
     from tests.kube_testenv import KubeAPI

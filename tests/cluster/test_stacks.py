@@ -22,7 +22,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from celery_platform.builders.admission import pod_totals
 from celery_platform.config.guardrails import LimitRangeSpec, Ratio, Resources
-from celery_platform.render import available_stacks
+from celery_platform.render.stack_files import available_stacks
 
 if TYPE_CHECKING:
     from tests.kube_testenv import KubeAPI

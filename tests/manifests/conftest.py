@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from celery_platform.render import available_stacks
+from celery_platform.render.stack_files import available_stacks
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = available_stacks()

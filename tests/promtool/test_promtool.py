@@ -17,7 +17,8 @@ import yaml
 
 from celery_platform.builders.monitoring_rules import dashboard, dashboard_exprs, rule_groups
 from celery_platform.config.monitoring import AlertThresholds
-from celery_platform.render import run_program, stack_config
+from celery_platform.render import run_program
+from celery_platform.render.stack_files import stack_config
 
 HERE = Path(__file__).resolve().parent
 NAMESPACE = "celery-test"

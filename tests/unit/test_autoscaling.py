@@ -29,7 +29,8 @@ from celery_platform.config.podsettings import KeyRef
 from celery_platform.config.problems import ValidationError
 from celery_platform.config.specs import BeatSpec, PoolSpec, RedisSpec
 from celery_platform.config.workload import WorkloadSettings
-from celery_platform.render import RenderMocks, render_documents
+from celery_platform.render import render_documents
+from celery_platform.render.mocks import RenderMocks
 from celery_platform.resources.broker import ExternalBroker, ExternalBrokerArgs
 from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
 from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs

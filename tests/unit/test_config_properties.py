@@ -111,7 +111,8 @@ def test_a_mutated_real_stack_runs_as_a_program_or_fails_with_one_clear_error(
     stack: str, where: tuple[str, str], new_value: Any
 ) -> None:
     """The whole program, not just the schema: no mutation may crash it with anything but ValidationError."""
-    from celery_platform.render import run_program, stack_config
+    from celery_platform.render import run_program
+    from celery_platform.render.stack_files import stack_config
 
     config, secret_keys = stack_config(stack)
     key, field = where

@@ -16,7 +16,7 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from celery_platform.render import RenderMocks
+from celery_platform.render.mocks import RenderMocks
 from tests.conftest import is_secret, objects_of, resolve
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "consumer"

@@ -12,7 +12,8 @@ from celery_platform.builders.monitoring_rules import RUNBOOK_ANCHORS, alert_rul
 from celery_platform.config.monitoring import AlertThresholds, MonitoringSpec
 from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import parse_stack_config
-from celery_platform.render import run_program, stack_config
+from celery_platform.render import run_program
+from celery_platform.render.stack_files import stack_config
 
 VALID: dict[str, Any] = {
     "databaseUrl": "postgresql://app:pw@db.internal:5432/app",

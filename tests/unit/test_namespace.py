@@ -8,7 +8,7 @@ import pytest
 
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec, Ratio, Resources
 from celery_platform.config.problems import ValidationError
-from celery_platform.render import RenderMocks
+from celery_platform.render.mocks import RenderMocks
 from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
 from tests.conftest import objects_of, resolve, run
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from celery_platform.render import ProgramRun, available_stacks, run_program, stack_config
+from celery_platform.render import ProgramRun, run_program
+from celery_platform.render.stack_files import available_stacks, stack_config
 from tests.conftest import is_secret, resolve
 
 STACKS = available_stacks()

@@ -12,7 +12,7 @@ from pulumi.output import Unknown
 from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import read_stack_config
 from celery_platform.package.provider import CeleryPlatformProvider
-from celery_platform.render import RenderMocks
+from celery_platform.render.mocks import RenderMocks
 from tests.conftest import is_secret, objects_of, resolve, run
 
 TOKEN = "celery-platform:index:CeleryPlatform"

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import PROJECT, read_stack_config
 from celery_platform.package.provider import CeleryPlatformProvider
-from celery_platform.render import RenderMocks
+from celery_platform.render.mocks import RenderMocks
 from celery_platform.resources.platform import CeleryPlatform
 from tests.conftest import run
 

@@ -9,16 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from celery_platform.render import (
-    KIND_ORDER,
-    PLACEHOLDER,
-    RENDER_SECRET_STANDINS,
-    available_stacks,
-    render_documents,
-    run_program,
-    stack_config,
-    to_yaml,
-)
+from celery_platform.render import render_documents, run_program, to_yaml
+from celery_platform.render.mocks import KIND_ORDER, PLACEHOLDER
+from celery_platform.render.stack_files import RENDER_SECRET_STANDINS, available_stacks, stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

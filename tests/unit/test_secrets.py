@@ -8,7 +8,7 @@ import pytest
 from celery_platform.config.problems import ValidationError
 from celery_platform.config.rotation import Rotation
 from celery_platform.config.secret_values import DJANGO_MIN_LENGTH
-from celery_platform.render import RenderMocks
+from celery_platform.render.mocks import RenderMocks
 from celery_platform.resources.secrets import DJANGO_KEY_LENGTH, PlatformSecrets, SecretsArgs
 from tests.conftest import is_secret, objects_of, resolve, run
 

@@ -10,7 +10,9 @@ import pytest
 from celery_platform.config.problems import ValidationError
 from celery_platform.config.specs import PoolSpec, RedisSpec
 from celery_platform.config.workload import WorkloadSettings
-from celery_platform.render import RenderMocks, available_stacks, run_program, stack_config
+from celery_platform.render import run_program
+from celery_platform.render.mocks import RenderMocks
+from celery_platform.render.stack_files import available_stacks, stack_config
 from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
 from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
 from celery_platform.resources.secrets import PlatformSecrets, SecretsArgs
