@@ -24,8 +24,8 @@ from celery_platform.config.autoscaling import (
     scaled_object_spec,
 )
 from celery_platform.config.broker import ExternalBrokerSpec
+from celery_platform.config.env import KeyRef
 from celery_platform.config.guardrails import QuotaSpec
-from celery_platform.config.podsettings import KeyRef
 from celery_platform.config.problems import ValidationError
 from celery_platform.config.specs import BeatSpec, PoolSpec, RedisSpec
 from celery_platform.config.workload import WorkloadSettings

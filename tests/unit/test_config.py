@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from celery_platform.config.keys import KEYS, REQUIRED, UNSET, Key
 from celery_platform.config.problems import ValidationError
 from celery_platform.config.project_file import with_config_block
-from celery_platform.config.stack import KEYS, REQUIRED, UNSET, Key, parse_stack_config, read_stack_config
+from celery_platform.config.stack import parse_stack_config, read_stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
 VALID: dict[str, Any] = {

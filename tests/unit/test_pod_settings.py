@@ -12,21 +12,13 @@ from celery_platform.builders.celery_pods import PLAN_REFS, beat_pod_spec, pod_p
 from celery_platform.builders.workloads import Refs, worker_args
 from celery_platform.config.broker import BrokerTLS, ExternalBrokerSpec
 from celery_platform.config.egress import EgressRule, database_egress
-from celery_platform.config.podsettings import (
-    EmptyDir,
-    EnvFrom,
-    EnvVar,
-    KeyRef,
-    PodSettings,
-    ServiceAccount,
-    SpreadConstraint,
-    Toleration,
-    Volume,
-    VolumeMount,
-)
+from celery_platform.config.env import EnvFrom, EnvVar, KeyRef
+from celery_platform.config.placement import SpreadConstraint, Toleration
+from celery_platform.config.podsettings import PodSettings, ServiceAccount
 from celery_platform.config.problems import Problem, ValidationError
 from celery_platform.config.specs import BeatSpec, PoolSpec
 from celery_platform.config.stack import parse_stack_config
+from celery_platform.config.volumes import EmptyDir, Volume, VolumeMount
 from celery_platform.config.worker_args import check_worker_args
 from celery_platform.config.workload import WorkloadSettings
 from celery_platform.resources.namespace import NamespaceArgs

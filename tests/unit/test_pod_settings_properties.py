@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from celery_platform.builders.celery_pods import PLAN_REFS, worker_pod_spec
-from celery_platform.config.podsettings import OWN_LABELS, PLATFORM_ENV, looks_secret
+from celery_platform.config.env import PLATFORM_ENV, looks_secret
+from celery_platform.config.podsettings import OWN_LABELS
 from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import parse_stack_config
 

@@ -25,9 +25,9 @@ from pulumi.runtime.proto import provider_pb2
 from pydantic.alias_generators import to_camel
 
 from celery_platform import __version__
+from celery_platform.config.keys import KEYS
 from celery_platform.config.platform import CeleryPlatformArgs
 from celery_platform.config.schema import MISSING, field_default, field_docs, field_type, is_secret, is_setting
-from celery_platform.config.stack import KEYS
 from celery_platform.package.provider import CeleryPlatformProvider
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic.alias_generators import to_camel
 
+from celery_platform.config.keys import KEYS, REQUIRED
 from celery_platform.config.schema import MISSING, field_default, is_secret, is_setting
-from celery_platform.config.stack import KEYS, REQUIRED
 from celery_platform.package.reference import main, render_reference
 from tests.unit.test_provider_schema import CLASSES
 

@@ -15,9 +15,9 @@ from typing import Any
 from celery_platform.builders import probes
 from celery_platform.builders.broker import broker_url_env, ca_volume
 from celery_platform.config.broker import BrokerTLS
-from celery_platform.config.podsettings import BROKER_CA_MOUNT
 from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, max_memory_per_child_kib
 from celery_platform.config.validation import SAFE_INT_MAX
+from celery_platform.config.volumes import BROKER_CA_MOUNT
 
 STATE_DIR = "/tmp/celery-platform"
 TMP_MOUNT = "/tmp"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from celery_platform.config.podfields import KeyRef
+from celery_platform.config.env import KeyRef
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
 from celery_platform.config.validation import check_count, check_dns_label, check_labels

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from celery_platform.config.autoscaling import BrokerAuth, autoscaling_problems
-from celery_platform.config.podsettings import BROKER_CA_MOUNT, KeyRef, ip_cidr
+from celery_platform.config.env import KeyRef
+from celery_platform.config.podsettings import ip_cidr
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
 from celery_platform.config.secret_values import check_broker_url
 from celery_platform.config.validation import check_cidr, check_count, check_port
+from celery_platform.config.volumes import BROKER_CA_MOUNT
 
 if TYPE_CHECKING:
     from celery_platform.config.specs import PoolSpec

@@ -16,60 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery_platform.builders.probes import HOOKS_MOUNT_PATH
-from celery_platform.config.podfields import (
-    AFFINITY_KINDS,
-    BROKER_CA_MOUNT,
-    DEFAULT_SPREAD,
-    OWN_LABELS,
-    OWN_MOUNTS,
-    OWN_VOLUMES,
-    PLATFORM_ENV,
-    TMP_MOUNT,
-    EmptyDir,
-    EnvFrom,
-    EnvVar,
-    KeyRef,
-    SpreadConstraint,
-    Toleration,
-    Volume,
-    VolumeMount,
-    looks_secret,
-)
+from celery_platform.config.env import EnvFrom, EnvVar
+from celery_platform.config.placement import AFFINITY_KINDS, DEFAULT_SPREAD, SpreadConstraint, Toleration
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
 from celery_platform.config.validation import (
     check_annotations,
-    check_label_key,
     check_labels,
     check_string_tuple,
     check_subdomain,
 )
-
-__all__ = [
-    "BROKER_CA_MOUNT",
-    "OWN_LABELS",
-    "OWN_MOUNTS",
-    "OWN_VOLUMES",
-    "PLATFORM_ENV",
-    "TMP_MOUNT",
-    "EmptyDir",
-    "EnvFrom",
-    "EnvVar",
-    "KeyRef",
-    "PodSettings",
-    "ServiceAccount",
-    "SpreadConstraint",
-    "Toleration",
-    "Volume",
-    "VolumeMount",
-    "apply_to_pod",
-    "check_annotations",
-    "check_label_key",
-    "check_labels",
-    "check_subdomain",
-    "ip_cidr",
-    "looks_secret",
-]
+from celery_platform.config.volumes import (
+    Volume,
+    VolumeMount,
+)
 
 
 @args_schema
@@ -303,3 +263,13 @@ def apply_to_pod(
 def pod_metadata_extras(settings: PodSettings) -> tuple[dict[str, str], dict[str, str]]:
     """Return the pod template's extra (labels, annotations)."""
     return dict(settings.labels or {}), dict(settings.annotations or {})
+
+
+# Labels the platform sets: name and instance select the pods, part-of admits them to the broker.
+OWN_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter
 
-from celery_platform.config.stack import KEYS, REQUIRED, UNSET, Key
+from celery_platform.config.keys import KEYS, REQUIRED, UNSET, Key
 
 OPTIONAL_SECRETS_NOTE = """\
 # Optional secrets, set only with `pulumi config set --secret KEY VALUE`. They are not declared above:
@@ -53,7 +53,7 @@ def declaration(key: Key) -> dict[str, Any]:
 
 def config_block() -> str:
     """Return the ``config:`` block, and the note that names every optional secret, as Pulumi.yaml text."""
-    block = yaml.safe_dump(
+    block: str = yaml.safe_dump(
         {"config": {k.name: declaration(k) for k in KEYS if k.declared}},
         sort_keys=False,
         width=110,

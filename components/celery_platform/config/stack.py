@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-import types
 import typing
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -21,7 +19,9 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticError
 from pydantic.alias_generators import to_camel
 
+from celery_platform.config._type_errors import _field_name, _from_pydantic, _unwrap
 from celery_platform.config._yaml import YamlError, load_config_value, load_yaml
+from celery_platform.config.keys import KEYS, REQUIRED, UNSET, Key, StackConfig
 from celery_platform.config.platform import FIELD_RULES, MAX_POOLS, CeleryPlatformArgs, camel
 from celery_platform.config.problems import (
     Problem,
@@ -33,161 +33,12 @@ from celery_platform.config.problems import (
     shown,
 )
 from celery_platform.config.rotation import Rotation, rotation_problems
-from celery_platform.config.schema import (
-    MISSING,
-    field_default,
-    field_docs,
-    field_type,
-    is_secret,
-    is_setting,
-    is_structured,
-    pulumi_config_type,
-)
 
 __all__ = ["KEYS", "MAX_POOLS", "Key", "StackConfig", "load_stack_config", "parse_stack_config", "read_stack_config"]
 
 PROJECT = "celery-platform"
-REQUIRED: Any = object()
-# Optional, and not declared in Pulumi.yaml at all. The engine (pkg/v3 workspace/config.go) refuses a
-# declared key with no `default:` that a stack leaves out ("is missing configuration value"), and copies a
-# `default:` into the stack as plain text, then refuses it for a `secret: true` key ("must be encrypted
-# as it's secret"). So an optional secret can only be an undeclared key; absent, its value is "".
-UNSET: Any = object()
 # Config namespaces a stack may use besides the project's own: the providers' and the engine's.
 OTHER_NAMESPACES = ("kubernetes", "pulumi", "random")
-_EXPECTED = {
-    "int_parsing": "a whole number",
-    "int_type": "a whole number",
-    "int_from_float": "a whole number",
-    "string_type": "a string",
-    "decimal_parsing": "a number",
-    "decimal_type": "a number",
-    "finite_number": "a finite number",
-    "bool_parsing": "true or false",
-    "bool_type": "true or false",
-    "list_type": "a list",
-    "tuple_type": "a list",
-    "dataclass_type": "a mapping of keys",
-    "dict_type": "a mapping",
-    "missing_keyword_argument": "a value",
-    "missing": "a value",
-}
-
-
-@dataclass(frozen=True)
-class Key:
-    """One config key: its Pulumi type, Python type, default, description and whether it is secret."""
-
-    name: str
-    pulumi_type: str
-    python_type: Any
-    description: str
-    default: Any = REQUIRED
-    structured: bool = False
-    secret: bool = False
-    declared: bool = True
-    """Whether Pulumi.yaml declares the key. Not the optional secrets (see UNSET), nor ``rotation``,
-    which is a map (``pulumi config set --path rotation.djangoSecretKey 1``) and Pulumi.yaml cannot
-    type a map."""
-
-    @property
-    def attribute(self) -> str:
-        """The StackConfig attribute that holds this key's value."""
-        return "".join("_" + c.lower() if c.isupper() else c for c in self.name)
-
-
-def _key(f: dataclasses.Field[Any]) -> Key:
-    """A stack config key, read off one field of CeleryPlatformArgs."""
-    secret = is_secret(f)
-    default = field_default(f)
-    args_type = field_type(CeleryPlatformArgs, f)
-    python_type = _STACK_TYPES.get(f.name, args_type)
-    if default is MISSING:
-        default = REQUIRED
-    elif secret and default is None:
-        default = UNSET
-    return Key(
-        name=camel(f.name),
-        pulumi_type=pulumi_config_type(args_type)["type"],
-        python_type=python_type,
-        description=field_docs(CeleryPlatformArgs)[f.name],
-        default=default,
-        structured=is_structured(args_type),
-        secret=secret,
-        declared=default is not UNSET,
-    )
-
-
-# A stack may also write `rotation: 0` (every keeper at 0), which the args type holds as Rotation().
-_STACK_TYPES: dict[str, Any] = {"rotation": Rotation | int}
-KEYS: tuple[Key, ...] = tuple(_key(f) for f in dataclasses.fields(CeleryPlatformArgs) if is_setting(f))
-"""Every stack config key: one per field of CeleryPlatformArgs, with its type, default and description."""
-
-# The stack config parses into the component's own args: one schema.
-StackConfig = CeleryPlatformArgs
-
-
-def _path(key: str, loc: Sequence[int | str]) -> str:
-    out = key
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{_field_name(str(part))}"
-    return out
-
-
-def _allowed_keys(tp: Any, loc: Sequence[int | str]) -> list[str]:
-    """Walk ``tp`` along ``loc`` and return the camelCase keys the mapping there accepts."""
-    for part in loc:
-        origin = typing.get_origin(tp)
-        if isinstance(part, int) and origin in (list, tuple, Sequence):
-            tp = typing.get_args(tp)[0]
-        elif dataclasses.is_dataclass(tp):
-            hints = typing.get_type_hints(tp)
-            names = {to_camel(f.name): f.name for f in dataclasses.fields(tp)}
-            if part not in names:
-                return []
-            tp = hints[names[str(part)]]
-            if typing.get_origin(tp) in (typing.Union, types.UnionType):
-                tp = next(a for a in typing.get_args(tp) if a is not type(None))
-        else:
-            return []
-    if dataclasses.is_dataclass(tp):
-        return sorted(to_camel(f.name) for f in dataclasses.fields(tp))
-    return []
-
-
-def _from_pydantic(key: Key, err: PydanticError, secret: bool) -> list[Problem]:
-    problems = []
-    for e in err.errors():
-        loc = list(e["loc"])
-        # A union (rotation: a map or 0) reports each branch; the branch name is no place the user typed.
-        loc = [part for part in loc if not (isinstance(part, str) and part in _BRANCHES)]
-        got = redacted(str(e["input"])) if secret else shown(e["input"])
-        if e["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
-            allowed = _allowed_keys(_unwrap(key.python_type), loc[:-1])
-            problems.append(
-                Problem(
-                    _path(key.name, loc),
-                    "unknown key" + did_you_mean(str(loc[-1]), allowed),
-                    got,
-                    "one of " + ", ".join(allowed) if allowed else "no key",
-                )
-            )
-            continue
-        if e["type"] in ("missing_keyword_argument", "missing"):
-            got = "nothing"
-        expected = _EXPECTED.get(e["type"], e["msg"])
-        problems.append(Problem(_path(key.name, loc), e["msg"].lower(), got, expected))
-    return problems
-
-
-_BRANCHES = {"Rotation", "int", "function-plain[_validate()]"}
-
-
-def _unwrap(tp: Any) -> Any:
-    """The dataclass of ``Rotation | int``, for listing the keys it accepts."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return next((a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)), tp)
-    return tp
 
 
 def _yaml_problem(key: Key, err: YamlError, secret: bool) -> Problem:
@@ -265,11 +116,6 @@ def secret_texts(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> list[st
                 continue
         texts += _leaves(value, words)
     return texts
-
-
-def _field_name(name: str) -> str:
-    """A key as a message's field: quoted when it is empty or holds characters no key has."""
-    return name if re.fullmatch(r"[A-Za-z0-9_.:-]+", name) else repr(name)
 
 
 def namespace_problems(keys: typing.Iterable[str], project: str = PROJECT) -> list[Problem]:

@@ -18,9 +18,10 @@ from typing import Any
 import pulumi
 from pulumi.output import Unknown
 
+from celery_platform.config.keys import KEYS
 from celery_platform.config.platform import CeleryPlatformArgs, field_problems
 from celery_platform.config.problems import Problem, ValidationError, mask_secrets
-from celery_platform.config.stack import KEYS, read_stack_config
+from celery_platform.config.stack import read_stack_config
 from celery_platform.resources.platform import secret_texts
 
 KNOWN = frozenset(k.name for k in KEYS)

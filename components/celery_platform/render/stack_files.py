@@ -231,7 +231,7 @@ def _standin(project: Project, short: str, stack_values: Mapping[str, Any]) -> s
         if not (isinstance(queues, list) and queues and all(isinstance(q, str) for q in queues)):
             queues = ["default"]
         return json.dumps([{"name": "stand-in", "queues": queues}])
-    from celery_platform.config.stack import KEYS
+    from celery_platform.config.keys import KEYS
 
     defaults = {k.name: k.default for k in KEYS if isinstance(k.default, str | int | bool)}
     return _as_config_string(defaults[short]) if short in defaults else None
