@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from tests.runtime.harness import Kubelet
 
 from celery_platform.builders.probes import (
-    HOOKS_MOUNT_PATH,
     ProbeCommands,
     beat_args,
     beat_env,
@@ -41,6 +40,7 @@ from celery_platform.builders.probes import (
     worker_include_args,
     worker_probe_commands,
 )
+from celery_platform.config.volumes import HOOKS_MOUNT_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 HOOKS_DIR = REPO / "components" / "celery_platform" / "hooks"

@@ -15,7 +15,6 @@ from celery_platform.builders import probes
 from celery_platform.builders.probes import (
     BEAT_APP_TARGET,
     HOOKS_MODULE,
-    HOOKS_MOUNT_PATH,
     WORKER_READY_MAX_AGE_SECONDS,
     ProbeCommands,
     beat_args,
@@ -26,6 +25,7 @@ from celery_platform.builders.probes import (
     worker_include_args,
     worker_probe_commands,
 )
+from celery_platform.config.volumes import HOOKS_MOUNT_PATH
 
 STATE_DIR = "/tmp/state"
 

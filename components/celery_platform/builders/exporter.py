@@ -7,8 +7,9 @@ from importlib.resources import files
 from typing import Any
 
 from celery_platform.builders.admission import PodPlan
-from celery_platform.builders.workloads import TMP_MOUNT, build_pod_spec, secret_env, security_context
+from celery_platform.builders.workloads import build_pod_spec, secret_env, security_context
 from celery_platform.config.monitoring import MonitoringSpec
+from celery_platform.config.volumes import TMP_MOUNT
 
 EXPORTER_MODULE = "celery_platform_exporter"
 

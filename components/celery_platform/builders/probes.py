@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 
+from celery_platform.config.volumes import HOOKS_MOUNT_PATH
+
 __all__ = [
     "BEAT_APP_TARGET",
     "HOOKS_FILENAME",
     "HOOKS_MODULE",
-    "HOOKS_MOUNT_PATH",
     "ProbeCommands",
     "beat_args",
     "beat_env",
@@ -32,7 +33,6 @@ __all__ = [
 
 HOOKS_MODULE = "celery_platform_hooks"
 HOOKS_FILENAME = f"{HOOKS_MODULE}.py"
-HOOKS_MOUNT_PATH = "/etc/celery-platform/hooks"
 #: What beat passes to ``celery -A``; the module resolves the user's app from CELERY_PLATFORM_APP.
 BEAT_APP_TARGET = f"{HOOKS_MODULE}:app"
 

@@ -16,11 +16,9 @@ from celery_platform.builders import probes
 from celery_platform.builders.broker import broker_url_env, ca_volume
 from celery_platform.config.broker import BrokerTLS
 from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, max_memory_per_child_kib
-from celery_platform.config.validation import SAFE_INT_MAX
-from celery_platform.config.volumes import BROKER_CA_MOUNT
+from celery_platform.config.volumes import BROKER_CA_MOUNT, HOOKS_MOUNT_PATH, TMP_MOUNT
 
 STATE_DIR = "/tmp/celery-platform"
-TMP_MOUNT = "/tmp"
 REDIS_PORT = 6379
 REDIS_DATA = "/data"
 
@@ -112,10 +110,6 @@ def app_env(refs: Refs, longest_task_seconds: int) -> list[dict[str, Any]]:
 def visibility_timeout_seconds(longest_task_seconds: int) -> int:
     """Return the broker visibility timeout: twice the longest task, at least an hour."""
     return max(2 * longest_task_seconds, 3600)
-
-
-# terminationGracePeriodSeconds is longest + 30 and must survive Pulumi's doubles exactly.
-MAX_LONGEST_TASK_SECONDS = SAFE_INT_MAX - 30
 
 
 def grace_period_seconds(longest_task_seconds: int) -> int:
@@ -252,7 +246,7 @@ def celery_volumes(refs: Refs) -> list[dict[str, Any]]:
 
 CELERY_MOUNTS: list[dict[str, Any]] = [
     {"name": "tmp", "mountPath": TMP_MOUNT},
-    {"name": "hooks", "mountPath": probes.HOOKS_MOUNT_PATH, "readOnly": True},
+    {"name": "hooks", "mountPath": HOOKS_MOUNT_PATH, "readOnly": True},
 ]
 
 

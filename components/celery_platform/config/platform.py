@@ -18,12 +18,11 @@ import pulumi
 from celery_platform.builders.admission import PodPlan, check_routes, unique
 from celery_platform.builders.celery_pods import platform_problems, pod_problems, validate_pools
 from celery_platform.builders.exporter import exporter_plan
-from celery_platform.builders.workloads import MAX_LONGEST_TASK_SECONDS
 from celery_platform.config.autoscaling import KedaOperator, is_autoscaled
 from celery_platform.config.broker import BrokerChoice
 from celery_platform.config.egress import POD_SECURITY_LEVELS, EgressRule
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.config.monitoring import MonitoringSpec
+from celery_platform.config.monitoring import TLS_EXPORTER_PROBLEM, MonitoringSpec
 from celery_platform.config.podsettings import PodSettings
 from celery_platform.config.problems import Problem, redacted, shown
 from celery_platform.config.rotation import Rotation, rotation_problems
@@ -37,7 +36,7 @@ from celery_platform.config.secret_values import (
 )
 from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec, pod_resources
 from celery_platform.config.validation import check_count, check_dns_label, check_dns_subdomain, check_image_pinned
-from celery_platform.config.workload import WorkloadSettings, check_celery_app
+from celery_platform.config.workload import MAX_LONGEST_TASK_SECONDS, WorkloadSettings, check_celery_app
 
 # More pools than this is a typo or a generator gone wrong, and would take minutes to preview.
 MAX_POOLS = 100
@@ -275,8 +274,6 @@ def admission_problems(args: CeleryPlatformArgs) -> list[Problem]:
     external = args.broker.external
     tls = external.broker_tls(args.plain("broker_url")) if external is not None else None
     if tls is not None and args.monitoring.enabled:
-        from celery_platform.resources.monitoring import TLS_EXPORTER_PROBLEM
-
         problems.append(TLS_EXPORTER_PROBLEM)
     problems += platform_problems(
         settings,

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celery_platform.builders.probes import HOOKS_MOUNT_PATH
 from celery_platform.config.env import EnvFrom, EnvVar
 from celery_platform.config.placement import AFFINITY_KINDS, DEFAULT_SPREAD, SpreadConstraint, Toleration
 from celery_platform.config.problems import Problem, shown
@@ -27,6 +26,7 @@ from celery_platform.config.validation import (
     check_subdomain,
 )
 from celery_platform.config.volumes import (
+    HOOKS_MOUNT_PATH,
     Volume,
     VolumeMount,
 )

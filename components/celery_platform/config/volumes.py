@@ -7,13 +7,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from celery_platform.builders.probes import HOOKS_MOUNT_PATH
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.quantities import QuantityError, parse_memory
 from celery_platform.config.schema import args_schema
 from celery_platform.config.validation import check_memory, check_subdomain
 
 TMP_MOUNT = "/tmp"
+# Where the probes' hooks module is mounted (PYTHONPATH ends with it).
+HOOKS_MOUNT_PATH = "/etc/celery-platform/hooks"
 
 
 BROKER_CA_MOUNT = "/etc/celery-platform/broker-ca"

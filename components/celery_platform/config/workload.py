@@ -5,13 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from celery_platform.builders.workloads import (
-    MAX_LONGEST_TASK_SECONDS,
-)
 from celery_platform.config.podsettings import PodSettings
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.specs import PodResources, pod_resources
-from celery_platform.config.validation import check_count, check_image_pinned
+from celery_platform.config.validation import SAFE_INT_MAX, check_count, check_image_pinned
 
 # What `celery -A` imports: a dotted module path, optionally `:attribute` (also dotted).
 CELERY_APP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][A-Za-z0-9_.]*)?")
@@ -67,3 +64,7 @@ class WorkloadSettings:
         problems += self.init_resources.validate("initResources")
         problems += self.pod.validate("pod") + self.pod.validate_references("pod")
         return problems
+
+
+# terminationGracePeriodSeconds is longest + 30 and must survive Pulumi's doubles exactly.
+MAX_LONGEST_TASK_SECONDS = SAFE_INT_MAX - 30

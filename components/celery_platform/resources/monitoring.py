@@ -20,21 +20,12 @@ from celery_platform.builders.exporter import (
 from celery_platform.builders.labels import selector_labels, standard_labels
 from celery_platform.builders.monitoring_rules import dashboard_json, rule_groups
 from celery_platform.config.guardrails import LimitRangeSpec
-from celery_platform.config.monitoring import MonitoringSpec
+from celery_platform.config.monitoring import TLS_EXPORTER_PROBLEM, MonitoringSpec
 from celery_platform.config.problems import Problem, raise_if_any, untyped, validated_by_parent
 from celery_platform.config.validation import check_count, check_image_pinned, check_string_tuple
 from celery_platform.resources.broker import Broker
 
 __all__ = ["CeleryMonitoring", "CeleryMonitoringArgs"]
-
-# The exporter reads the URL from the broker's Secret as it is; a TLS broker's CA and verification
-# options are added per workload, which the exporter does not have yet. Refused, not half-wired.
-TLS_EXPORTER_PROBLEM = Problem(
-    "monitoring.enabled",
-    "the metrics exporter cannot reach a TLS broker yet",
-    "true with a rediss:// broker",
-    "monitoring: {enabled: false} with an external TLS broker",
-)
 
 
 @dataclass(frozen=True, kw_only=True)

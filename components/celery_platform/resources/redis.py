@@ -14,9 +14,7 @@ from celery_platform.builders.broker import broker_auth
 from celery_platform.builders.labels import PART_OF, selector_labels, standard_labels
 from celery_platform.builders.redis_pod import placement_only, redis_plan, redis_pod_spec
 from celery_platform.builders.secret_keys import REDIS_PASSWORD
-from celery_platform.builders.workloads import (
-    REDIS_PORT,
-)
+from celery_platform.builders.workloads import REDIS_PORT
 from celery_platform.config.autoscaling import BrokerAuth, KedaOperator
 from celery_platform.config.broker import URL_KEY, BrokerTLS
 from celery_platform.config.guardrails import LimitRangeSpec

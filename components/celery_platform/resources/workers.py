@@ -21,9 +21,7 @@ from celery_platform.builders.celery_pods import (
     worker_pod_spec,
 )
 from celery_platform.builders.labels import selector_labels, standard_labels
-from celery_platform.builders.workloads import (
-    Refs,
-)
+from celery_platform.builders.workloads import Refs
 from celery_platform.config.autoscaling import API_VERSION as KEDA_API_VERSION
 from celery_platform.config.autoscaling import (
     autoscaling_problems,
