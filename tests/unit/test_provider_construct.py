@@ -87,6 +87,24 @@ def test_the_database_url_output_stays_secret_and_out_of_every_object(mocks: Ren
     assert secret[2]["stringData"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
 
 
+def test_a_database_url_output_warns_that_egress_must_admit_the_database(
+    mocks: RenderMocks, caplog: pytest.LogCaptureFixture
+) -> None:
+    construct("celery", inputs())
+    [warning] = [r.getMessage() for r in caplog.records if "databaseUrl" in r.getMessage()]
+    assert warning.startswith("databaseUrl is an Output, unread here, and the egress key is empty")
+    assert DATABASE_URL not in caplog.text
+
+
+def test_a_plain_database_url_by_ip_address_is_admitted_without_a_warning(
+    mocks: RenderMocks, caplog: pytest.LogCaptureFixture
+) -> None:
+    construct("celery", inputs(databaseUrl="postgresql://app:pw@10.20.0.5:5432/app"))
+    assert "databaseUrl" not in caplog.text
+    [policy] = [p for p in objects_of(mocks, "NetworkPolicy") if p["metadata"]["name"].endswith("allow-egress")]
+    assert {"ipBlock": {"cidr": "10.20.0.5/32"}} in [peer for rule in policy["spec"]["egress"] for peer in rule["to"]]
+
+
 def test_an_existing_namespace_is_used_everywhere_and_never_created(mocks: RenderMocks) -> None:
     construct("celery", inputs(createNamespace=False, namespace="shared"))
     assert objects_of(mocks, "Namespace") == []

@@ -74,8 +74,10 @@ class CeleryPlatform(pulumi.ComponentResource):
             self.namespace = guarded.name
             in_namespace = pulumi.ResourceOptions(parent=self, aliases=moved, depends_on=[guarded])
             if database is None and not args.egress:
+                # A package consumer's databaseUrl is a secret Output, whose host is unknown until it resolves.
+                unread = "names its host by DNS" if isinstance(args.database_url, str) else "is an Output, unread here,"
                 pulumi.log.warn(
-                    "databaseUrl names its host by DNS and the egress key is empty: NetworkPolicy admits addresses, "
+                    f"databaseUrl {unread} and the egress key is empty: NetworkPolicy admits addresses, "
                     "not names, so add the database's CIDR and port to egress (or the pods cannot reach it)",
                     resource=guarded,
                 )
