@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,3 +100,17 @@ def test_the_cli_diffs_against_an_earlier_render_and_exits_1_when_an_object_chan
     earlier.write_text(render_cli("dev").stdout)
     same = render_cli("dev", "--diff", str(earlier))
     assert (same.returncode, same.stdout) == (0, "")
+
+
+@pytest.mark.parametrize("kind", ["missing", "a folder", "not UTF-8"])
+def test_fails_when_the_diff_file_cannot_be_read_with_one_line_and_no_traceback(tmp_path: Path, kind: str) -> None:
+    other = tmp_path / "earlier.yaml"
+    if kind == "a folder":
+        other.mkdir()
+    elif kind == "not UTF-8":
+        other.write_bytes(b"\xff\xfe kind: Secret")
+    refused = render_cli("dev", "--diff", str(other))
+    assert refused.returncode == 2
+    assert "Traceback" not in refused.stderr
+    assert f"error: --diff {other}: cannot read it" in refused.stderr
+    assert refused.stdout == ""

@@ -120,6 +120,17 @@ def main(argv: list[str] | None = None) -> int:
         help="print what changed per object from OTHER.yaml (an earlier render) to this one; exit 1 if anything did",
     )
     options = parser.parse_args(argv)
+    earlier = ""
+    if options.diff:
+        try:  # read first: a wrong path is said before a render, never as a traceback after it
+            earlier = options.diff.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+            print(
+                f"error: --diff {options.diff}: cannot read it ({reason}); give an earlier render's YAML",
+                file=sys.stderr,
+            )
+            return 2
     try:
         text, standins = render_text(options.stack, options.project_dir)
     except pulumi.RunError as err:
@@ -134,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         options.output.parent.mkdir(parents=True, exist_ok=True)
         options.output.write_text(text)
     if options.diff:
-        changes = diff_documents(options.diff.read_text(), text, str(options.diff), f"{options.stack} now")
+        changes = diff_documents(earlier, text, str(options.diff), f"{options.stack} now")
         sys.stdout.write(changes)
         return 1 if changes else 0
     if not options.output:
