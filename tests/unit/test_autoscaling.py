@@ -281,3 +281,28 @@ def test_the_stack_warns_of_all_pools_at_zero_only_when_no_exporter_sweeps(
     render_documents("dev", tmp_path)  # under the mocks, pulumi.log.warn goes to Python's logging
     warned = "every pool autoscales with minReplicas 0" in caplog.text
     assert warned == (monitoring == {"enabled": False}), caplog.text
+
+
+@pytest.mark.parametrize(
+    ("extra", "warned"),
+    [
+        ({"celery-platform:rotation": {"redisPassword": 1}}, True),
+        ({"celery-platform:rotation": {"djangoSecretKey": 1}}, False),
+        ({}, False),
+    ],
+)
+def test_the_stack_warns_when_an_external_broker_stack_rotates_the_redis_password_it_never_uses(
+    tmp_path: Path, extra: dict[str, Any], warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document["config"]["celery-platform:broker"] = {
+        "type": "external",
+        "external": {"host": "cache.example.com", "cidr": "10.30.0.0/16", "urlSecret": {"name": "redis", "key": "url"}},
+    }
+    document["config"]["celery-platform:monitoring"] = {"enabled": False}
+    document["config"].update(extra)
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "infra").symlink_to(ROOT / "infra")
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    render_documents("dev", tmp_path)
+    assert ("the platform Secret's REDIS_PASSWORD, but broker.type is external" in caplog.text) == warned, caplog.text

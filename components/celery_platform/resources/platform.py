@@ -98,6 +98,8 @@ class CeleryPlatform(pulumi.ComponentResource):
             opts=in_namespace,
         )
         self.broker: RedisBroker | ExternalBroker
+        if args.broker.external is not None and (warning := unused_redis_password_warning(args)):
+            pulumi.log.warn(warning, resource=self)
         if args.broker.external is not None:
             self.broker = ExternalBroker(
                 f"{name}-broker",
@@ -184,6 +186,25 @@ class CeleryPlatform(pulumi.ComponentResource):
                 "workerDeployments": self.worker_deployments,
             }
         )
+
+
+def unused_redis_password_warning(args: CeleryPlatformArgs) -> str | None:
+    """Say so when a stack with an external broker rotates or sets the Redis password, which that broker never uses."""
+    given = [
+        name
+        for name, used in (
+            ("rotation.redisPassword", args.rotation.redis_password != 0),
+            ("redisPassword", args.redis_password is not None and args.redis_password != ""),
+        )
+        if used
+    ]
+    if not given:
+        return None
+    return (
+        f"{' and '.join(given)} set(s) the platform Secret's REDIS_PASSWORD, but broker.type is external: that broker "
+        "takes its password from brokerUrl or its URL Secret, so this changes the Secret and rolls every workload "
+        "for nothing (rotate the external broker's password there instead)"
+    )
 
 
 def _secret(value: pulumi.Input[str] | None) -> pulumi.Output[str] | None:
