@@ -228,3 +228,40 @@ def test_the_exporter_sweeps_with_the_workers_visibility_timeout(stack: str) -> 
     exporter = env_of.pop("celery-exporter")
     workers = {env["CELERY_VISIBILITY_TIMEOUT_SECONDS"] for env in env_of.values()}
     assert workers == {exporter["CELERY_VISIBILITY_TIMEOUT_SECONDS"]}
+
+
+def test_a_runbook_base_url_makes_every_runbook_link_absolute() -> None:
+    base = "https://git.example.com/acme/celery-platform/blob/main/README.md"
+    config = parse_stack_config(
+        {
+            "databaseUrl": "postgresql://app:pw@db.internal:5432/app",
+            "image": "registry.example.com/app:1.0.0",
+            "pools": "- {name: main, queues: [default]}",
+            "monitoring": json.dumps({"alerts": {"runbookBaseUrl": base}}),
+        }
+    )
+    rules = alert_rules("ns", config.monitoring.alerts, beat_max_interval_seconds=10, worker_containers=["worker"])
+    assert {r["annotations"]["runbook_url"] for r in rules} == {f"{base}#{RUNBOOK_ANCHORS[r['alert']]}" for r in rules}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "README.md",
+        "ftp://example.com/r",
+        "https://example.com/r#anchor",
+        "https://exa mple.com/r",
+        "https:///r",
+        "https://x/\n",
+    ],
+)
+def test_fails_when_the_runbook_base_url_is_not_an_absolute_http_url(url: str) -> None:
+    with pytest.raises(ValidationError, match=r"monitoring\.alerts\.runbookBaseUrl: not an absolute http\(s\) URL"):
+        parse_stack_config(
+            {
+                "databaseUrl": "postgresql://app:pw@db.internal:5432/app",
+                "image": "registry.example.com/app:1.0.0",
+                "pools": "- {name: main, queues: [default]}",
+                "monitoring": json.dumps({"alerts": {"runbookBaseUrl": url}}),
+            }
+        )

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery_platform.config.monitoring import AlertThresholds
 
-__all__ = ["RUNBOOK_ANCHORS", "alert_rules", "dashboard", "dashboard_exprs", "rule_groups"]
+__all__ = ["RUNBOOK_ANCHORS", "alert_rules", "dashboard", "dashboard_exprs", "rule_groups", "runbook_url"]
 
 #: Alert name → README section (docs: "When something goes wrong").
 RUNBOOK_ANCHORS = {
@@ -28,6 +28,11 @@ RUNBOOK_ANCHORS = {
 }
 
 
+def runbook_url(name: str, base_url: str) -> str:
+    """The alert's runbook: ``base_url#anchor``, or ``README.md#anchor`` without a base URL."""
+    return f"{base_url or 'README.md'}#{RUNBOOK_ANCHORS[name]}"
+
+
 def _alert(name: str, expr: str, for_: str, severity: str, summary: str, description: str) -> dict[str, Any]:
     rule: dict[str, Any] = {
         "alert": name,
@@ -36,7 +41,6 @@ def _alert(name: str, expr: str, for_: str, severity: str, summary: str, descrip
         "annotations": {
             "summary": summary,
             "description": description,
-            "runbook_url": f"README.md#{RUNBOOK_ANCHORS[name]}",
         },
     }
     if for_ != "0s":
@@ -130,6 +134,8 @@ def alert_rules(
                 "periodic tasks are not being sent.",
             ),
         )
+    for rule in rules:
+        rule["annotations"]["runbook_url"] = runbook_url(rule["alert"], t.runbook_base_url)
     return rules
 
 

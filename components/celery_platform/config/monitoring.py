@@ -8,11 +8,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
+from celery_platform.config.secret_values import host_ok
 from celery_platform.config.specs import PodResources, pod_resources
 from celery_platform.config.validation import check_count, check_image_pinned
+
+
+def check_runbook_base_url(field: str, url: str) -> list[Problem]:
+    """An absolute http(s) URL without a fragment (the alert's anchor is appended), or empty."""
+    if url == "":
+        return []
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and host_ok(parts.hostname) and not parts.fragment
+    except ValueError:
+        ok = False
+    if ok and not any(c.isspace() or not c.isprintable() for c in url):
+        return []
+    return [
+        Problem(
+            field,
+            "not an absolute http(s) URL without a #fragment",
+            shown(url),
+            "e.g. https://git.example.com/org/repo/blob/main/README.md",
+        )
+    ]
 
 
 @args_schema
@@ -34,6 +57,10 @@ class AlertThresholds:
     """CeleryTaskFailureRatioHigh: the window of that ratio, and how long it must hold. Default: ``15``."""
     restarts_per_hour: int = 3
     """CeleryWorkerRestarting: container restarts of one worker pod in an hour. Default: ``3``."""
+    runbook_base_url: str = ""
+    """Absolute http(s) URL of the runbooks page, e.g. your repository's rendered README.md; each alert's
+    ``runbook_url`` is it plus ``#<alert anchor>``, which opens from Alertmanager, Slack or PagerDuty.
+    Default: empty, a link relative to this repository (``README.md#<anchor>``)."""
 
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of the thresholds."""
@@ -43,6 +70,7 @@ class AlertThresholds:
         problems += check_count(f"{field}.noConsumerMinutes", self.no_consumer_minutes, 1)
         problems += check_count(f"{field}.failureRatioWindowMinutes", self.failure_ratio_window_minutes, 1)
         problems += check_count(f"{field}.restartsPerHour", self.restarts_per_hour, 1)
+        problems += check_runbook_base_url(f"{field}.runbookBaseUrl", self.runbook_base_url)
         if not Decimal(0) < self.failure_ratio < Decimal(1):
             problems.append(
                 Problem(f"{field}.failureRatio", "out of range", shown(self.failure_ratio), "a ratio between 0 and 1")
