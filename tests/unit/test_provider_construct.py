@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from pulumi.errors import InputPropertiesError
 from pulumi.output import Unknown
 
 from celery_platform.config.problems import ValidationError
@@ -42,10 +43,14 @@ def construct(name: str, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def refusal(values: dict[str, Any]) -> ValidationError:
-    """The ValidationError that construct raises for ``values``."""
-    with pytest.raises(ValidationError) as caught:
+    """The ValidationError that construct refuses ``values`` with, as the engine gets it."""
+    with pytest.raises(InputPropertiesError) as caught:
         construct("celery", values)
-    return caught.value
+    error = caught.value.__cause__
+    assert isinstance(error, ValidationError)
+    # The engine prints the message alone, so it must be the whole ValidationError.
+    assert caught.value.message == str(error) and caught.value.errors == []
+    return error
 
 
 def test_the_platform_creates_its_namespace_two_deployments_and_one_beat(mocks: RenderMocks) -> None:
@@ -227,10 +232,10 @@ def test_fails_when_the_resource_type_is_not_ours(mocks: RenderMocks) -> None:
     assert mocks.resources == []
 
 
-def test_a_refusal_is_a_run_error_which_the_engine_shows_without_a_traceback(mocks: RenderMocks) -> None:
-    error = refusal(inputs(namespace="Team_B"))
-    assert isinstance(error, pulumi.RunError)
-    assert str(error).startswith("CeleryPlatform 'celery' is invalid (1 problem(s)):\n  - namespace:")
+def test_a_refusal_reaches_the_engine_as_its_message_alone(mocks: RenderMocks) -> None:
+    with pytest.raises(InputPropertiesError) as caught:
+        construct("celery", inputs(namespace="Team_B"))
+    assert caught.value.message.startswith("CeleryPlatform 'celery' is invalid (1 problem(s)):\n  - namespace:")
 
 
 def test_the_fit_your_cluster_inputs_reach_the_objects(mocks: RenderMocks) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pulumi
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pulumi.errors import InputPropertiesError
 
 from celery_platform.config.problems import ValidationError
 from celery_platform.config.stack import PROJECT, read_stack_config
@@ -150,8 +151,10 @@ def registered(program: Callable[[], object]) -> tuple[Registered, tuple[str, ..
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="unit", preview=False)
     try:
         run(program)
-    except ValidationError as err:
-        return [], tuple(str(p) for p in err.problems)
+    except (ValidationError, InputPropertiesError) as err:
+        refusal = err if isinstance(err, ValidationError) else err.__cause__
+        assert isinstance(refusal, ValidationError)
+        return [], tuple(str(p) for p in refusal.problems)
     return sorted((t, n, json.dumps(i, sort_keys=True)) for t, n, i in mocks.resources), ()
 
 
