@@ -78,6 +78,8 @@ VALID = [
     Case("a tighter heartbeat", None, {P + "heartbeatMaxAgeSeconds": "30"}),
     Case("one key rotated", None, {P + "rotation": {"djangoSecretKey": 1}}),
     Case("a longer rollout timeout", None, {P + "rolloutTimeoutSeconds": "900"}),
+    Case("another non-root user", None, {P + "runAsUser": "20001"}),
+    Case("the baseline Pod Security level", None, {P + "podSecurityLevel": "baseline"}),
     Case("egress to the database network", None, {P + "egress": [{"cidr": "10.1.0.0/16", "ports": [5432]}]}),
     Case("an existing service account", None, {P + "pod": {"serviceAccount": {"name": "celery-app"}}}),
     Case("an autoscaled pool", None, {P + "pools": _pools(autoscaling={"minReplicas": 0, "maxReplicas": 3})}),
@@ -102,6 +104,9 @@ INVALID = [
     Case("a misspelled config namespace", "celery-platfrom:namespace", {"celery-platfrom:namespace": "celery-x"}),
     Case("an unknown key", "replicas", {P + "replicas": "3"}),
     Case("a namespace with capitals", "namespace", {P + "namespace": "Celery_Dev"}),
+    Case("a word for creating the namespace", "createNamespace", {P + "createNamespace": "maybe"}),
+    Case("a Pod Security level that does not exist", "podSecurityLevel", {P + "podSecurityLevel": "strict"}),
+    Case("pods that run as root", "runAsUser", {P + "runAsUser": "0"}),
     Case("a namespace with a trailing newline", "namespace", {P + "namespace": "celery-dev\n"}),
     Case(
         "a cluster domain that redirects the broker",
@@ -145,6 +150,9 @@ INVALID = [
     Case("an unknown Redis key", "redis", {P + "redis": {"replicas": 2}}),
     Case("no pool at all", "pools", {P + "pools": []}),
     Case("a rollout timeout too short to roll out", "rolloutTimeoutSeconds", {P + "rolloutTimeoutSeconds": "5"}),
+    Case("root as the pods' user", "runAsUser", {P + "runAsUser": "0"}),
+    Case("an unknown Pod Security level", "podSecurityLevel", {P + "podSecurityLevel": "strict"}),
+    Case("a word for createNamespace", "createNamespace", {P + "createNamespace": "perhaps"}),
     Case(
         "a word for the Fernet key protection", "protectFieldEncryptionKey", {P + "protectFieldEncryptionKey": "maybe"}
     ),
