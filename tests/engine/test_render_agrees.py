@@ -104,9 +104,6 @@ INVALID = [
     Case("a misspelled config namespace", "celery-platfrom:namespace", {"celery-platfrom:namespace": "celery-x"}),
     Case("an unknown key", "replicas", {P + "replicas": "3"}),
     Case("a namespace with capitals", "namespace", {P + "namespace": "Celery_Dev"}),
-    Case("a word for creating the namespace", "createNamespace", {P + "createNamespace": "maybe"}),
-    Case("a Pod Security level that does not exist", "podSecurityLevel", {P + "podSecurityLevel": "strict"}),
-    Case("pods that run as root", "runAsUser", {P + "runAsUser": "0"}),
     Case("a namespace with a trailing newline", "namespace", {P + "namespace": "celery-dev\n"}),
     Case(
         "a cluster domain that redirects the broker",
