@@ -11,7 +11,7 @@ CHECKOV_VENV := build/checkov-venv
 
 # Two dependency sets. The runtime set (requirements.txt) is all that deploying and rendering need; the dev
 # set (requirements-dev.txt) adds the test toolchain. components/celery_platform is installed in setuptools' strict editable
-# mode (a link tree), so a module added to or removed from it (build/package-modules.txt, below)
+# mode (a link tree), so a module added to or removed from any of its folders (the folders' mtimes)
 # re-links the package. Installers print to stderr, so that `make render > x.yaml` writes only YAML.
 # --no-compile: the runtime set would be half bytecode; Python compiles what a render imports, on first use.
 # --no-deps: requirements.txt is the whole runtime set, less requirements that nothing here imports
@@ -19,11 +19,8 @@ CHECKOV_VENV := build/checkov-venv
 # The venv starts with pip alone, put there by $(PYTHON)'s own pip (--python, pip 22.3+): Python 3.11's
 # ensurepip adds setuptools too (13 MB with its bytecode), which nothing here runs (builds are isolated).
 # Without such a pip, ensurepip as usual.
-# The list of the package's modules, rewritten only when a module is added or removed: a folder's mtime
-# also moves when Python writes a __pycache__ into it, which re-linked the package in the middle of a test run.
-PACKAGE_LIST := build/package-modules.txt
-$(shell mkdir -p build && find components -name '*.py' -not -path '*/__pycache__/*' | LC_ALL=C sort > build/.package-modules.$$$$ && { cmp -s build/.package-modules.$$$$ $(PACKAGE_LIST) && rm -f build/.package-modules.$$$$ || mv -f build/.package-modules.$$$$ $(PACKAGE_LIST); })
-$(BIN)/.runtime: requirements.txt pyproject.toml $(PACKAGE_LIST)
+PACKAGE_DIRS := $(shell find components -type d -not -name __pycache__)
+$(BIN)/.runtime: requirements.txt pyproject.toml $(PACKAGE_DIRS)
 	@test -x $(BIN)/python || { \
 		echo "make: creating ./$(VENV)" >&2; \
 		$(PYTHON) -m venv --without-pip $(VENV); \
