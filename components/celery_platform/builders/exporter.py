@@ -12,14 +12,8 @@ from celery_platform.config.monitoring import MonitoringSpec
 from celery_platform.config.volumes import TMP_MOUNT
 
 EXPORTER_MODULE = "celery_platform_exporter"
-
-
 EXPORTER_FILENAME = f"{EXPORTER_MODULE}.py"
-
-
 EXPORTER_MOUNT_PATH = "/etc/celery-platform/exporter"
-
-
 PORT_NAME = "metrics"
 
 

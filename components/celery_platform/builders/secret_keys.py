@@ -4,17 +4,9 @@ from __future__ import annotations
 
 # Keys of the Kubernetes Secret; the workloads reference them with secretKeyRef.
 SECRET_KEY = "SECRET_KEY"
-
-
 FIELD_ENCRYPTION_KEY = "FIELD_ENCRYPTION_KEY"
-
-
 REDIS_PASSWORD = "REDIS_PASSWORD"
-
-
 DATABASE_URL = "DATABASE_URL"
-
-
 SENTRY_DSN = "SENTRY_DSN"
 
 

@@ -20,18 +20,10 @@ if TYPE_CHECKING:
     from celery_platform.config.specs import PoolSpec
 
 DEFAULT_PORT = 6379
-
-
 CA_FILENAME = "ca.crt"
-
-
 URL_KEY = "CELERY_BROKER_URL"
-
-
 # Kept next to the URL in our Secret of an external broker, for KEDA (which takes no URL).
 PASSWORD_KEY = "REDIS_PASSWORD"
-
-
 USERNAME_KEY = "REDIS_USERNAME"
 
 

@@ -12,11 +12,7 @@ from celery_platform.config.schema import args_schema
 from celery_platform.config.validation import check_cidr, check_port
 
 POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
-
-
 POSTGRES_PORT = 5432
-
-
 EVERYWHERE = ("0.0.0.0/0", "::/0")
 
 

@@ -12,16 +12,10 @@ from celery_platform.config.validation import check_subdomain
 
 # The API server's env var name rule (IsEnvVarName); fullmatch, since `$` also matches before a final newline.
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
-
-
 # Mirrors looks_secret() of the policy pack (policy/celery_guardrails.py), so a literal that the pack
 # would refuse at preview is refused here first; tests/unit keep the two in agreement.
 _SECRET_SUBSTRINGS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "APIKEY", "PRIVATE_KEY")
-
-
 _SECRET_WORDS = {"KEY", "DSN", "PASS"}
-
-
 _CONNECTION_WORDS = {
     *("DATABASE", "DB", "BROKER", "REDIS", "AMQP", "CACHE", "BACKEND", "MONGO", "MONGODB"),
     *("POSTGRES", "POSTGRESQL", "MYSQL", "SENTRY"),

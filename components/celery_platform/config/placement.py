@@ -11,17 +11,9 @@ from celery_platform.config.schema import args_schema
 from celery_platform.config.validation import check_label_key
 
 TOLERATION_OPERATORS = ("Equal", "Exists")
-
-
 TAINT_EFFECTS = ("", "NoSchedule", "PreferNoSchedule", "NoExecute")
-
-
 SPREAD_WHEN = ("ScheduleAnyway", "DoNotSchedule")
-
-
 AFFINITY_KINDS = ("nodeAffinity", "podAffinity", "podAntiAffinity")
-
-
 DEFAULT_SPREAD_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
 
 

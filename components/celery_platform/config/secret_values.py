@@ -10,21 +10,11 @@ from urllib.parse import urlsplit
 from celery_platform.config.problems import Problem, redacted
 
 URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
-
-
 # A host in a URL: a DNS name (any case), an IPv4 address, or a bracketed IPv6 address.
 HOST_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?)*\.?")
-
-
 IPV6_HOST = re.compile(r"\[[0-9A-Fa-f:.]+\]")
-
-
 DJANGO_INSECURE_PREFIX = "django-insecure-"
-
-
 DJANGO_MIN_LENGTH = 50
-
-
 DJANGO_MIN_UNIQUE = 5
 
 

@@ -15,15 +15,9 @@ from celery_platform.config.validation import check_memory, check_subdomain
 TMP_MOUNT = "/tmp"
 # Where the probes' hooks module is mounted (PYTHONPATH ends with it).
 HOOKS_MOUNT_PATH = "/etc/celery-platform/hooks"
-
-
 BROKER_CA_MOUNT = "/etc/celery-platform/broker-ca"
-
-
 # Volumes the platform itself adds to Celery pods; an extra volume may not reuse their names.
 OWN_VOLUMES = ("tmp", "hooks", "broker-ca")
-
-
 # Paths whose mounts the platform owns: /tmp holds the heartbeat, ready file and beat's schedule.
 OWN_MOUNTS = (TMP_MOUNT, HOOKS_MOUNT_PATH, BROKER_CA_MOUNT)
 

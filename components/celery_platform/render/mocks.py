@@ -11,11 +11,7 @@ from typing import Any
 import pulumi
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
-
-
 PLACEHOLDER = "<secret>"
-
-
 # Install order, as Helm applies kinds: guardrails before the pods they admit, config before its users.
 KIND_ORDER = [
     "Namespace",

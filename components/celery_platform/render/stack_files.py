@@ -100,11 +100,7 @@ class StackInput:
 
 # A stack file that `pulumi stack init` has touched holds one of these: until then it is a template.
 INITIALISED_MARKERS = ("encryptionsalt", "secretsprovider", "encryptedkey")
-
-
 STANDIN_IMAGE = "registry.invalid/render-stand-in:0"
-
-
 SECURE_FIELD_STANDIN = "render-stand-in"
 
 
