@@ -77,11 +77,14 @@ SERIAL_TIERS := $(wildcard tests/cluster tests/engine)
 PYTEST_WORKERS ?= 6
 pytest: pytest-parallel $(addprefix pytest-serial-,$(notdir $(SERIAL_TIERS)))
 
+# No bytecode written by the tests (nor the workers, renders and language hosts they start): a new
+# __pycache__ folder under components/ would move its folder's mtime, and the next `make render` or
+# `make preview` in a test would re-link the package under the other tests' feet.
 pytest-parallel: setup
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(addprefix --ignore=,$(SERIAL_TIERS))
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(addprefix --ignore=,$(SERIAL_TIERS))
 
 pytest-serial-%: setup
-	$(BIN)/pytest -q tests/$*
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/pytest -q tests/$*
 
 # The full gate (CI runs it): setup first, then lint, types, actionlint and the pytest processes side by side.
 test: setup
