@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from celery_platform.config.autoscaling import BrokerAuth
 from celery_platform.config.broker import (
@@ -29,20 +29,42 @@ def broker_url_env(secret_name: Any, key: str, tls: BrokerTLS | None) -> list[di
     """Return the env that gives Celery its broker URL; over TLS, certificate checks are always required.
 
     kombu reads ``ssl_*`` options from the URL's query and, for a bare ``rediss://``, verifies nothing.
-    The kubelet expands ``$(CELERY_PLATFORM_BROKER_URL)``, so the secret never becomes a literal value.
+    ``CELERY_BROKER_URL`` comes from the Secret by reference (``valueFrom``) for our Redis, a plain
+    external broker and a TLS one whose URL we keep (with its checks, ``with_tls_checks``): a var that
+    changed its kind of source from one broker to another would make a switch fail at the API server,
+    which merges an apply into the live env by name and keeps the ``valueFrom`` that the object's creator
+    still owns beside the new ``value`` ("may not be specified when `value` is not empty"). Only a URL in
+    a Secret of the user's needs the kubelet to append the checks: ``$(CELERY_PLATFORM_BROKER_URL)?...``,
+    so the secret never becomes a literal value.
     """
     from_secret: dict[str, Any] = {"secretKeyRef": {"name": secret_name, "key": key}}
-    if tls is None:
-        return [{"name": URL_KEY, "valueFrom": from_secret}]
-    query = "ssl_cert_reqs=required" + (f"&ssl_ca_certs={tls.ca_file()}" if tls.has_ca() else "")
-    env: list[dict[str, Any]] = [
+    # For apps that configure broker_use_ssl themselves instead of reading the URL's query.
+    ca = [{"name": "CELERY_BROKER_CA_FILE", "value": tls.ca_file()}] if tls is not None and tls.has_ca() else []
+    if tls is None or tls.url_has_checks:
+        return [{"name": URL_KEY, "valueFrom": from_secret}, *ca]
+    return [
         {"name": "CELERY_PLATFORM_BROKER_URL", "valueFrom": from_secret},
-        {"name": URL_KEY, "value": f"$(CELERY_PLATFORM_BROKER_URL)?{query}"},
+        {"name": URL_KEY, "value": f"$(CELERY_PLATFORM_BROKER_URL)?{tls_query(tls)}"},
+        *ca,
     ]
-    if tls.has_ca():
-        # For apps that configure broker_use_ssl themselves instead of reading the URL's query.
-        env.append({"name": "CELERY_BROKER_CA_FILE", "value": tls.ca_file()})
-    return env
+
+
+def tls_query(tls: BrokerTLS) -> str:
+    """Return kombu's certificate checks as a URL query: required, against the mounted CA when there is one."""
+    return "ssl_cert_reqs=required" + (f"&ssl_ca_certs={tls.ca_file()}" if tls.has_ca() else "")
+
+
+def with_tls_checks(url: str, tls: BrokerTLS | None) -> str:
+    """Return ``url`` with the certificate checks in its query (replacing any ``ssl_cert_reqs``/``ssl_ca_certs``)."""
+    if tls is None:
+        return url
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in TLS_QUERY_KEYS]
+    query = "&".join([*(f"{k}={v}" for k, v in kept), tls_query(tls)])
+    return urlunsplit(parts._replace(query=query))
+
+
+TLS_QUERY_KEYS = ("ssl_cert_reqs", "ssl_ca_certs")
 
 
 def broker_auth(
@@ -58,11 +80,12 @@ def broker_auth(
     )
 
 
-def url_secret_data(url: str) -> dict[str, str]:
-    """Our Secret of an external broker: the URL, and its password and user name for KEDA (empty if none)."""
+def url_secret_data(url: str, tls: BrokerTLS | None = None) -> dict[str, str]:
+    """Our Secret of an external broker: the URL (over TLS, with its certificate checks), and its password
+    and user name for KEDA (empty if none)."""
     parts = urlsplit(url)
     return {
-        URL_KEY: url,
+        URL_KEY: with_tls_checks(url, tls),
         PASSWORD_KEY: unquote(parts.password or ""),
         USERNAME_KEY: unquote(parts.username or ""),
     }

@@ -36,6 +36,9 @@ class BrokerTLS:
     """The CA certificate (PEM) in an existing Secret. Default: unset."""
     ca_config_map: KeyRef | None = None
     """The CA certificate (PEM) in an existing ConfigMap. Default: unset (with no Secret either: the image's CAs)."""
+    url_has_checks: bool = False
+    """The URL Secret's URL carries the certificate checks already (our Secret of a URL given as a value);
+    otherwise the kubelet appends them to the URL it reads. Default: ``False``."""
 
     def has_ca(self) -> bool:
         """Return whether a CA is mounted (otherwise the image's trusted CAs verify the broker)."""
@@ -112,10 +115,12 @@ class ExternalBrokerSpec:
         return autoscaling_problems(pools, BrokerAuth(password=None), field)
 
     def broker_tls(self, url: str | None) -> BrokerTLS | None:
-        """Return the TLS settings the workers get."""
+        """Return the TLS settings the workers get; a URL given as a value is kept with its checks."""
         if not self.resolve(url)[2]:
             return None
-        return BrokerTLS(ca_secret=self.ca_secret, ca_config_map=self.ca_config_map)
+        return BrokerTLS(
+            ca_secret=self.ca_secret, ca_config_map=self.ca_config_map, url_has_checks=self.url_secret is None
+        )
 
     def egress_cidr(self, url: str | None) -> str:
         """Return the CIDR the egress policy admits."""

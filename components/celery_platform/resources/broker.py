@@ -110,7 +110,7 @@ class ExternalBroker(pulumi.ComponentResource):
                 metadata={"namespace": args.namespace, "labels": labels},
                 type="Opaque",
                 # Secret because url is: apply keeps the secrecy of its input.
-                string_data=url.apply(url_secret_data),
+                string_data=url.apply(lambda value: url_secret_data(value, self._tls)),
                 opts=child,
             )
             self._secret_name, self._secret_key = secret.metadata.name, URL_KEY
