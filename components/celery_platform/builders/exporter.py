@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from typing import Any
 
 from celery_platform.builders.admission import PodPlan
-from celery_platform.builders.workloads import build_pod_spec, secret_env, security_context
+from celery_platform.builders.broker import broker_url_env, ca_volume
+from celery_platform.builders.workloads import build_pod_spec, security_context
+from celery_platform.config.broker import BrokerTLS
 from celery_platform.config.monitoring import MonitoringSpec
-from celery_platform.config.volumes import TMP_MOUNT
+from celery_platform.config.podsettings import PodSettings, apply_to_pod
+from celery_platform.config.volumes import BROKER_CA_MOUNT, TMP_MOUNT
 
 EXPORTER_MODULE = "celery_platform_exporter"
 EXPORTER_FILENAME = f"{EXPORTER_MODULE}.py"
@@ -40,11 +44,15 @@ def exporter_container(
     broker_secret_name: Any,
     broker_secret_key: str = "CELERY_BROKER_URL",
     visibility_timeout_seconds: int | None = None,
+    tls: BrokerTLS | None = None,
 ) -> dict[str, Any]:
     """Return the exporter container: python -m the shipped module, the broker URL by reference.
 
-    With ``visibility_timeout_seconds`` (the workers'), it also returns hard-killed workers' tasks to
-    their queues after that timeout, as a running worker would.
+    The URL reaches it exactly as it reaches the workers (``broker_url_env``): over TLS with
+    ``ssl_cert_reqs=required`` and the mounted CA, which the event receiver, the queue-depth reads and
+    the sweep all use, since each connects through the same Celery app. With
+    ``visibility_timeout_seconds`` (the workers'), it also returns hard-killed workers' tasks to their
+    queues after that timeout, as a running worker would.
     """
     sweep = (
         [{"name": "CELERY_VISIBILITY_TIMEOUT_SECONDS", "value": str(visibility_timeout_seconds)}]
@@ -57,7 +65,7 @@ def exporter_container(
         "imagePullPolicy": "IfNotPresent",
         "command": ["python", "-m", EXPORTER_MODULE],
         "env": [
-            secret_env("CELERY_BROKER_URL", broker_secret_name, broker_secret_key),
+            *broker_url_env(broker_secret_name, broker_secret_key, tls),
             {"name": "CELERY_PLATFORM_EXPORTER_QUEUES", "value": ",".join(sorted(set(queues)))},
             {"name": "CELERY_PLATFORM_EXPORTER_PORT", "value": str(spec.port)},
             {"name": "PYTHONPATH", "value": EXPORTER_MOUNT_PATH},
@@ -70,6 +78,7 @@ def exporter_container(
         "volumeMounts": [
             {"name": "tmp", "mountPath": TMP_MOUNT},
             {"name": "exporter", "mountPath": EXPORTER_MOUNT_PATH, "readOnly": True},
+            *([{"name": "broker-ca", "mountPath": BROKER_CA_MOUNT, "readOnly": True}] if tls and tls.has_ca() else []),
         ],
         # Ready while connected to the broker; live while its event loop turns (a broker outage is
         # ridden out by reconnecting, not by a restart).
@@ -89,9 +98,24 @@ def exporter_pod_spec(
     run_as_user: int,
     broker_secret_key: str = "CELERY_BROKER_URL",
     visibility_timeout_seconds: int | None = None,
+    tls: BrokerTLS | None = None,
+    pod: PodSettings | None = None,
+    service_account_default: str = "celery",
+    spread_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Return the exporter's restricted pod spec (the same function feeds admission and the Deployment)."""
-    return build_pod_spec(
+    """Return the exporter's restricted pod spec (the same function feeds admission and the Deployment).
+
+    ``pod`` (the platform's pod settings merged with ``monitoring.exporter.pod``) gives it the identity,
+    pull secrets and placement of every Celery pod. The extra env, envFrom, volumes and pythonPath are
+    the app's, for the app's own code, so they are left out: the exporter runs only the shipped module.
+    """
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
+        {"name": "exporter", "configMap": {"name": config_map, "defaultMode": 0o444}},
+    ]
+    if tls is not None and tls.has_ca():
+        volumes.append(ca_volume(tls))
+    spec_ = build_pod_spec(
         container=exporter_container(
             image=image,
             spec=spec,
@@ -99,18 +123,34 @@ def exporter_pod_spec(
             broker_secret_name=broker_secret_name,
             broker_secret_key=broker_secret_key,
             visibility_timeout_seconds=visibility_timeout_seconds,
+            tls=tls,
         ),
         init_containers=[],
-        volumes=[
-            {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
-            {"name": "exporter", "configMap": {"name": config_map, "defaultMode": 0o444}},
-        ],
+        volumes=volumes,
         run_as_user=run_as_user,
         grace_seconds=30,
     )
+    settings = exporter_pod(pod)
+    # One pod, as beat: nothing to spread unless the settings ask for it explicitly.
+    spread = spread_labels if settings.topology_spread else None
+    return apply_to_pod(spec_, settings, selector=spread, service_account_default=service_account_default)
 
 
-def exporter_plan(*, image: str, spec: MonitoringSpec, queues: Sequence[str], run_as_user: int) -> PodPlan:
+def exporter_pod(pod: PodSettings | None) -> PodSettings:
+    """Return the pod settings that apply to the exporter: all but the app container's env, volumes and path."""
+    settings = pod or PodSettings()
+    return dataclasses.replace(settings, env=None, env_from=None, volumes=None, volume_mounts=None, python_path=None)
+
+
+def exporter_plan(
+    *,
+    image: str,
+    spec: MonitoringSpec,
+    queues: Sequence[str],
+    run_as_user: int,
+    tls: BrokerTLS | None = None,
+    pod: PodSettings | None = None,
+) -> PodPlan:
     """Return the exporter pod as admission sees it: one replica, Recreate, so no surge."""
     pod_spec = exporter_pod_spec(
         image=image,
@@ -119,6 +159,8 @@ def exporter_plan(*, image: str, spec: MonitoringSpec, queues: Sequence[str], ru
         broker_secret_name="broker",
         config_map="exporter",
         run_as_user=run_as_user,
+        tls=tls,
+        pod=pod,
     )
     return PodPlan(owner="monitoring", replicas=1, surge=0, pod_spec=pod_spec)
 

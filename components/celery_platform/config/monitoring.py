@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from celery_platform.config.podsettings import PodSettings
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
 from celery_platform.config.secret_values import host_ok
@@ -106,6 +107,12 @@ class MonitoringSpec:
     """Exporter container resources. Default: ``50m``/``96Mi`` requests, ``100m``/``192Mi`` limits."""
     alerts: AlertThresholds = field(default_factory=AlertThresholds)
     """Alert thresholds. Default: ``AlertThresholds()``."""
+    pod: PodSettings | None = None
+    """The exporter's own pod settings, over the platform's ``pod`` as a pool's or beat's are: each field
+    set here replaces the platform's (e.g. ``serviceAccount: {}`` for the namespace's default account).
+    The exporter takes the identity, pull secrets, placement, priority and pod metadata; the app's env,
+    envFrom, volumes, volumeMounts and pythonPath are for the app's code, which it does not run, so they
+    are refused here. Default: unset (the platform's pod settings)."""
 
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of the monitoring settings."""
@@ -117,14 +124,35 @@ class MonitoringSpec:
         problems += check_count(f"{field}.scrapeIntervalSeconds", self.scrape_interval_seconds, 5)
         if not self.dashboard_label.strip():
             problems.append(Problem(f"{field}.dashboardLabel", "is empty", shown(self.dashboard_label), "a label key"))
+        if self.pod is not None:
+            problems += self.pod.validate(f"{field}.pod") + exporter_pod_problems(f"{field}.pod", self.pod)
         return problems
 
 
-# The exporter reads the URL from the broker's Secret as it is; a TLS broker's CA and verification
-# options are added per workload, which the exporter does not have yet. Refused, not half-wired.
-TLS_EXPORTER_PROBLEM = Problem(
-    "monitoring.enabled",
-    "the metrics exporter cannot reach a TLS broker yet",
-    "true with a rediss:// broker",
-    "monitoring: {enabled: false} with an external TLS broker",
+# PodSettings fields that configure the app's container; the exporter runs only the shipped module.
+APP_ONLY_POD_FIELDS = (
+    ("env", "env"),
+    ("env_from", "envFrom"),
+    ("volumes", "volumes"),
+    ("volume_mounts", "volumeMounts"),
+    ("python_path", "pythonPath"),
 )
+
+
+def exporter_pod_problems(field: str, pod: PodSettings) -> list[Problem]:
+    """The exporter's override: no app-only field, and no ServiceAccount of its own to create."""
+    problems = [
+        Problem(f"{field}.{name}", "is the app's, and the exporter runs no app code", "a value", "unset")
+        for attr, name in APP_ONLY_POD_FIELDS
+        if getattr(pod, attr) is not None
+    ]
+    if pod.service_account is not None and pod.service_account.create:
+        problems.append(
+            Problem(
+                f"{field}.serviceAccount.create",
+                "the exporter creates no ServiceAccount",
+                "true",
+                "an existing account's name, or create it under pod.serviceAccount",
+            )
+        )
+    return problems

@@ -19,10 +19,10 @@ from celery_platform.builders.admission import PodPlan, check_routes, unique
 from celery_platform.builders.celery_pods import platform_problems, pod_problems, validate_pools
 from celery_platform.builders.exporter import exporter_plan
 from celery_platform.config.autoscaling import KedaOperator, is_autoscaled
-from celery_platform.config.broker import BrokerChoice
+from celery_platform.config.broker import BrokerChoice, BrokerTLS
 from celery_platform.config.egress import POD_SECURITY_LEVELS, EgressRule
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
-from celery_platform.config.monitoring import TLS_EXPORTER_PROBLEM, MonitoringSpec
+from celery_platform.config.monitoring import MonitoringSpec
 from celery_platform.config.podsettings import PodSettings
 from celery_platform.config.problems import Problem, redacted, shown
 from celery_platform.config.rotation import Rotation, rotation_problems
@@ -153,7 +153,7 @@ class CeleryPlatformArgs:
         """Return every queue the exporter measures: the platform's queues and every pool's."""
         return sorted({*self.queues, *(q for p in self.pools for q in p.queues)})
 
-    def monitoring_plans(self) -> list[PodPlan]:
+    def monitoring_plans(self, tls: BrokerTLS | None = None) -> list[PodPlan]:
         """Return the exporter pod for admission, when monitoring is on."""
         if not self.monitoring.enabled:
             return []
@@ -163,6 +163,8 @@ class CeleryPlatformArgs:
                 spec=self.monitoring,
                 queues=self.monitoring_queues(),
                 run_as_user=self.run_as_user,
+                tls=tls,
+                pod=self.pod.merged(self.monitoring.pod),
             )
         ]
 
@@ -273,8 +275,6 @@ def admission_problems(args: CeleryPlatformArgs) -> list[Problem]:
     problems += pod_problems(settings, args.pools, args.beat)
     external = args.broker.external
     tls = external.broker_tls(args.plain("broker_url")) if external is not None else None
-    if tls is not None and args.monitoring.enabled:
-        problems.append(TLS_EXPORTER_PROBLEM)
     problems += platform_problems(
         settings,
         None if external is not None else args.redis,
@@ -283,7 +283,7 @@ def admission_problems(args: CeleryPlatformArgs) -> list[Problem]:
         args.limit_range,
         args.quota if args.create_namespace else None,
         tls,
-        args.monitoring_plans(),
+        args.monitoring_plans(tls),
     )
     problems += check_routes(
         {p.name: p.queues for p in args.pools},

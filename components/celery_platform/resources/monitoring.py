@@ -20,9 +20,11 @@ from celery_platform.builders.exporter import (
 from celery_platform.builders.labels import selector_labels, standard_labels
 from celery_platform.builders.monitoring_rules import dashboard_json, rule_groups
 from celery_platform.config.guardrails import LimitRangeSpec
-from celery_platform.config.monitoring import TLS_EXPORTER_PROBLEM, MonitoringSpec
+from celery_platform.config.monitoring import MonitoringSpec
+from celery_platform.config.podsettings import PodSettings
 from celery_platform.config.problems import Problem, raise_if_any, untyped, validated_by_parent
 from celery_platform.config.validation import check_count, check_image_pinned, check_string_tuple
+from celery_platform.resources._statefulset import pod_metadata
 from celery_platform.resources.broker import Broker
 
 __all__ = ["CeleryMonitoring", "CeleryMonitoringArgs"]
@@ -54,6 +56,16 @@ class CeleryMonitoringArgs:
     visibility_timeout_seconds: int | None = None
     """The workers' broker visibility timeout: the exporter then returns the tasks of workers killed hard
     to their queues after it, so that a pool autoscaled to zero is woken for them. Default: no sweep."""
+    pod: PodSettings | None = None
+    """The platform's pod settings (identity, pull secrets, placement); ``spec.pod`` overrides them.
+    Default: none."""
+    service_account_default: str = "celery"
+    """The name of a ServiceAccount that ``pod.serviceAccount`` creates without naming it (the workers'
+    component name). Default: ``"celery"``."""
+
+    def exporter_pod(self) -> PodSettings:
+        """Return the exporter's pod settings: the platform's, with ``spec.pod`` over them."""
+        return (self.pod or PodSettings()).merged(self.spec.pod)
 
     def validate(self) -> list[Problem]:
         """Return every problem of the arguments."""
@@ -63,8 +75,6 @@ class CeleryMonitoringArgs:
             problems += check_count("visibilityTimeoutSeconds", self.visibility_timeout_seconds, 1)
         if not self.queues:
             problems.append(Problem("queues", "is empty", "[]", "at least one queue to measure"))
-        if self.spec.enabled and self.broker.tls is not None:
-            problems.append(TLS_EXPORTER_PROBLEM)
         if self.beat_max_interval_seconds is not None and self.beat_max_interval_seconds < 1:
             problems.append(
                 Problem("beatMaxIntervalSeconds", "too small", str(self.beat_max_interval_seconds), "at least 1")
@@ -86,7 +96,14 @@ class CeleryMonitoring(pulumi.ComponentResource):
         checked = validated_by_parent(opts)
         problems = [] if checked else args.validate()
         if not problems and not checked and args.limit_range is not None:
-            plan = exporter_plan(image=args.image, spec=args.spec, queues=args.queues, run_as_user=args.run_as_user)
+            plan = exporter_plan(
+                image=args.image,
+                spec=args.spec,
+                queues=args.queues,
+                run_as_user=args.run_as_user,
+                tls=args.broker.tls,
+                pod=args.exporter_pod(),
+            )
             problems += check_limit_range(plan, args.limit_range)
         raise_if_any(f"CeleryMonitoring {resource_name!r}", problems)
         super().__init__("celery-platform:index:CeleryMonitoring", resource_name, None, opts)
@@ -111,7 +128,12 @@ class CeleryMonitoring(pulumi.ComponentResource):
             config_map=self.source.metadata.name,
             run_as_user=args.run_as_user,
             visibility_timeout_seconds=args.visibility_timeout_seconds,
+            tls=args.broker.tls,
+            pod=args.exporter_pod(),
+            service_account_default=args.service_account_default,
+            spread_labels=selector,
         )
+        exporter_pod = args.exporter_pod()
         self.deployment = k8s.apps.v1.Deployment(
             resource_name,
             metadata={"name": resource_name, "namespace": args.namespace, "labels": labels},
@@ -121,7 +143,10 @@ class CeleryMonitoring(pulumi.ComponentResource):
                     "selector": {"matchLabels": selector},
                     "strategy": {"type": "Recreate"},
                     "revisionHistoryLimit": 5,
-                    "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+                    "template": {
+                        "metadata": pod_metadata(labels, exporter_pod.labels, exporter_pod.annotations),
+                        "spec": pod_spec,
+                    },
                 }
             ),
             opts=child,

@@ -94,6 +94,9 @@ class CeleryPlatform(pulumi.ComponentResource):
                 django_secret_key=_secret(args.django_secret_key),
                 field_encryption_key=_secret(args.field_encryption_key),
                 redis_password=_secret(args.redis_password),
+                # An external broker's password is in its URL: ours would be generated, kept and rotated
+                # for nothing, and a change to it would replace the Secret and roll every pod.
+                holds_redis_password=args.broker.external is None,
             ),
             opts=in_namespace,
         )
@@ -163,6 +166,9 @@ class CeleryPlatform(pulumi.ComponentResource):
                     limit_range=args.limit_range,
                     # The exporter sweeps hard-killed workers' tasks back to their queues, as workers do.
                     visibility_timeout_seconds=visibility_timeout_seconds(args.longest_task_seconds),
+                    pod=args.pod,
+                    # A ServiceAccount that pod.serviceAccount creates is the workers' (named after them).
+                    service_account_default=name,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, aliases=moved),
             )
@@ -201,9 +207,9 @@ def unused_redis_password_warning(args: CeleryPlatformArgs) -> str | None:
     if not given:
         return None
     return (
-        f"{' and '.join(given)} set(s) the platform Secret's REDIS_PASSWORD, but broker.type is external: that broker "
-        "takes its password from brokerUrl or its URL Secret, so this changes the Secret and rolls every workload "
-        "for nothing (rotate the external broker's password there instead)"
+        f"{' and '.join(given)} is ignored: broker.type is external, whose password is in brokerUrl or its URL "
+        "Secret, so the platform Secret holds no Redis password and nothing is replaced or rolled for it (rotate "
+        "the password at the broker's provider, then set the new brokerUrl or update the URL Secret)"
     )
 
 
