@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -283,6 +284,26 @@ def test_the_stack_warns_of_all_pools_at_zero_only_when_no_exporter_sweeps(
     assert warned == (monitoring == {"enabled": False}), caplog.text
 
 
+def _external_broker_stack(tmp_path: Path, extra: dict[str, Any], external: bool = True) -> Path:
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    if external:
+        document["config"]["celery-platform:broker"] = {
+            "type": "external",
+            "external": {
+                "host": "cache.example.com",
+                "cidr": "10.30.0.0/16",
+                "urlSecret": {"name": "redis", "key": "url"},
+            },
+        }
+    document["config"].update(extra)
+    root = tmp_path / str(len(list(tmp_path.iterdir())))
+    root.mkdir()
+    (root / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (root / "infra").symlink_to(ROOT / "infra")
+    (root / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    return root
+
+
 @pytest.mark.parametrize(
     ("extra", "warned"),
     [
@@ -294,15 +315,18 @@ def test_the_stack_warns_of_all_pools_at_zero_only_when_no_exporter_sweeps(
 def test_the_stack_warns_when_an_external_broker_stack_rotates_the_redis_password_it_never_uses(
     tmp_path: Path, extra: dict[str, Any], warned: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
-    document["config"]["celery-platform:broker"] = {
-        "type": "external",
-        "external": {"host": "cache.example.com", "cidr": "10.30.0.0/16", "urlSecret": {"name": "redis", "key": "url"}},
-    }
-    document["config"]["celery-platform:monitoring"] = {"enabled": False}
-    document["config"].update(extra)
-    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
-    (tmp_path / "infra").symlink_to(ROOT / "infra")
-    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
-    render_documents("dev", tmp_path)
-    assert ("the platform Secret's REDIS_PASSWORD, but broker.type is external" in caplog.text) == warned, caplog.text
+    render_documents("dev", _external_broker_stack(tmp_path, extra))
+    assert ("rotation.redisPassword is ignored: broker.type is external" in caplog.text) == warned, caplog.text
+
+
+def test_rotating_the_redis_password_of_an_external_broker_stack_changes_no_object(tmp_path: Path) -> None:
+    bump = {"celery-platform:rotation": {"redisPassword": 1}}
+    given = {"celery-platform:redisPassword": {"secure": "v1:c3RhbmQtaW4="}}
+    before = render_documents("dev", _external_broker_stack(tmp_path, {}))
+    assert render_documents("dev", _external_broker_stack(tmp_path, bump)) == before, "nothing replaced or rolled"
+    assert render_documents("dev", _external_broker_stack(tmp_path, given)) == before, "nothing replaced or rolled"
+    [secret] = [d for d in before if d["kind"] == "Secret" and "REDIS_PASSWORD" in json.dumps(d)] or [None]
+    assert secret is None, "the platform Secret holds no Redis password with an external broker"
+    # ... while with our Redis the same bump is a rotation, which the Secret and every pod show.
+    ours = render_documents("dev", _external_broker_stack(tmp_path, {}, external=False))
+    assert render_documents("dev", _external_broker_stack(tmp_path, bump, external=False)) != ours

@@ -19,7 +19,7 @@ from celery_platform.config.autoscaling import BrokerAuth, KedaOperator
 from celery_platform.config.broker import URL_KEY, BrokerTLS
 from celery_platform.config.guardrails import LimitRangeSpec
 from celery_platform.config.podsettings import PodSettings
-from celery_platform.config.problems import raise_if_any, untyped, validated_by_parent
+from celery_platform.config.problems import Problem, raise_if_any, untyped, validated_by_parent
 from celery_platform.config.specs import RedisSpec
 from celery_platform.config.validation import check_count
 from celery_platform.resources._statefulset import rollout_options, stateful_set_of_one
@@ -79,6 +79,11 @@ class RedisBroker(pulumi.ComponentResource):
             problems += args.keda_operator.validate("kedaOperator")
         if not problems and args.limit_range is not None and not validated_by_parent(opts):
             problems += check_limit_range(redis_plan(args.spec, args.pod), args.limit_range)
+        password = args.secrets.redis_password
+        if password is None:
+            problems.append(
+                Problem("secrets", "hold no Redis password", "holds_redis_password=False", "PlatformSecrets with it")
+            )
         raise_if_any(subject, problems)
         super().__init__("celery-platform:index:RedisBroker", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -101,9 +106,7 @@ class RedisBroker(pulumi.ComponentResource):
             self.service.metadata.name, self.service.metadata.namespace, args.cluster_domain
         ).apply(lambda parts: f"{parts[0]}.{parts[1]}.svc.{parts[2]}")
         self.url = pulumi.Output.secret(
-            pulumi.Output.all(args.secrets.redis_password, self.host).apply(
-                lambda parts: f"redis://:{parts[0]}@{parts[1]}:{REDIS_PORT}/0"
-            )
+            pulumi.Output.all(password, self.host).apply(lambda parts: f"redis://:{parts[0]}@{parts[1]}:{REDIS_PORT}/0")
         )
         self.url_secret = k8s.core.v1.Secret(
             f"{resource_name}-url",

@@ -58,6 +58,10 @@ class SecretsArgs:
     """Fernet key ``FIELD_ENCRYPTION_KEY``; generated from 32 random bytes when unset. Default: generated."""
     redis_password: pulumi.Input[str] | None = None
     """URL-safe Redis password; generated (32 letters and digits) when unset. Default: generated."""
+    holds_redis_password: bool = True
+    """Keep a Redis password (``REDIS_PASSWORD``) in the Secret, for our Redis. False with an external
+    broker, whose password is in its URL: then nothing is generated, ``redis_password`` and its keeper
+    are not read, and setting or rotating them changes no object. Default: ``True``."""
 
     def validate(self) -> list[Problem]:
         """Return every problem with the plain values given (Outputs are checked when they resolve)."""
@@ -107,7 +111,8 @@ class PlatformSecrets(pulumi.ComponentResource):
     secret_name: pulumi.Output[str]
     django_secret_key: pulumi.Output[str]
     field_encryption_key: pulumi.Output[str]
-    redis_password: pulumi.Output[str]
+    redis_password: pulumi.Output[str] | None
+    """None when the Secret holds no Redis password (an external broker)."""
     database_url: pulumi.Output[str]
     sentry_dsn: pulumi.Output[str] | None
 
@@ -162,7 +167,9 @@ class PlatformSecrets(pulumi.ComponentResource):
             fernet_value = args.field_encryption_key
         self.field_encryption_key = _checked(subject, "fieldEncryptionKey", fernet_value, check_fernet_key)
 
-        if args.redis_password is None:
+        # With an external broker there is no password of ours to generate, keep or rotate.
+        self.redis_password = None
+        if args.holds_redis_password and args.redis_password is None:
             password = random.RandomPassword(
                 f"{resource_name}-redis-password",
                 length=REDIS_PASSWORD_LENGTH,
@@ -172,10 +179,10 @@ class PlatformSecrets(pulumi.ComponentResource):
             )
             generated.append("redisPassword")
             self.generators.append(password)
-            redis_value: pulumi.Input[str] = password.result
-        else:
-            redis_value = args.redis_password
-        self.redis_password = _checked(subject, "redisPassword", redis_value, check_redis_password)
+            self.redis_password = _checked(subject, "redisPassword", password.result, check_redis_password)
+        elif args.holds_redis_password:
+            assert args.redis_password is not None
+            self.redis_password = _checked(subject, "redisPassword", args.redis_password, check_redis_password)
 
         self.database_url = _checked(subject, "databaseUrl", args.database_url, check_database_url)
         self.sentry_dsn = (
@@ -185,9 +192,10 @@ class PlatformSecrets(pulumi.ComponentResource):
         data: dict[str, pulumi.Output[str]] = {
             SECRET_KEY: self.django_secret_key,
             FIELD_ENCRYPTION_KEY: self.field_encryption_key,
-            REDIS_PASSWORD: self.redis_password,
             DATABASE_URL: self.database_url,
         }
+        if self.redis_password is not None:
+            data[REDIS_PASSWORD] = self.redis_password
         if self.sentry_dsn is not None:
             data[SENTRY_DSN] = self.sentry_dsn
         self.keys = tuple(sorted(data))
