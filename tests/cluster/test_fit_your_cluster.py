@@ -102,8 +102,6 @@ OVERRIDES: dict[str, Any] = {
     "pools": yaml.safe_dump(POOLS),
     "beat": yaml.safe_dump({"logLevel": "DEBUG", "pod": {"annotations": {"role": "scheduler"}}}),
     "broker": yaml.safe_dump(BROKER),
-    # The metrics exporter cannot reach a TLS broker yet, and says so; it is off for this stack.
-    "monitoring": "enabled: false",
     "egress": yaml.safe_dump([{"cidr": "10.20.0.0/16", "ports": [5432]}, {"cidr": "0.0.0.0/0", "ports": [443]}]),
 }
 PRIORITY_CLASS = {
@@ -138,6 +136,12 @@ def test_the_render_uses_every_new_field(fit: tuple[Path, list[dict[str, Any]]])
         assert key in pod, key
     assert main["spec"]["template"]["metadata"]["labels"]["team"] == "payments"
     assert {v["name"] for v in pod["volumes"]} >= {"smtp-ca", "settings", "scratch", "shared", "broker-ca"}
+    # Monitoring stays on with the TLS broker: the exporter has the CA, the pull secret and the placement.
+    [exporter] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "celery-exporter"]
+    exporter_pod = exporter["spec"]["template"]["spec"]
+    assert "broker-ca" in {v["name"] for v in exporter_pod["volumes"]}
+    for key in ("serviceAccountName", "imagePullSecrets", "nodeSelector", "tolerations", "affinity"):
+        assert exporter_pod[key] == pod[key], key
 
 
 def test_every_object_is_stored_and_every_pod_admitted(

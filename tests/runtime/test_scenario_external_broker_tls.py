@@ -1,8 +1,9 @@
 """An external broker over TLS: a redis-server with only a TLS port, and a CA made for the test.
 
-The render's own wait-for-broker script (redis-cli ``--tls --cacert``), the worker's broker URL
-(``$(CELERY_PLATFORM_BROKER_URL)?ssl_cert_reqs=required&ssl_ca_certs=...``) and its file probes run
-as rendered. The URL and the CA live in Secrets the platform does not own, as with a managed Redis.
+The render's own wait-for-broker script (redis-cli ``--tls --cacert``), the broker URL
+(``$(CELERY_PLATFORM_BROKER_URL)?ssl_cert_reqs=required&ssl_ca_certs=...``), the file probes and the metrics
+exporter run as rendered. The URL and the CA live in Secrets the platform does not own, as with a
+managed Redis.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from cryptography.x509.oid import NameOID
 from tests.runtime import harness
 from tests.runtime.conftest import free_port
 from tests.runtime.harness import celery_client, wait_until
+from tests.runtime.test_scenario_metrics import scrape, value
 
 HOST = "master.celery.abc123.use1.cache.amazonaws.com"
 PASSWORD = "tls-Pa55word-0123456789"
@@ -150,9 +152,11 @@ def run_external(tmp_path: Path, tls_broker: TLSBroker) -> Iterator[Callable[[st
     """Runs the dev stack's pods against the TLS broker, with the CA Secret holding ``ca_file``."""
     made: list[harness.Kubelet] = []
 
+    exporter_port = free_port()
+
     def make(ca_file: str) -> harness.Kubelet:
         manifests = harness.Manifests(
-            harness.render("dev", {"broker": external(tls_broker.port), "monitoring": "enabled: false"})
+            harness.render("dev", {"broker": external(tls_broker.port), "monitoring": f"port: {exporter_port}"})
         )
         values = harness.test_secret_values(PASSWORD, "unused", 0)
         cluster = harness.Cluster(
@@ -166,6 +170,7 @@ def run_external(tmp_path: Path, tls_broker: TLSBroker) -> Iterator[Callable[[st
             host_addresses={HOST: "127.0.0.1"},
         )
         node = harness.Kubelet(manifests, cluster, tmp_path / f"kubelet-{len(made)}")
+        node.exporter_port = exporter_port  # type: ignore[attr-defined]
         made.append(node)
         return node
 
@@ -204,3 +209,50 @@ def test_wait_for_broker_keeps_waiting_when_the_broker_certificate_is_not_signed
     pod = node.create_pod("celery-main")
     assert wait_until(lambda: pod.log().count("waiting for the broker at 127.0.0.1") >= 3, timeout=30), pod.log()
     assert not pod.in_main, "the worker must not start against a broker it cannot verify"
+
+
+def test_the_exporter_reads_queue_lengths_and_workers_over_tls_verified_by_the_ca(
+    run_external: Callable[[str], harness.Kubelet], tls_broker: TLSBroker
+) -> None:
+    node = run_external(str(tls_broker.ca))
+    port: int = node.exporter_port  # type: ignore[attr-defined]
+    exporter = node.create_pod("celery-exporter")
+    assert wait_until(lambda: exporter.ready, timeout=60), exporter.describe() + exporter.log()
+    client = celery_client(tls_broker.url(), ["default", "email"])
+    for i in range(3):
+        client.send_task("sample_app.tasks.short_task", args=(i, 1), queue="default")
+    client.send_task("sample_app.tasks.short_task", args=(9, 1), queue="email")
+
+    def depths() -> tuple[float | None, float | None]:
+        samples = scrape(port)
+        return value(samples, "celery_queue_messages", queue="default"), value(
+            samples, "celery_queue_messages", queue="email"
+        )
+
+    assert wait_until(lambda: depths() == (3, 1), timeout=30), (depths(), exporter.log())
+    # A worker over TLS drains the queue; the exporter sees it online (events over TLS) and the queue empty.
+    worker = node.create_pod("celery-main")
+    assert wait_until(lambda: worker.ready, timeout=90), worker.describe() + worker.log()
+
+    def drained_and_seen() -> bool:
+        samples = scrape(port)
+        online = value(samples, "celery_workers_online", pool="main")
+        return value(samples, "celery_queue_messages", queue="default") == 0 and online == 1
+
+    assert wait_until(drained_and_seen, timeout=60), (scrape(port), exporter.log())
+    assert "certificate verify failed" not in exporter.log()
+    assert exporter.restarts == 0 and all(r.exit_code == 0 for r in exporter.probe_results("readiness"))
+    client.close()
+
+
+def test_the_exporter_refuses_a_broker_its_ca_does_not_verify_and_says_so(
+    run_external: Callable[[str], harness.Kubelet], tls_broker: TLSBroker
+) -> None:
+    node = run_external(str(tls_broker.other_ca))
+    port: int = node.exporter_port  # type: ignore[attr-defined]
+    exporter = node.create_pod("celery-exporter")
+    assert wait_until(lambda: "certificate verify failed" in exporter.log(), timeout=60), exporter.log()
+    assert not exporter.ready, "never ready against a broker it cannot verify"
+    assert any(r.exit_code != 0 for r in exporter.probe_results("readiness")), exporter.describe()
+    samples = scrape(port)
+    assert value(samples, "celery_queue_messages", queue="default") is None, "no depth read from an unverified broker"

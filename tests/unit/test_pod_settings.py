@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from celery_platform.builders.broker import broker_url_env
+from celery_platform.builders.broker import broker_url_env, url_secret_data
 from celery_platform.builders.celery_pods import PLAN_REFS, beat_pod_spec, pod_problems, worker_pod_spec
 from celery_platform.builders.workloads import Refs, worker_args
 from celery_platform.config.broker import BrokerTLS, ExternalBrokerSpec
@@ -337,6 +337,21 @@ def test_our_redis_broker_url_is_read_as_is_and_a_tls_one_always_requires_certif
     )
     public = broker_url_env("s", "K", BrokerTLS())
     assert public[1]["value"].endswith("?ssl_cert_reqs=required") and len(public) == 2
+    # A URL that our Secret keeps with its checks is read as is: the same kind of source as our Redis's.
+    kept = broker_url_env("s", "K", BrokerTLS(ca_secret=KeyRef(name="ca", key="ca.crt"), url_has_checks=True))
+    assert kept == [*broker_url_env("s", "K", None), {"name": "CELERY_BROKER_CA_FILE", "value": CA_FILE}]
+
+
+CA_FILE = "/etc/celery-platform/broker-ca/ca.crt"
+
+
+def test_our_secret_keeps_a_tls_url_with_its_certificate_checks_whatever_its_query_held() -> None:
+    tls = BrokerTLS(ca_secret=KeyRef(name="ca", key="ca.crt"), url_has_checks=True)
+    url = "rediss://:pw@cache.example.com:6380/0?ssl_cert_reqs=none&health_check_interval=10"
+    assert url_secret_data(url, tls)["CELERY_BROKER_URL"] == (
+        f"rediss://:pw@cache.example.com:6380/0?health_check_interval=10&ssl_cert_reqs=required&ssl_ca_certs={CA_FILE}"
+    )
+    assert url_secret_data("redis://:pw@h:6379/0")["CELERY_BROKER_URL"] == "redis://:pw@h:6379/0"
 
 
 def test_a_tls_broker_with_a_ca_mounts_it_in_the_init_and_celery_containers() -> None:
@@ -438,17 +453,36 @@ def test_the_stack_keys_parse_into_the_components_own_settings() -> None:
     assert config.broker.external is not None and config.egress == (EgressRule(cidr="10.40.0.0/16", ports=(443,)),)
 
 
-def test_fails_when_the_metrics_exporter_would_need_to_reach_a_tls_broker() -> None:
+def test_the_metrics_exporter_stays_on_with_a_tls_broker() -> None:
+    config = parse_stack_config(
+        {
+            **STACK,
+            "broker": yaml.safe_dump({"type": "external", "external": {"cidr": "10.30.0.0/16"}}),
+            "brokerUrl": "rediss://:secretpw@cache.example.com:6380/0",
+        }
+    )
+    assert config.monitoring.enabled and config.validate() == []
+
+
+def test_fails_when_the_exporters_pod_settings_set_what_only_the_app_container_takes() -> None:
     with pytest.raises(ValidationError) as err:
         parse_stack_config(
             {
                 **STACK,
-                "broker": yaml.safe_dump({"type": "external", "external": {"cidr": "10.30.0.0/16"}}),
-                "brokerUrl": "rediss://:secretpw@cache.example.com:6380/0",
+                "monitoring": yaml.safe_dump(
+                    {
+                        "pod": {
+                            "env": [{"name": "A", "value": "1"}],
+                            "pythonPath": ["/app"],
+                            "serviceAccount": {"create": True},
+                        }
+                    }
+                ),
             }
         )
-    assert "monitoring.enabled: the metrics exporter cannot reach a TLS broker yet" in str(err.value)
-    assert "secretpw" not in str(err.value)
+    text = str(err.value)
+    for field in ("monitoring.pod.env", "monitoring.pod.pythonPath", "monitoring.pod.serviceAccount.create"):
+        assert field in text, text
 
 
 def test_fails_when_the_stack_sets_a_broker_url_for_our_redis_without_printing_it() -> None:
