@@ -8,10 +8,8 @@ from typing import Any
 
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
-from celery_platform.config.validation import check_subdomain
+from celery_platform.config.validation import check_config_map_key, check_env_var_name, check_subdomain
 
-# The API server's env var name rule (IsEnvVarName); fullmatch, since `$` also matches before a final newline.
-_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 # Mirrors looks_secret() of the policy pack (policy/celery_guardrails.py), so a literal that the pack
 # would refuse at preview is refused here first; tests/unit keep the two in agreement.
 _SECRET_SUBSTRINGS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "APIKEY", "PRIVATE_KEY")
@@ -30,7 +28,7 @@ def looks_secret(name: str) -> bool:
         return True
     if upper.endswith("RESULT_BACKEND") or upper.endswith("CONNECTION_STRING"):
         return True
-    return bool(re.search(r"(URL|URI)$", upper)) and bool(words & _CONNECTION_WORDS)
+    return upper.endswith(("URL", "URI")) and bool(words & _CONNECTION_WORDS)
 
 
 @args_schema
@@ -48,11 +46,7 @@ class KeyRef:
     def validate(self, field: str) -> list[Problem]:
         """Return the problems of the reference."""
         problems = check_subdomain(f"{field}.name", self.name)
-        if not re.fullmatch(r"[-._a-zA-Z0-9]+", self.key):
-            problems.append(
-                Problem(f"{field}.key", "not a valid key", shown(self.key), "letters, digits, '-', '_', '.'")
-            )
-        return problems
+        return problems + check_config_map_key(f"{field}.key", self.key)
 
     def to_k8s(self) -> dict[str, Any]:
         """Return the Kubernetes key selector."""
@@ -78,10 +72,8 @@ class EnvVar:
 
     def validate(self, field: str) -> list[Problem]:
         """Return the problems of this entry: its name, and exactly one source."""
-        problems = []
-        if not _ENV_NAME.fullmatch(self.name):
-            problems.append(Problem(f"{field}.name", "not a valid env var name", shown(self.name), "e.g. SMTP_HOST"))
-        elif self.name in PLATFORM_ENV:
+        problems = check_env_var_name(f"{field}.name", self.name)
+        if not problems and self.name in PLATFORM_ENV:
             hint = "pythonPath" if self.name == "PYTHONPATH" else "another name"
             problems.append(
                 Problem(
@@ -154,8 +146,8 @@ class EnvFrom:
         for name, value in (("secret", self.secret), ("configMap", self.config_map)):
             if value:
                 problems += check_subdomain(f"{field}.{name}", value)
-        if self.prefix and not _ENV_NAME.fullmatch(self.prefix):
-            problems.append(Problem(f"{field}.prefix", "not a valid env var prefix", shown(self.prefix), "e.g. APP_"))
+        if self.prefix:
+            problems += check_env_var_name(f"{field}.prefix", self.prefix, "env var prefix")
         return problems
 
     def to_k8s(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
 from celery_platform.config.secret_values import host_ok
 from celery_platform.config.specs import PodResources, pod_resources
-from celery_platform.config.validation import check_count, check_image_pinned
+from celery_platform.config.validation import check_count, check_image_pinned, check_labels, check_qualified_name
 
 
 def check_runbook_base_url(field: str, url: str) -> list[Problem]:
@@ -122,8 +122,9 @@ class MonitoringSpec:
         if not 1024 <= self.port <= 65535:
             problems.append(Problem(f"{field}.port", "out of range", shown(self.port), "a port in 1024..65535"))
         problems += check_count(f"{field}.scrapeIntervalSeconds", self.scrape_interval_seconds, 5)
-        if not self.dashboard_label.strip():
-            problems.append(Problem(f"{field}.dashboardLabel", "is empty", shown(self.dashboard_label), "a label key"))
+        # Labels of the ServiceMonitor, the PrometheusRule and the dashboard ConfigMap: Kubernetes labels.
+        problems += check_labels(f"{field}.selectorLabels", self.selector_labels)
+        problems += check_qualified_name(f"{field}.dashboardLabel", self.dashboard_label, "label key")
         if self.pod is not None:
             problems += self.pod.validate(f"{field}.pod") + exporter_pod_problems(f"{field}.pod", self.pod)
         return problems

@@ -8,12 +8,12 @@ from typing import Any
 
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
-from celery_platform.config.validation import check_label_key
+from celery_platform.config.validation import check_count, check_qualified_name, is_label_value
 
-TOLERATION_OPERATORS = ("Equal", "Exists")
+# The API server takes an empty operator as Equal.
+TOLERATION_OPERATORS = ("Equal", "Exists", "")
 TAINT_EFFECTS = ("", "NoSchedule", "PreferNoSchedule", "NoExecute")
 SPREAD_WHEN = ("ScheduleAnyway", "DoNotSchedule")
-AFFINITY_KINDS = ("nodeAffinity", "podAffinity", "podAntiAffinity")
 DEFAULT_SPREAD_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
 
 
@@ -42,8 +42,17 @@ class Toleration:
             problems.append(Problem(f"{field}.value", "must be empty with Exists", shown(self.value), "''"))
         if not self.key and self.operator != "Exists":
             problems.append(Problem(f"{field}.key", "an empty key needs operator Exists", "''", "a taint key"))
-        if self.key and not check_label_key(self.key):
-            problems.append(Problem(f"{field}.key", "not a valid taint key", shown(self.key), "a label key"))
+        if self.key:
+            problems += check_qualified_name(f"{field}.key", self.key, "taint key")
+        if self.operator != "Exists" and not is_label_value(self.value):
+            problems.append(
+                Problem(
+                    f"{field}.value",
+                    "not a valid taint value",
+                    shown(self.value),
+                    "a label value: at most 63 of [-A-Za-z0-9_.], alphanumeric at both ends, or empty",
+                )
+            )
         if self.effect not in TAINT_EFFECTS:
             problems.append(
                 Problem(f"{field}.effect", "unknown effect", shown(self.effect), " or ".join(TAINT_EFFECTS[1:]))
@@ -79,13 +88,9 @@ class SpreadConstraint:
 
     def validate(self, field: str) -> list[Problem]:
         """Return the problems of the constraint."""
-        problems = []
-        if not check_label_key(self.topology_key):
-            problems.append(
-                Problem(f"{field}.topologyKey", "not a label key", shown(self.topology_key), "a node label")
-            )
-        if self.max_skew < 1:
-            problems.append(Problem(f"{field}.maxSkew", "too small", shown(self.max_skew), "a whole number >= 1"))
+        # The API server only needs a non-empty key; a key that no node label can have never spreads anything.
+        problems = check_qualified_name(f"{field}.topologyKey", self.topology_key, "node label key")
+        problems += check_count(f"{field}.maxSkew", self.max_skew, 1)
         if self.when_unsatisfiable not in SPREAD_WHEN:
             problems.append(
                 Problem(
@@ -106,3 +111,23 @@ class SpreadConstraint:
 
 # ScheduleAnyway: spreading is a preference; a one-node dev cluster must still schedule.
 DEFAULT_SPREAD = tuple(SpreadConstraint(topology_key=key) for key in DEFAULT_SPREAD_KEYS)
+
+
+def check_spread(field: str, constraints: tuple[SpreadConstraint, ...]) -> list[Problem]:
+    """Check the constraints, and that no {topologyKey, whenUnsatisfiable} pair is there twice."""
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for i, spread in enumerate(constraints):
+        problems += spread.validate(f"{field}[{i}]")
+        pair = (spread.topology_key, spread.when_unsatisfiable)
+        if pair in seen:
+            problems.append(
+                Problem(
+                    f"{field}[{i}]",
+                    "repeats a {topologyKey, whenUnsatisfiable} pair",
+                    shown(f"{pair[0]}, {pair[1]}"),
+                    "one constraint per topology key and whenUnsatisfiable",
+                )
+            )
+        seen.add(pair)
+    return problems

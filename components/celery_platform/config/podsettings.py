@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from celery_platform.config.affinity import check_affinity
 from celery_platform.config.env import EnvFrom, EnvVar
-from celery_platform.config.placement import AFFINITY_KINDS, DEFAULT_SPREAD, SpreadConstraint, Toleration
+from celery_platform.config.placement import DEFAULT_SPREAD, SpreadConstraint, Toleration, check_spread
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
 from celery_platform.config.validation import (
@@ -29,6 +30,7 @@ from celery_platform.config.volumes import (
     HOOKS_MOUNT_PATH,
     Volume,
     VolumeMount,
+    kubelet_path,
 )
 
 
@@ -131,10 +133,8 @@ class PodSettings:
         problems += check_labels(f"{field}.nodeSelector", self.node_selector or {})
         for i, toleration in enumerate(self.tolerations or ()):
             problems += toleration.validate(f"{field}.tolerations[{i}]")
-        for kind in sorted(set(self.affinity or {}) - set(AFFINITY_KINDS)):
-            problems.append(
-                Problem(f"{field}.affinity.{kind}", "unknown affinity", shown(kind), " or ".join(AFFINITY_KINDS))
-            )
+        if self.affinity is not None:
+            problems += check_affinity(f"{field}.affinity", self.affinity)
         if self.priority_class_name is not None:
             problems += check_subdomain(f"{field}.priorityClassName", self.priority_class_name)
             if self.priority_class_name.startswith("system-"):
@@ -146,8 +146,7 @@ class PodSettings:
                         "a PriorityClass of your own",
                     )
                 )
-        for i, spread in enumerate(self.topology_spread or ()):
-            problems += spread.validate(f"{field}.topologySpread[{i}]")
+        problems += check_spread(f"{field}.topologySpread", self.topology_spread or ())
         problems += check_annotations(f"{field}.annotations", self.annotations or {})
         problems += check_labels(f"{field}.labels", self.labels or {})
         for key in sorted(set(self.labels or {}) & set(OWN_LABELS)):
@@ -168,7 +167,8 @@ class PodSettings:
         problems += _unique(f"{field}.volumes", [v.name for v in self.volumes or ()])
         for i, volume in enumerate(self.volumes or ()):
             problems += volume.validate(f"{field}.volumes[{i}]")
-        problems += _unique(f"{field}.volumeMounts", [m.mount_path for m in self.volume_mounts or ()])
+        mounted = [kubelet_path(str(m.mount_path)) for m in self.volume_mounts or ()]
+        problems += _unique(f"{field}.volumeMounts", mounted)
         for i, mount in enumerate(self.volume_mounts or ()):
             problems += mount.validate(f"{field}.volumeMounts[{i}]")
         for i, entry in enumerate(self.python_path or ()):

@@ -192,43 +192,140 @@ def check_port(field: str, value: int) -> list[Problem]:
     return []
 
 
+# The name part of a qualified name (label and annotation keys, topology keys): IsQualifiedName.
 LABEL_NAME = re.compile(r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+# A ConfigMap or Secret key (IsConfigMapKey): at most 253, and neither '.' nor anything starting with '..'.
+CONFIG_MAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+# The API server's limit on an object's annotations: the sum of the keys' and values' UTF-8 bytes.
+TOTAL_ANNOTATION_SIZE_LIMIT_B = 262144
 
 
 def check_subdomain(field: str, value: str) -> list[Problem]:
-    """Check a Kubernetes object name that must be an RFC 1123 subdomain."""
-    if len(value) > 253 or not DNS_SUBDOMAIN.fullmatch(value):
+    """Check a Kubernetes object name that must be an RFC 1123 subdomain (NameIsDNSSubdomain)."""
+    if not isinstance(value, str) or len(value) > 253 or not DNS_SUBDOMAIN.fullmatch(value):
         return [
             Problem(field, "not a valid object name", shown(value), "lowercase RFC 1123 subdomain, e.g. 'smtp-creds'")
         ]
     return []
 
 
-def check_label_key(key: str) -> bool:
-    """Return whether ``key`` is a valid label or annotation key (``[prefix/]name``)."""
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)):
+def is_qualified_name(key: object) -> bool:
+    """Return whether ``key`` is a qualified name (``[prefix/]name``), the API server's label key rule."""
+    if not isinstance(key, str):
         return False
-    return len(name) <= 63 and bool(LABEL_NAME.fullmatch(name))
+    parts = key.split("/")
+    if len(parts) > 2:
+        return False
+    if len(parts) == 2 and (not parts[0] or len(parts[0]) > 253 or not DNS_SUBDOMAIN.fullmatch(parts[0])):
+        return False
+    return len(parts[-1]) <= 63 and bool(LABEL_NAME.fullmatch(parts[-1]))
 
 
-def check_labels(field: str, labels: Mapping[str, str]) -> list[Problem]:
-    """Check label keys and values as the API server does."""
+def is_label_value(value: object) -> bool:
+    """Return whether ``value`` is a label value (IsValidLabelValue): empty, or <= 63 alphanumeric at both ends."""
+    return isinstance(value, str) and len(value) <= 63 and bool(LABEL_VALUE.fullmatch(value))
+
+
+def check_qualified_name(field: str, key: object, what: str = "label key") -> list[Problem]:
+    """Check a label key, a taint key or a topology key."""
+    if is_qualified_name(key):
+        return []
+    return [
+        Problem(
+            field,
+            f"not a valid {what}",
+            shown(key),
+            "[prefix/]name: an optional DNS subdomain and '/', then at most 63 of [-A-Za-z0-9_.], "
+            "alphanumeric at both ends",
+        )
+    ]
+
+
+def check_labels(field: str, labels: object) -> list[Problem]:
+    """Check label keys and values as the API server does (ValidateLabels)."""
+    if not isinstance(labels, Mapping):
+        return [Problem(field, "is not a mapping", shown(labels), "a mapping of label keys to label values")]
     problems = []
     for key, value in labels.items():
-        if not check_label_key(str(key)):
-            problems.append(Problem(f"{field}.{key}", "not a valid label key", shown(key), "[prefix/]name"))
-        if len(str(value)) > 63 or not LABEL_VALUE.fullmatch(str(value)):
+        problems += check_qualified_name(f"{field}.{key}", key)
+        if not is_label_value(value):
             problems.append(
-                Problem(f"{field}.{key}", "not a valid label value", shown(value), "at most 63 of [-A-Za-z0-9_.]")
+                Problem(
+                    f"{field}.{key}",
+                    "not a valid label value",
+                    shown(value),
+                    "at most 63 of [-A-Za-z0-9_.], alphanumeric at both ends, or empty",
+                )
             )
     return problems
 
 
-def check_annotations(field: str, annotations: Mapping[str, str]) -> list[Problem]:
-    """Check annotation keys as the API server does."""
+def _go_lower(key: str) -> str:
+    # Go's strings.ToLower maps each rune by its simple case mapping; Python's str.lower by the full one,
+    # which differs where it matters here only for U+0130 (Go: "i", Python: "i" + U+0307).
+    return "".join("i" if c == "\u0130" else c.lower() for c in key)
+
+
+def check_annotations(field: str, annotations: object) -> list[Problem]:
+    """Check annotations as the API server does (ValidateAnnotations): keys, string values, the total size.
+
+    A key is a qualified name whatever its case; keys and values together take at most 256 KiB.
+    """
+    if not isinstance(annotations, Mapping):
+        return [Problem(field, "is not a mapping", shown(annotations), "a mapping of annotation keys to strings")]
+    problems = []
+    total = 0
+    for key, value in annotations.items():
+        if not isinstance(key, str) or not is_qualified_name(_go_lower(key)):
+            problems.append(Problem(f"{field}.{key}", "not a valid annotation key", shown(key), "[prefix/]name"))
+        if not isinstance(value, str):
+            problems.append(Problem(f"{field}.{key}", "not a string", shown(value), "a string value"))
+            continue
+        total += len(str(key).encode("utf-8", "surrogatepass")) + len(value.encode("utf-8", "surrogatepass"))
+    if total > TOTAL_ANNOTATION_SIZE_LIMIT_B:
+        problems.append(
+            Problem(
+                field,
+                "is too large",
+                f"{total} bytes of keys and values",
+                f"at most {TOTAL_ANNOTATION_SIZE_LIMIT_B} bytes (256 KiB) in all",
+            )
+        )
+    return problems
+
+
+def is_env_var_name(name: object) -> bool:
+    """Return whether ``name`` is an env var name or envFrom prefix as the API server takes it.
+
+    Kubernetes 1.34 made RelaxedEnvironmentVariableValidation GA (IsRelaxedEnvVarName): any printable
+    ASCII character but '=', at least one.
+    """
+    return isinstance(name, str) and bool(name) and all(" " <= c <= "~" and c != "=" for c in name)
+
+
+def check_env_var_name(field: str, name: object, what: str = "env var name") -> list[Problem]:
+    """Check an env var name or an envFrom prefix."""
+    if is_env_var_name(name):
+        return []
+    allowed = "printable ASCII characters other than '=', e.g. SMTP_HOST"
+    return [Problem(field, f"not a valid {what}", shown(name), allowed)]
+
+
+def check_config_map_key(field: str, key: object) -> list[Problem]:
+    """Check a key of a ConfigMap or Secret (IsConfigMapKey)."""
+    if (
+        isinstance(key, str)
+        and len(key) <= 253
+        and CONFIG_MAP_KEY.fullmatch(key)
+        and key != "."
+        and not key.startswith("..")
+    ):
+        return []
     return [
-        Problem(f"{field}.{key}", "not a valid annotation key", shown(key), "[prefix/]name")
-        for key in annotations
-        if not check_label_key(str(key))
+        Problem(
+            field,
+            "not a valid ConfigMap or Secret key",
+            shown(key),
+            "1 to 253 of [-._a-zA-Z0-9], not '.' and not starting with '..'",
+        )
     ]

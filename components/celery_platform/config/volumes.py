@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import posixpath
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.quantities import QuantityError, parse_memory
 from celery_platform.config.schema import args_schema
-from celery_platform.config.validation import check_memory, check_subdomain
+from celery_platform.config.validation import check_dns_label, check_memory, check_subdomain
 
 TMP_MOUNT = "/tmp"
 # Where the probes' hooks module is mounted (PYTHONPATH ends with it).
@@ -69,10 +68,8 @@ class Volume:
 
     def validate(self, field: str) -> list[Problem]:
         """Return the problems: name, exactly one source, emptyDir sizes."""
-        problems = []
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", self.name) or len(self.name) > 63:
-            problems.append(Problem(f"{field}.name", "not a valid RFC 1123 label", shown(self.name), "e.g. smtp-ca"))
-        elif self.name in OWN_VOLUMES:
+        problems = check_dns_label(f"{field}.name", self.name)
+        if not problems and self.name in OWN_VOLUMES:
             problems.append(
                 Problem(
                     f"{field}.name",
@@ -147,13 +144,18 @@ class VolumeMount:
     """Mount only this path inside the volume. Default: ``""`` (all of it)."""
 
     def validate(self, field: str) -> list[Problem]:
-        """Return the problems of the mount path."""
+        """Return the problems of the mount path, judged where the kubelet mounts it."""
         path = self.mount_path
-        if not posixpath.isabs(path) or posixpath.normpath(path) != path.rstrip("/") or ":" in path:
-            return [Problem(f"{field}.mountPath", "not a normalised absolute path", shown(path), "e.g. /etc/smtp")]
+        if not isinstance(path, str) or not posixpath.isabs(path) or ":" in path:
+            return [Problem(f"{field}.mountPath", "not an absolute path", shown(path), "e.g. /etc/smtp")]
+        seen = kubelet_path(path)
         problems = []
+        if seen != (path.rstrip("/") or "/"):
+            problems.append(
+                Problem(f"{field}.mountPath", "not a normalised absolute path", shown(path), f"e.g. {seen}")
+            )
         for own in OWN_MOUNTS:
-            if _overlaps(path, own):
+            if _overlaps(seen, own):
                 problems.append(
                     Problem(
                         f"{field}.mountPath",
@@ -174,6 +176,14 @@ class VolumeMount:
         if self.sub_path:
             out["subPath"] = self.sub_path
         return out
+
+
+def kubelet_path(path: str) -> str:
+    """Return where the kubelet mounts an absolute ``path``: ``//tmp``, ``/tmp/`` and ``/./tmp`` are ``/tmp``.
+
+    ``posixpath.normpath`` keeps a leading ``//`` (POSIX leaves its meaning open); on Linux it is ``/``.
+    """
+    return "/" + posixpath.normpath(path).lstrip("/")
 
 
 def _overlaps(path: str, own: str) -> bool:
