@@ -325,3 +325,18 @@ def wait_for_default_service_account(api_client: client.ApiClient, namespace: st
             if exc.status != 404 or time.monotonic() > deadline:
                 raise
         time.sleep(0.2)
+
+
+def dry_run_create(api_client: client.ApiClient, doc: dict[str, Any]) -> dict[str, Any]:
+    """Create ``doc`` with ``dryRun=All`` and ``fieldValidation=Strict``: the server validates and admits it,
+    stores nothing, and returns the object it would have stored. JSON, not apply's YAML, so that every string
+    reaches the server unchanged. Raises ``ApiException`` (with the server's message) on rejection."""
+    path = resource_path(api_client, doc).rsplit("/", 1)[0]
+    return _request(
+        api_client,
+        "POST",
+        path,
+        query=[("dryRun", "All"), ("fieldValidation", "Strict")],
+        body=doc,
+        content_type="application/json",
+    )

@@ -91,7 +91,9 @@ class PodSettings:
     tolerations: tuple[Toleration, ...] | None = None
     """Taints the pods tolerate (a dedicated node pool). Default: none."""
     affinity: Mapping[str, Any] | None = None
-    """Kubernetes ``affinity`` (nodeAffinity, podAffinity, podAntiAffinity), as the API takes it. Default: none."""
+    """Kubernetes ``affinity`` (nodeAffinity, podAffinity, podAntiAffinity), as the API takes it, checked whole
+    by the API server's rules; a key the program does not check (``matchLabelKeys``, ``mismatchLabelKeys``) is
+    refused. Default: none."""
     priority_class_name: str | None = None
     """An existing PriorityClass. Default: none (the cluster's default priority)."""
     topology_spread: tuple[SpreadConstraint, ...] | None = None
@@ -135,7 +137,7 @@ class PodSettings:
             problems += toleration.validate(f"{field}.tolerations[{i}]")
         if self.affinity is not None:
             problems += check_affinity(f"{field}.affinity", self.affinity)
-        if self.priority_class_name is not None:
+        if self.priority_class_name:  # "" is none, as the API server takes it
             problems += check_subdomain(f"{field}.priorityClassName", self.priority_class_name)
             if self.priority_class_name.startswith("system-"):
                 problems.append(

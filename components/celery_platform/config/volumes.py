@@ -137,7 +137,8 @@ class VolumeMount:
     name: str
     """The volume's name, from ``volumes``. Required."""
     mount_path: str
-    """Absolute path; ``/tmp`` and the hooks directory, and anything over or under them, are refused. Required."""
+    """Absolute path; ``/tmp`` and the hooks directory, and anything over or under them, are refused, however
+    spelled (``//tmp`` and ``/tmp/`` are ``/tmp`` to the kubelet). Required."""
     read_only: bool = True
     """Mount read-only. Default: ``True``."""
     sub_path: str = ""
