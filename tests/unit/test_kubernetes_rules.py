@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from celery_platform.config.affinity import check_affinity
@@ -332,6 +332,7 @@ def test_any_affinity_value_gets_problems_never_an_exception(affinity: dict[str,
     assert all(isinstance(p, Problem) and p.field.startswith("pod.affinity") for p in problems)
 
 
+@settings(deadline=None)  # a whole stack config per example: no timing is asserted
 @given(SHAPED)
 def test_any_affinity_through_the_stack_config_is_one_clear_error_or_accepted(affinity: Any) -> None:
     for problem in refused({"pod": {"affinity": {"nodeAffinity": affinity}}}):
