@@ -45,9 +45,9 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $@
 
-# Real Redis for the runtime tier: Debian's package (we are root in CI; a missing server fails the tests).
+# Real Redis and Redis Sentinel for the runtime tier: Debian's packages (we are root in CI; a missing server fails the tests).
 system-deps:
-	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null; }
+	{ command -v redis-server && command -v redis-sentinel; } >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-sentinel redis-tools >/dev/null; }
 	command -v go >/dev/null || { echo "go is required to build tools/kube-testenv, tools/keda, tools/promtool and actionlint" >&2; exit 1; }
 
 # For deployers: ./venv with the runtime set, which `pulumi preview` and `pulumi up` use.

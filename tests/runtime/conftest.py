@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -41,12 +41,14 @@ from celery_platform.builders.probes import (
     worker_probe_commands,
 )
 from celery_platform.config.volumes import HOOKS_MOUNT_PATH
+from tests.runtime.harness.sentinel import SentinelCluster
 
 REPO = Path(__file__).resolve().parents[2]
 HOOKS_DIR = REPO / "components" / "celery_platform" / "hooks"
 SAMPLE_APP_DIR = REPO / "examples" / "sample_app"
 VENV_BIN = Path(sys.executable).parent
 REDIS_PASSWORD = "s3cret-Pa55word"
+SENTINEL_PASSWORD = "s3ntinel-Pa55word"
 QUEUES = ("default", "high", "low", "email", "reports", "media", "webhooks", "maintenance")
 # Short on purpose, to keep the tier fast; production values come from the components' defaults.
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = 2
@@ -87,6 +89,13 @@ class RedisServer:
 
     def client(self, db: int = 0) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, db=db)
+
+    def extra_env(self) -> dict[str, str]:
+        """Env beside CELERY_BROKER_URL that a client of this broker needs: none for a plain Redis."""
+        return {}
+
+    def transport_options(self) -> dict[str, object]:
+        return {}
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -149,6 +158,37 @@ def redis_server(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+Broker = RedisServer | SentinelCluster
+
+
+@pytest.fixture
+def sentinel_cluster(tmp_path: Path) -> Iterator[Callable[..., SentinelCluster]]:
+    """Factory of started Sentinel deployments: 1 primary, 2 replicas, 3 Sentinels (quorum 2), auth on all."""
+    clusters: list[SentinelCluster] = []
+
+    def make(**kwargs: Any) -> SentinelCluster:
+        cluster = SentinelCluster(
+            tmp_path / f"sentinel-cluster-{len(clusters)}", REDIS_PASSWORD, SENTINEL_PASSWORD, **kwargs
+        )
+        clusters.append(cluster)
+        try:
+            return cluster.start()
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}\n{cluster.logs()}")
+
+    yield make
+    for cluster in clusters:
+        cluster.shutdown()
+
+
+def client_app(broker: Broker, name: str = "client") -> Celery:
+    """A client Celery app of ``broker``, results included, configured as the platform configures apps."""
+    app = Celery(name, broker=broker.url(), backend=broker.url())
+    app.conf.broker_transport_options = broker.transport_options()
+    app.conf.result_backend_transport_options = broker.transport_options()
+    return app
 
 
 @dataclass
@@ -244,13 +284,14 @@ def wait_until() -> Callable[..., bool]:
 
 
 @pytest.fixture
-def app_env() -> Callable[[RedisServer], dict[str, str]]:
+def app_env() -> Callable[[Broker], dict[str, str]]:
     """The sample app's env contract, as the platform's secrets would provide it."""
     from cryptography.fernet import Fernet
 
-    def make(server: RedisServer) -> dict[str, str]:
+    def make(server: Broker) -> dict[str, str]:
         return {
             "CELERY_BROKER_URL": server.url(),
+            **server.extra_env(),
             "CELERY_VISIBILITY_TIMEOUT_SECONDS": "600",
             "CELERY_TASK_ACKS_LATE": "true",
             "CELERY_WORKER_PREFETCH_MULTIPLIER": "1",
@@ -267,7 +308,7 @@ class Service:
     """A started worker or beat, with its broker, state directory, probes and a client app."""
 
     process: CeleryProcess
-    broker: RedisServer
+    broker: Broker
     state_dir: Path
     probes: ProbeCommands
     client: Celery
@@ -295,14 +336,14 @@ def start_worker(
     tmp_path: Path,
     redis_server: Callable[[], RedisServer],
     start_celery: Callable[..., CeleryProcess],
-    app_env: Callable[[RedisServer], dict[str, str]],
+    app_env: Callable[[Broker], dict[str, str]],
 ) -> Iterator[Callable[..., Service]]:
     """Factory: a worker with the hooks (concurrency 2, all eight queues), by default started up."""
     clients: list[Celery] = []
 
-    def start(broker: RedisServer | None = None, wait_ready: bool = True) -> Service:
+    def start(broker: Broker | None = None, wait_ready: bool = True, name: str = "worker") -> Service:
         server = broker or redis_server()
-        state_dir = tmp_path / "worker-state"
+        state_dir = tmp_path / f"{name}-state"
         argv = [
             "celery",
             "-A",
@@ -315,11 +356,12 @@ def start_worker(
             "INFO",
             "--without-mingle",
             "--without-gossip",
+            *(["-n", f"{name}@%h"] if name != "worker" else []),
             "-Q",
             ",".join(QUEUES),
         ]
         process = start_celery(argv, {**app_env(server), **worker_env(str(state_dir))})
-        client = Celery("client", broker=server.url(), backend=server.url())
+        client = client_app(server)
         clients.append(client)
         probes = worker_probe_commands(str(state_dir), WORKER_HEARTBEAT_MAX_AGE_SECONDS)
         worker = Service(process, server, state_dir, probes, client)
@@ -337,12 +379,12 @@ def start_beat(
     tmp_path: Path,
     redis_server: Callable[[], RedisServer],
     start_celery: Callable[..., CeleryProcess],
-    app_env: Callable[[RedisServer], dict[str, str]],
+    app_env: Callable[[Broker], dict[str, str]],
 ) -> Callable[..., Service]:
     """Factory: beat for the sample app, with the hooks as its ``-A`` target, by default started up."""
 
     def start(
-        broker: RedisServer | None = None,
+        broker: Broker | None = None,
         wait_ready: bool = True,
         app: str = "sample_app",
         extra_args: Sequence[str] = (),
@@ -352,7 +394,7 @@ def start_beat(
         argv = ["celery", *beat_args(str(state_dir), BEAT_MAX_INTERVAL_SECONDS), "--loglevel", "INFO", *extra_args]
         process = start_celery(argv, {**app_env(server), **beat_env(str(state_dir), app)})
         probes = beat_probe_commands(str(state_dir), BEAT_MAX_INTERVAL_SECONDS, BEAT_HEARTBEAT_MAX_AGE_SECONDS)
-        beat = Service(process, server, state_dir, probes, Celery("client", broker=server.url()))
+        beat = Service(process, server, state_dir, probes, client_app(server))
         if wait_ready:
             beat.wait_for_startup()
         return beat
