@@ -50,6 +50,9 @@ BROKER_ENV = "CELERY_BROKER_URL"
 QUEUES_ENV = "CELERY_PLATFORM_EXPORTER_QUEUES"
 PORT_ENV = "CELERY_PLATFORM_EXPORTER_PORT"
 VISIBILITY_ENV = "CELERY_VISIBILITY_TIMEOUT_SECONDS"
+#: A Sentinel-fronted broker: the master's name and the Sentinels' password (the URL lists the Sentinels).
+SENTINEL_MASTER_ENV = "CELERY_BROKER_SENTINEL_MASTER"
+SENTINEL_PASSWORD_ENV = "CELERY_BROKER_SENTINEL_PASSWORD"
 #: How often the exporter runs kombu's restore sweep (kombu's workers: about every 100 s).
 SWEEP_SECONDS = 30.0
 CONSUMING_EVENT = "worker-consuming"
@@ -303,6 +306,23 @@ def run_sweeps(app: Celery, stop: threading.Event, every: float = SWEEP_SECONDS)
             logger.warning("celery_platform_exporter: the unacked sweep failed; retrying", exc_info=True)
 
 
+def transport_options(visibility: str) -> dict[str, Any]:
+    """The broker's transport options: the workers' visibility timeout, and Sentinel's master and password.
+
+    With Sentinel, every connection (the event receiver's, the queue-depth and sweep ones) asks the
+    Sentinels for the current master, so after a failover a reconnect finds the promoted replica.
+    """
+    options: dict[str, Any] = {}
+    if visibility:
+        options["visibility_timeout"] = int(visibility)
+    master = os.environ.get(SENTINEL_MASTER_ENV, "").strip()
+    if master:
+        options["master_name"] = master
+        if os.environ.get(SENTINEL_PASSWORD_ENV):
+            options["sentinel_kwargs"] = {"password": os.environ[SENTINEL_PASSWORD_ENV]}
+    return options
+
+
 def main() -> None:
     """Run the exporter: the event receiver in a thread, the HTTP server in the main thread."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s] %(message)s")
@@ -316,12 +336,12 @@ def main() -> None:
     app = Celery("celery_platform_exporter", broker=broker)
     app.conf.broker_connection_retry_on_startup = True
     visibility = os.environ.get(VISIBILITY_ENV, "")
+    app.conf.broker_transport_options = transport_options(visibility)
     registry = CollectorRegistry()
     exporter = Exporter(app, queues, registry)
     stop = threading.Event()
     threading.Thread(target=exporter.run_events, args=(stop,), name="events", daemon=True).start()
     if visibility:
-        app.conf.broker_transport_options = {"visibility_timeout": int(visibility)}
         threading.Thread(target=run_sweeps, args=(app, stop), name="sweeps", daemon=True).start()
     server = make_server("", port, wsgi_app(exporter, registry), _ThreadingWSGIServer, handler_class=_QuietHandler)
     logger.info("celery_platform_exporter: serving /metrics, /livez and /readyz on :%d for %s", port, ", ".join(queues))

@@ -58,6 +58,18 @@ Beat (``celery -A celery_platform_hooks:app beat ...`` with ``CELERY_PLATFORM_AP
       max age must exceed beat's ``--max-interval``, the longest the loop sleeps between passes,
       plus a pass that blocks on a lost broker (a 10 s Redis outage measured as a 9-12 s gap).
       It cannot fail silently: if this module is missing, beat does not start at all.
+
+Sentinel (``broker.type: sentinel``, or an external broker behind Sentinel)
+    The broker URL lists every Sentinel (``sentinel://:<redis password>@host:26379;sentinel://...``),
+    but kombu and Celery's result backend also need the master's name and the Sentinels' own
+    password, which only transport options carry (``master_name``, ``sentinel_kwargs``). The platform
+    passes them as ``$CELERY_BROKER_SENTINEL_MASTER`` and ``$CELERY_BROKER_SENTINEL_PASSWORD``, and
+    :func:`apply_sentinel_options` adds them to the app's ``broker_transport_options`` (and, for a
+    ``sentinel://`` result backend, ``result_backend_transport_options``) before any connection is
+    made: in ``worker_init`` for a worker, when the user's app is loaded for beat. Options the app
+    sets itself win. So an app that reads only ``CELERY_BROKER_URL`` finds the current master through
+    Sentinel, and after a failover its reconnect asks the Sentinels again (redis-py's
+    ``SentinelConnectionPool``), instead of holding on to a fixed host.
 """
 
 from __future__ import annotations
@@ -77,7 +89,10 @@ __all__ = [
     "CONSUMING_EVENT",
     "HEARTBEAT_ENV",
     "READY_ENV",
+    "SENTINEL_MASTER_ENV",
+    "SENTINEL_PASSWORD_ENV",
     "HeartbeatStep",
+    "apply_sentinel_options",
     "consumed_queues",
     "install_beat_heartbeat",
     "missing_queues",
@@ -86,6 +101,8 @@ __all__ = [
 HEARTBEAT_ENV = "CELERY_PLATFORM_HEARTBEAT_FILE"
 READY_ENV = "CELERY_PLATFORM_READY_FILE"
 APP_ENV = "CELERY_PLATFORM_APP"
+SENTINEL_MASTER_ENV = "CELERY_BROKER_SENTINEL_MASTER"
+SENTINEL_PASSWORD_ENV = "CELERY_BROKER_SENTINEL_PASSWORD"
 HEARTBEAT_INTERVAL_SECONDS = 1.0
 #: Events for celery_platform_exporter, sent through Celery's own event dispatcher.
 CONSUMING_EVENT = "worker-consuming"
@@ -126,6 +143,41 @@ class _Toucher:
 def _remove(path: Path | None) -> None:
     if path is not None:
         path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sentinel
+# ---------------------------------------------------------------------------------------------------
+
+
+def sentinel_transport_options() -> dict[str, Any]:
+    """Return the transport options that ``$CELERY_BROKER_SENTINEL_*`` ask for; empty without Sentinel."""
+    master = os.environ.get(SENTINEL_MASTER_ENV, "").strip()
+    if not master:
+        return {}
+    options: dict[str, Any] = {"master_name": master}
+    password = os.environ.get(SENTINEL_PASSWORD_ENV, "")
+    if password:
+        options["sentinel_kwargs"] = {"password": password}
+    return options
+
+
+def apply_sentinel_options(app: Any) -> None:
+    """Add the Sentinel transport options to ``app``'s broker (and Sentinel result backend) settings.
+
+    The app's own values win, key by key; nothing changes when ``$CELERY_BROKER_SENTINEL_MASTER``
+    is unset. Call it before the app connects.
+    """
+    options = sentinel_transport_options()
+    if not options:
+        return
+    conf = app.conf
+    names = ["broker_transport_options"]
+    if str(conf.result_backend or "").startswith("sentinel://"):
+        names.append("result_backend_transport_options")
+    for name in names:
+        current = dict(conf.get(name) or {})
+        conf[name] = {**options, **current}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -245,6 +297,8 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         )
     _remove(heartbeat)
     _remove(ready)
+    # Before the consumer connects: the WorkController's own connection is for its parameters only.
+    apply_sentinel_options(sender.app)
     # worker_init is sent just before the blueprint is built from app.steps['worker'].
     sender.app.steps["worker"].add(HeartbeatStep)
 
@@ -355,6 +409,7 @@ def _load_user_app() -> Any:
         # Re-raised as RuntimeError because the CLI would read an AttributeError escaping from
         # here as "this module has no attribute app", which hides the real cause.
         raise RuntimeError(f"celery_platform_hooks: cannot load {APP_ENV}={target!r}: {exc!r}") from exc
+    apply_sentinel_options(app)
     heartbeat = _path_from_env(HEARTBEAT_ENV)
     if heartbeat is not None:
         # beat_args() puts the schedule file next to the heartbeat, and PersistentScheduler crashes
