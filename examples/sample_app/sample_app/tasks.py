@@ -78,3 +78,18 @@ def deliver_webhook(url: str) -> str:
 def periodic_task() -> int:
     """Run from beat; returns the worker's pid so tests can count runs per worker."""
     return os.getpid()
+
+
+@app.task  # type: ignore[untyped-decorator]  # celery ships no type hints
+def journal_task(token: str) -> str:
+    """Append ``token`` to the file ``$SAMPLE_APP_JOURNAL`` names: a record of each run kept outside Redis.
+
+    Failover tests count completed tasks here, because whatever lives in Redis can be lost with it.
+    One short ``O_APPEND`` write per run, so lines from concurrent pool children never interleave.
+    """
+    fd = os.open(os.environ["SAMPLE_APP_JOURNAL"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{token}\n".encode())
+    finally:
+        os.close(fd)
+    return token
