@@ -74,7 +74,7 @@ def sentinel_kubelet(workdir: Path, cluster: SentinelCluster, exporter_port: int
     return Kubelet(manifests, node_cluster, workdir, broker=cluster)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -219,7 +219,7 @@ def failover_under_load(
 ) -> FailoverResult:
     """Run the platform on ``cluster``, send tasks, SIGKILL the primary mid-stream, and count everything."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     node = sentinel_kubelet(workdir / "kubelet", cluster, port)
     try:
         pods = {name: node.create_pod(name) for name in WORKLOADS}
