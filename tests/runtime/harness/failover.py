@@ -104,6 +104,7 @@ class Sends:
 
     acknowledged: dict[str, float] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
+    refused_at: dict[str, float] = field(default_factory=dict)
 
 
 def produce(client: Celery, stop: threading.Event, sends: Sends, every: float, prefix: str) -> None:
@@ -116,6 +117,7 @@ def produce(client: Celery, stop: threading.Event, sends: Sends, every: float, p
             client.send_task(JOURNAL_TASK, args=(token,), queue="default", task_id=token)
         except Exception as exc:  # refused: the producer sees it and could retry; not a silent loss
             sends.refused[token] = repr(exc)
+            sends.refused_at[token] = time.monotonic()
         else:
             sends.acknowledged[token] = time.monotonic()
         stop.wait(every)

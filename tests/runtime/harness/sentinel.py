@@ -16,10 +16,12 @@ Killing the primary with SIGKILL is a node crash: no shutdown, no last replicati
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +103,71 @@ class Node:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
+class Link:
+    """A TCP proxy on a free port to ``127.0.0.1:target``: a replication link that can be cut.
+
+    Once cut, whatever either side sends is read and dropped, as a network partition drops it;
+    the connections stay open, so neither side notices before its own timeouts.
+    """
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.is_cut = threading.Event()
+        self.closed = threading.Event()
+        self.sockets: list[socket.socket] = []
+
+    def start(self) -> None:
+        self.listener.listen(8)
+        threading.Thread(target=self._accept, name=f"link-{self.port}", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                if not self.is_cut.is_set():
+                    with contextlib.suppress(OSError):
+                        sink.shutdown(socket.SHUT_WR)
+                return
+            if self.is_cut.is_set():
+                continue
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def cut(self) -> None:
+        self.is_cut.set()
+
+    def close(self) -> None:
+        self.closed.set()
+        for sock in [self.listener, *self.sockets]:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
 @dataclass
 class SentinelCluster:
     """1 primary + ``replicas`` replicas + ``sentinels`` Sentinels on 127.0.0.1, with auth everywhere."""
@@ -114,8 +181,15 @@ class SentinelCluster:
     min_replicas_to_write: int = 1
     min_replicas_max_lag_seconds: int = 5
     master_name: str = MASTER_NAME
+    replication_through_links: bool = False
+    """Replicas reach the primary through :class:`Link` proxies, which :meth:`partition` can cut.
+
+    Sentinel repoints a replica that follows another address than the master's once the failover
+    timeout has passed: give such a cluster a failover timeout longer than the test."""
+    failover_timeout_milliseconds: int = FAILOVER_TIMEOUT_MILLISECONDS
     data_nodes: list[Node] = field(default_factory=list)
     sentinel_nodes: list[Node] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         ports = [_free_port() for _ in range(1 + self.replicas)]
@@ -123,7 +197,12 @@ class SentinelCluster:
             role = "primary" if index == 0 else f"replica-{index}"
             argv = self._data_argv(port, self.workdir / f"redis-{index}")
             if index:
-                argv += ["--replicaof", "127.0.0.1", str(ports[0])]
+                upstream = ports[0]
+                if self.replication_through_links:
+                    link = Link(ports[0])
+                    self.links.append(link)
+                    upstream = link.port
+                argv += ["--replicaof", "127.0.0.1", str(upstream)]
             self.data_nodes.append(Node(role, port, self.workdir / f"redis-{index}", argv))
         for index in range(self.sentinels):
             port = _free_port()
@@ -174,7 +253,7 @@ class SentinelCluster:
                 f"sentinel monitor {name} 127.0.0.1 {primary_port} {self.quorum}",
                 f"sentinel auth-pass {name} {self.password}",
                 f"sentinel down-after-milliseconds {name} {DOWN_AFTER_MILLISECONDS}",
-                f"sentinel failover-timeout {name} {FAILOVER_TIMEOUT_MILLISECONDS}",
+                f"sentinel failover-timeout {name} {self.failover_timeout_milliseconds}",
                 f"sentinel parallel-syncs {name} 1",
                 "",
             ]
@@ -183,6 +262,8 @@ class SentinelCluster:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> SentinelCluster:
+        for link in self.links:
+            link.start()
         for node in self.data_nodes:
             node.workdir.mkdir(parents=True, exist_ok=True)
             node.start()
@@ -212,6 +293,13 @@ class SentinelCluster:
     def shutdown(self) -> None:
         for node in [*self.sentinel_nodes, *self.data_nodes]:
             node.kill()
+        for link in self.links:
+            link.close()
+
+    def partition(self) -> None:
+        """Cut every replica off the primary: bytes in flight and from now on are dropped, both ways."""
+        for link in self.links:
+            link.cut()
 
     # -- addresses and clients ----------------------------------------------------------------
 
