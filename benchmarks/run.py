@@ -6,8 +6,11 @@
    report's setup (its flags, its ``/proc/1/cmdline`` probes with its timings, no broker wait).
 3. Program cost: render time per object of dev, prod and synthetic stacks of 1, 64 and 256 pools,
    in-process, and the cost of an added pool object at each step; linear means the same at every size.
+4. Sentinel failover under load: the primary SIGKILLed while tasks flow to the rendered prod worker,
+   beat and exporter; promotion time, first task run after the kill, and the exact task counts
+   (acknowledged, refused, completed, lost against the min-replicas-max-lag bound).
 
-Both pods run through the runtime tier's harness (``tests/runtime/harness/``), so the probes run
+The pods run run through the runtime tier's harness (``tests/runtime/harness/``), so the probes run
 with the rendered (or the report's) periods, delays, timeouts and thresholds. Nothing here asserts.
 """
 
@@ -310,14 +313,73 @@ def program_cost(workdir: Path, rounds: int) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def sentinel_failover(workdir: Path, rounds: int) -> list[tuple[str, str, str, str]]:
+    """SIGKILL the Sentinel primary under load, ``rounds`` times: recovery times and exact counts.
+
+    The runtime test's harness (tests/runtime/harness/failover.py) on a fresh Sentinel deployment
+    per round. No baseline runs beside it: a standalone Redis has no failover, its pods wait for
+    the node's replacement (minutes on cloud block storage).
+    """
+    from tests.runtime.harness.failover import failover_under_load
+    from tests.runtime.harness.sentinel import SentinelCluster
+
+    results = []
+    for index in range(rounds):
+        cluster = SentinelCluster(workdir / f"sentinel-{index}", PASSWORD, "bench-S3ntinel").start()
+        try:
+            results.append(failover_under_load(workdir / f"failover-{index}", cluster))
+        finally:
+            cluster.shutdown()
+
+    def spread(values: list[float]) -> str:
+        return f"median {statistics.median(values):.2f} s (min {min(values):.2f}, max {max(values):.2f})"
+
+    first = [r.first_consumed_seconds for r in results if r.first_consumed_seconds is not None]
+    total = {
+        "acknowledged": sum(r.acknowledged for r in results),
+        "refused": sum(r.refused for r in results),
+        "completed": sum(r.completed for r in results),
+        "lost": sum(len(r.lost) for r in results),
+        "bound": sum(r.acknowledged_in_bound_window for r in results),
+        "late": sum(len(r.redelivered_after_visibility_timeout) for r in results),
+        "duplicated": sum(len(r.duplicated) for r in results),
+    }
+    restarts = sum(r.restarts["celery-main"] for r in results)
+    return [
+        ("failover: Sentinel promotes a replica", spread([r.promotion_seconds for r in results]), "-", "-"),
+        ("failover: first task run after SIGKILL", spread(first) if first else "never", "-", "-"),
+        (
+            f"failover: tasks over {rounds} rounds",
+            f"sent {total['acknowledged'] + total['refused']}: acknowledged {total['acknowledged']}, "
+            f"refused {total['refused']}, completed {total['completed']}",
+            "-",
+            "-",
+        ),
+        (
+            "failover: acknowledged and lost",
+            f"{total['lost']} (bound: {total['bound']} acknowledged in the min-replicas-max-lag window)",
+            "-",
+            "-",
+        ),
+        (
+            "failover: in flight, run after visibility timeout",
+            f"{total['late']}; run twice: {total['duplicated']}",
+            "-",
+            "-",
+        ),
+        ("failover: worker container restarts", f"{restarts} in {rounds} rounds", "-", "-"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--probe-rounds", type=int, default=5)
     parser.add_argument("--render-rounds", type=int, default=3)
     parser.add_argument("--redis-late-seconds", type=float, default=10)
-    parser.add_argument("--only", choices=["probe", "cold", "program"], action="append")
+    parser.add_argument("--failover-rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["probe", "cold", "program", "failover"], action="append")
     options = parser.parse_args(argv)
-    only = set(options.only or ["probe", "cold", "program"])
+    only = set(options.only or ["probe", "cold", "program", "failover"])
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="celery-bench-") as tmp:
         workdir = Path(tmp)
@@ -327,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += cold_start(workdir, options.redis_late_seconds)
         if "program" in only:
             rows += program_cost(workdir, options.render_rounds)
+        if "failover" in only:
+            rows += sentinel_failover(workdir, options.failover_rounds)
     header = ("measure", "ours", "baseline (ping / report / per object)", "ratio")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     line = "+".join("-" * (w + 2) for w in widths)
