@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from celery_platform.config.addresses import bare_host, check_cidr, check_host, check_port, ip_cidr
 from celery_platform.config.autoscaling import BrokerAuth, autoscaling_problems
 from celery_platform.config.env import KeyRef
-from celery_platform.config.podsettings import ip_cidr
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
 from celery_platform.config.secret_values import check_broker_url
-from celery_platform.config.validation import check_cidr, check_count, check_port
+from celery_platform.config.validation import check_count
 from celery_platform.config.volumes import BROKER_CA_MOUNT
 
 if TYPE_CHECKING:
@@ -68,9 +68,10 @@ class ExternalBrokerSpec:
     url_secret: KeyRef | None = None
     """The existing Secret and key that hold the URL. Default: unset (the URL is given as a secret value)."""
     host: str = ""
-    """The broker's host; read from the URL when the URL is given as a value. Default: ``""``."""
+    """The broker's host: a hostname, an IPv4 address or a bracketed IPv6 address ``[2001:db8::10]``; read
+    from the URL when the URL is given as a value. Default: ``""``."""
     port: int | None = None
-    """The broker's port. Default: the URL's, else ``6379``."""
+    """The broker's port, 1 to 65535. Default: the URL's, else ``6379``."""
     tls: bool | None = None
     """Connect with TLS (``rediss://``). Default: the URL's scheme, else ``False``."""
     ca_secret: KeyRef | None = None
@@ -89,14 +90,18 @@ class ExternalBrokerSpec:
     """With ``urlSecret``: the Secret and key of an ACL user name, for KEDA. Default: the default user."""
 
     def resolve(self, url: str | None) -> tuple[str, int, bool]:
-        """Return (host, port, tls), from the fields, else from a URL given as a plain value."""
+        """Return (host, port, tls), from the fields, else from a URL given as a plain value.
+
+        The host is bare (an IPv6 address without brackets), as REDIS_HOST and redis-cli take it;
+        ``addresses.host_port`` joins it with the port. A port of 0 stays 0, for validate to refuse.
+        """
         parts = urlsplit(url) if url else None
         try:
             url_port = parts.port if parts else None
         except ValueError:
             url_port = None
-        host = self.host or (parts.hostname or "" if parts else "")
-        port = self.port or url_port or DEFAULT_PORT
+        host = bare_host(self.host) if self.host else (parts.hostname or "" if parts else "")
+        port = next((p for p in (self.port, url_port) if p is not None), DEFAULT_PORT)
         tls = self.tls if self.tls is not None else bool(parts and parts.scheme == "rediss")
         return host, port, tls
 
@@ -143,11 +148,12 @@ class ExternalBrokerSpec:
             if problems:
                 return problems
             parts = urlsplit(plain)
-            if self.host and self.host != parts.hostname:
+            host_ok = not self.host or not check_host(f"{field}.host", self.host)
+            if host_ok and self.host and bare_host(self.host).lower() != (parts.hostname or ""):
                 problems.append(
                     Problem(f"{field}.host", "differs from the URL's host", shown(self.host), "the URL's host")
                 )
-            if self.port and parts.port and self.port != parts.port:
+            if self.port is not None and parts.port is not None and self.port != parts.port:
                 problems.append(
                     Problem(f"{field}.port", "differs from the URL's port", shown(self.port), str(parts.port))
                 )
@@ -173,7 +179,9 @@ class ExternalBrokerSpec:
                     )
                 )
         host, port, tls = self.resolve(plain)
-        if not host:
+        if self.host:
+            problems += check_host(f"{field}.host", self.host)
+        elif not host:
             problems.append(
                 Problem(f"{field}.host", "is required when the URL is in a Secret", "''", "the broker's host")
             )

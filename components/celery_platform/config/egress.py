@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from celery_platform.config.podsettings import ip_cidr
+from celery_platform.config.addresses import check_cidr, check_port, ip_cidr
 from celery_platform.config.problems import Problem
 from celery_platform.config.schema import args_schema
-from celery_platform.config.validation import check_cidr, check_port
 
 POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
 POSTGRES_PORT = 5432

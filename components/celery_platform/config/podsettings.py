@@ -9,7 +9,6 @@ Everything here is plain data and pure functions: the pod-spec builders call ``a
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -208,15 +207,6 @@ class PodSettings:
 def _unique(field: str, names: Sequence[str]) -> list[Problem]:
     twice = sorted({n for n in names if names.count(n) > 1})
     return [Problem(field, "used twice", shown(n), "unique names") for n in twice]
-
-
-def ip_cidr(host: str) -> str | None:
-    """Return ``host/32`` (or ``/128``) when ``host`` is an IP literal, else None."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-    return f"{address}/{address.max_prefixlen}"
 
 
 def apply_to_pod(

@@ -7,6 +7,7 @@ import binascii
 import re
 from urllib.parse import urlsplit
 
+from celery_platform.config.addresses import check_host
 from celery_platform.config.problems import Problem, redacted
 
 URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
@@ -136,8 +137,13 @@ def check_broker_url(field: str, value: str) -> list[Problem]:
         return [Problem(field, "not a URL", redacted(value), expected)]
     if parts.scheme not in REDIS_SCHEMES:
         return [Problem(field, "not a redis:// or rediss:// URL", redacted(value), expected)]
-    if not parts.hostname or not port_ok:
+    if not parts.hostname:
         return [Problem(field, "a broker URL needs a host", redacted(value), expected)]
+    if not port_ok:
+        return [Problem(field, "its port is 0", redacted(value), "a port from 1 to 65535, or none for 6379")]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if check_host(field, host):  # the host is shown masked: it comes from a secret
+        return [Problem(field, "its host is not a hostname, an IPv4 or an IPv6 address", redacted(value), expected)]
     if parts.query or parts.fragment:
         return [Problem(field, "the platform adds the TLS query itself", redacted(value), "no '?' or '#' part")]
     if parts.password and "%" in parts.password:

@@ -172,26 +172,6 @@ def check_count(field: str, value: int, minimum: int = 0, maximum: int = INT32_M
     return []
 
 
-def check_cidr(field: str, value: str) -> list[Problem]:
-    """Check an IPv4 or IPv6 CIDR as NetworkPolicy ipBlock takes it (host bits zero)."""
-    import ipaddress
-
-    try:
-        ipaddress.ip_network(value, strict=True)
-    except ValueError as err:
-        return [Problem(field, f"not a CIDR: {err}", shown(value), "e.g. '10.20.0.0/16' or '192.0.2.10/32'")]
-    if "/" not in value:
-        return [Problem(field, "has no prefix length", shown(value), f"e.g. '{value}/32'")]
-    return []
-
-
-def check_port(field: str, value: int) -> list[Problem]:
-    """Check a TCP port number."""
-    if not 1 <= value <= 65535:
-        return [Problem(field, "not a port", shown(value), "a whole number from 1 to 65535")]
-    return []
-
-
 # The name part of a qualified name (label and annotation keys, topology keys): IsQualifiedName.
 LABEL_NAME = re.compile(r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 # A ConfigMap or Secret key (IsConfigMapKey): at most 253, and neither '.' nor anything starting with '..'.

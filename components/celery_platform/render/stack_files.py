@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from celery_platform.config._yaml import YamlError, decode_utf8, load_yaml
+from celery_platform.config.addresses import check_host, check_port
 from celery_platform.config.migrate import old_form_problem, structured_keys
 from celery_platform.config.problems import Problem, ValidationError, raise_if_any, shown
 from celery_platform.config.stack import namespace_problems
@@ -40,8 +41,13 @@ def broker_url_standin(broker: Any) -> str:
     except (yaml.YAMLError, AttributeError):
         external = {}
     scheme = "rediss" if external.get("tls") else "redis"
-    host = external.get("host") or "broker.invalid"
-    return f"{scheme}://:renderstandinpassword0@{host}:{external.get('port') or 6379}/0"
+    host = external.get("host")
+    # Only a valid host and port go into the stand-in: a refused one is reported against its own field.
+    if not isinstance(host, str) or check_host("host", host):
+        host = "broker.invalid"
+    port = external.get("port")
+    port_part = "" if port is None or check_port("port", port) else f":{port}"
+    return f"{scheme}://:renderstandinpassword0@{host}{port_part}/0"
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from celery_platform.builders.labels import standard_labels
+from celery_platform.config.addresses import check_cidr
 from celery_platform.config.egress import POD_SECURITY_LEVELS, EgressRule
 from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.config.problems import Problem, raise_if_any, shown, untyped, validated_by_parent
-from celery_platform.config.validation import check_cidr, check_dns_label, check_string_tuple
+from celery_platform.config.validation import check_dns_label, check_string_tuple
 
 
 @dataclass(frozen=True, kw_only=True)

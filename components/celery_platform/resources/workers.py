@@ -22,6 +22,7 @@ from celery_platform.builders.celery_pods import (
 )
 from celery_platform.builders.labels import selector_labels, standard_labels
 from celery_platform.builders.workloads import Refs
+from celery_platform.config.addresses import host_port
 from celery_platform.config.autoscaling import API_VERSION as KEDA_API_VERSION
 from celery_platform.config.autoscaling import (
     autoscaling_problems,
@@ -195,7 +196,7 @@ class CeleryWorkers(pulumi.ComponentResource):
                 spec=scaled_object_spec(
                     name,
                     pool,
-                    address=pulumi.Output.concat(pulumi.Output.from_input(args.broker.host), f":{args.broker.port}"),
+                    address=pulumi.Output.from_input(args.broker.host).apply(lambda h: host_port(h, args.broker.port)),
                     database=args.broker.database,
                     tls=args.broker.tls is not None,
                     auth_name=self._auth_name,
