@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from celery_platform.config.durations import check_prometheus_duration
 from celery_platform.config.podsettings import PodSettings
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
@@ -65,11 +66,13 @@ class AlertThresholds:
 
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of the thresholds."""
-        problems = check_count(f"{field}.backlogGrowingMinutes", self.backlog_growing_minutes, 1)
+        # Rendered as Prometheus durations (for: and range selectors): Prometheus' limit, not int32's.
+        problems = check_prometheus_duration(f"{field}.backlogGrowingMinutes", self.backlog_growing_minutes, "m")
         problems += check_count(f"{field}.backlogMinMessages", self.backlog_min_messages, 0)
         problems += check_count(f"{field}.oldestMessageAgeSeconds", self.oldest_message_age_seconds, 1)
-        problems += check_count(f"{field}.noConsumerMinutes", self.no_consumer_minutes, 1)
-        problems += check_count(f"{field}.failureRatioWindowMinutes", self.failure_ratio_window_minutes, 1)
+        problems += check_prometheus_duration(f"{field}.noConsumerMinutes", self.no_consumer_minutes, "m")
+        window = self.failure_ratio_window_minutes
+        problems += check_prometheus_duration(f"{field}.failureRatioWindowMinutes", window, "m")
         problems += check_count(f"{field}.restartsPerHour", self.restarts_per_hour, 1)
         problems += check_runbook_base_url(f"{field}.runbookBaseUrl", self.runbook_base_url)
         if not Decimal(0) < self.failure_ratio < Decimal(1):
@@ -121,7 +124,7 @@ class MonitoringSpec:
             problems += check_image_pinned(f"{field}.image", self.image)
         if not 1024 <= self.port <= 65535:
             problems.append(Problem(f"{field}.port", "out of range", shown(self.port), "a port in 1024..65535"))
-        problems += check_count(f"{field}.scrapeIntervalSeconds", self.scrape_interval_seconds, 5)
+        problems += check_prometheus_duration(f"{field}.scrapeIntervalSeconds", self.scrape_interval_seconds, "s", 5)
         # Labels of the ServiceMonitor, the PrometheusRule and the dashboard ConfigMap: Kubernetes labels.
         problems += check_labels(f"{field}.selectorLabels", self.selector_labels)
         problems += check_qualified_name(f"{field}.dashboardLabel", self.dashboard_label, "label key")
