@@ -316,7 +316,8 @@ def test_fails_when_the_log_level_is_unknown() -> None:
 )
 def test_fails_when_an_extra_worker_arg_is_one_we_own(arg: str) -> None:
     [problem] = check_worker_args("extraArgs", [arg])
-    assert "is set by the platform" in problem.problem
+    # An owned option with its value is the platform's; without one, click (and so celery) refuses it anyway.
+    assert "which is the platform's" in problem.problem or "requires an argument" in problem.problem
 
 
 def test_extra_worker_args_we_do_not_own_pass() -> None:
