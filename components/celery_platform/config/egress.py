@@ -21,7 +21,8 @@ class EgressRule:
     """Addresses outside the namespace that every pod may reach, on these TCP ports."""
 
     cidr: str
-    """An IPv4 or IPv6 CIDR, e.g. ``10.20.0.0/16``; ``0.0.0.0/0`` only when you mean the whole Internet. Required."""
+    """An IPv4 or IPv6 CIDR as the API server reads it, e.g. ``10.20.0.0/16`` (no netmask form, zone, leading
+    zero or bits beyond the prefix); ``0.0.0.0/0`` only when you mean the whole Internet. Required."""
     ports: tuple[int, ...] = ()
     """TCP ports; empty means every port. Default: every port."""
 

@@ -97,8 +97,9 @@ class PoolSpec:
     """``-P``: prefork, threads, solo, gevent or eventlet (the last two must be installed in the image);
     ``--max-memory-per-child`` and the per-child memory check apply to prefork only. Default: ``"prefork"``."""
     extra_args: tuple[str, ...] = ()
-    """More ``celery worker`` options, e.g. ``--max-tasks-per-child=100``; options the platform sets
-    (``-Q``, ``-c``, ``-n``, ``--include``, ...) are refused. Default: none."""
+    """More ``celery worker`` options, e.g. ``--max-tasks-per-child=100``, read as Celery's click command
+    reads them; options the platform sets (``-Q``, ``-c``, ``-n``, ``--include``, ``-B``, ...), however
+    clustered (``-EB``), are refused, as are unknown options and positional arguments. Default: none."""
     pod: PodSettings | None = None
     """Pod settings of this pool; a field set here replaces the platform's. Default: the platform's."""
     autoscaling: AutoscalingSpec | None = None
