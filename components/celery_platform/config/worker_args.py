@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -88,10 +89,11 @@ ALLOWED_EXAMPLE = "an option the platform does not set, e.g. --max-tasks-per-chi
 MAX_EXTRA_ARGS = 100
 
 
-def _param_type(kind: str | tuple[str, ...]) -> click.ParamType:
+def _param_type(kind: str | tuple[str, ...]) -> click.ParamType[Any, Any]:
     if isinstance(kind, tuple):
         return click.Choice(kind)
-    return {"int": click.INT, "float": click.FLOAT, "text": click.STRING, "flag": click.BOOL}[kind]
+    types: dict[str, click.ParamType[Any, Any]] = {"int": click.INT, "float": click.FLOAT, "text": click.STRING}
+    return types[kind]
 
 
 @functools.cache
