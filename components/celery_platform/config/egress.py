@@ -48,7 +48,7 @@ def database_egress(url: str) -> EgressRule | None:
     """
     try:
         parts = urlsplit(url)
-        port = parts.port or POSTGRES_PORT
+        port = POSTGRES_PORT if parts.port is None else parts.port  # 0 is refused by check_database_url
     except ValueError:
         return None
     cidr = ip_cidr(parts.hostname or "")
