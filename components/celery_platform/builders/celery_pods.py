@@ -14,7 +14,6 @@ from celery_platform.builders.workloads import (
     beat_container,
     build_pod_spec,
     celery_volumes,
-    grace_period_seconds,
     wait_for_broker,
     worker_container,
 )
@@ -69,7 +68,7 @@ def worker_pod_spec(
         python_path=pod.python_path or (),
         memory_volume_bytes=pod.memory_volume_bytes(),
     )
-    grace = grace_period_seconds(settings.longest_task_seconds)
+    grace = pool.grace_period_seconds(settings.longest_task_seconds)
     spread = selector_labels("celery-worker", instance)
     return celery_pod_spec(settings, refs, container, grace, pod, spread, service_account_default)
 

@@ -112,9 +112,19 @@ def visibility_timeout_seconds(longest_task_seconds: int) -> int:
     return max(2 * longest_task_seconds, 3600)
 
 
-def grace_period_seconds(longest_task_seconds: int) -> int:
-    """Return terminationGracePeriodSeconds: the longest task plus time to ack and exit."""
-    return longest_task_seconds + 30
+# Read by the hooks module at worker_init: Celery's worker_soft_shutdown_timeout for a requeue pool.
+SOFT_SHUTDOWN_ENV = "CELERY_PLATFORM_SOFT_SHUTDOWN_SECONDS"
+
+
+def shutdown_env(pool: PoolSpec) -> dict[str, str]:
+    """Return the env of a pool's shutdown mode: none for ``finish`` (SIGTERM is Celery's warm shutdown).
+
+    ``requeue``: billiard reads ``REMAP_SIGTERM`` at import, so the kubelet's SIGTERM starts the cold
+    shutdown, which first waits the soft shutdown timeout the hooks module sets from the second var.
+    """
+    if pool.shutdown != "requeue":
+        return {}
+    return {"REMAP_SIGTERM": "SIGQUIT", SOFT_SHUTDOWN_ENV: str(pool.soft_shutdown_seconds)}
 
 
 def security_context() -> dict[str, Any]:
@@ -306,7 +316,7 @@ def worker_container(
         name="worker",
         image=image,
         args=worker_args(app, pool, memory_volume_bytes),
-        hook_env=probes.worker_env(STATE_DIR, image_pythonpath=python_path),
+        hook_env={**probes.worker_env(STATE_DIR, image_pythonpath=python_path), **shutdown_env(pool)},
         resources=pool.resources,
         refs=refs,
         longest_task_seconds=longest_task_seconds,

@@ -179,4 +179,6 @@ PLATFORM_ENV: dict[str, str] = {
     "CELERY_PLATFORM_HEARTBEAT_FILE": "the probes",
     "CELERY_PLATFORM_READY_FILE": "the probes",
     "CELERY_PLATFORM_APP": "celeryApp (beat)",
+    "REMAP_SIGTERM": "a pool's shutdown (requeue)",
+    "CELERY_PLATFORM_SOFT_SHUTDOWN_SECONDS": "a pool's softShutdownSeconds (requeue)",
 }

@@ -76,7 +76,8 @@ class CeleryPlatformArgs:
     celery_app: str = "app"
     """The Celery app as ``celery -A`` takes it, e.g. ``proj`` or ``proj.celery:app``. Default: ``app``."""
     longest_task_seconds: int = 300
-    """Longest task: the grace period and the visibility timeout follow it. Default: ``300``."""
+    """Longest task: the visibility timeout and the grace period of ``shutdown: finish`` pools follow it.
+    Default: ``300``."""
     heartbeat_max_age_seconds: int = 60
     """Liveness: how stale the worker heartbeat may be; covers a broker reconnect. Default: ``60``."""
     run_as_user: int = 10001

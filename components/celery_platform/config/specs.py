@@ -35,6 +35,11 @@ CHILD_MEMORY_SHARE = Decimal("0.8")
 MIN_CHILD_MEMORY = 96 * 1024**2
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 POOL_TYPES = ("prefork", "threads", "solo", "gevent", "eventlet")
+SHUTDOWN_MODES = ("finish", "requeue")
+# Time after the soft shutdown for the cold shutdown: cancel the tasks, restore their messages, exit.
+COLD_SHUTDOWN_MARGIN_SECONDS = 30
+# A soft shutdown longer than an hour is a `finish` pool that loses its tasks at the end.
+MAX_SOFT_SHUTDOWN_SECONDS = 3600
 
 
 @args_schema
@@ -105,6 +110,24 @@ class PoolSpec:
     autoscaling: AutoscalingSpec | None = None
     """Scale on the backlog of the pool's queues with KEDA, between minReplicas and maxReplicas;
     ``replicas`` must then be left out. Default: unset (``replicas`` pods)."""
+    shutdown: str = "finish"
+    """What a pod being stopped (rollout, scale-down, drain) does with its running tasks.
+    ``finish``: a warm shutdown waits for them; terminationGracePeriodSeconds is
+    ``longestTaskSeconds + 30``. ``requeue`` (Celery 5.5 or later in the image, or the worker refuses
+    to start): SIGTERM starts Celery's soft shutdown (``REMAP_SIGTERM=SIGQUIT``), tasks get
+    ``softShutdownSeconds`` to finish, then a cold shutdown cancels the rest and puts their
+    unacknowledged messages back on their queue for another worker; terminationGracePeriodSeconds is
+    ``softShutdownSeconds + 30`` (the cold shutdown's margin). See docs/operations/shutdown.md.
+    Default: ``"finish"``."""
+    soft_shutdown_seconds: int = 60
+    """``requeue`` only: Celery's ``worker_soft_shutdown_timeout``, how long running tasks (and an
+    idle worker's reserved ETA tasks) get before the cold shutdown requeues them; 1 to 3600.
+    Default: ``60``."""
+
+    def grace_period_seconds(self, longest_task_seconds: int) -> int:
+        """Return terminationGracePeriodSeconds: what the shutdown mode waits for, plus 30 s to ack and exit."""
+        waited = self.soft_shutdown_seconds if self.shutdown == "requeue" else longest_task_seconds
+        return waited + COLD_SHUTDOWN_MARGIN_SECONDS
 
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of this pool."""
@@ -141,6 +164,7 @@ class PoolSpec:
             problems.append(
                 Problem(f"{field}.concurrency", "the solo pool runs one task at a time", shown(self.concurrency), "1")
             )
+        problems += check_shutdown(field, self.shutdown, self.soft_shutdown_seconds)
         problems += check_string_tuple(f"{field}.extraArgs", self.extra_args)
         if not problems:
             problems += check_worker_args(f"{field}.extraArgs", self.extra_args)
@@ -183,6 +207,13 @@ class BeatSpec:
         if self.pod is not None:
             problems += self.pod.validate(f"{field}.pod")
         return problems
+
+
+def check_shutdown(field: str, mode: str, soft_shutdown_seconds: int) -> list[Problem]:
+    """Check a pool's shutdown mode and its soft shutdown timeout."""
+    if mode not in SHUTDOWN_MODES:
+        return [Problem(f"{field}.shutdown", "unknown shutdown mode", shown(mode), " or ".join(SHUTDOWN_MODES))]
+    return check_count(f"{field}.softShutdownSeconds", soft_shutdown_seconds, 1, MAX_SOFT_SHUTDOWN_SECONDS)
 
 
 def check_log_level(field: str, level: str) -> list[Problem]:

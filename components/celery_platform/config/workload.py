@@ -39,7 +39,8 @@ class WorkloadSettings:
     redis_image: str = "redis:7.2.7"
     """Image of the wait-for-broker init container (it needs sh and redis-cli). Default: ``"redis:7.2.7"``."""
     longest_task_seconds: int = 300
-    """Longest task; sets terminationGracePeriodSeconds and the visibility timeout. Default: ``300``."""
+    """Longest task; sets the visibility timeout and the grace period of ``shutdown: finish`` pools.
+    Default: ``300``."""
     heartbeat_max_age_seconds: int = 60
     """Liveness: how stale the heartbeat may be; covers a broker reconnect. Default: ``60``."""
     run_as_user: int = 10001

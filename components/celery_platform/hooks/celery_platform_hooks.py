@@ -92,7 +92,9 @@ __all__ = [
     "SENTINEL_MASTER_ENV",
     "SENTINEL_PASSWORD_ENV",
     "HeartbeatStep",
+    "SOFT_SHUTDOWN_ENV",
     "apply_sentinel_options",
+    "configure_soft_shutdown",
     "consumed_queues",
     "install_beat_heartbeat",
     "missing_queues",
@@ -103,6 +105,7 @@ READY_ENV = "CELERY_PLATFORM_READY_FILE"
 APP_ENV = "CELERY_PLATFORM_APP"
 SENTINEL_MASTER_ENV = "CELERY_BROKER_SENTINEL_MASTER"
 SENTINEL_PASSWORD_ENV = "CELERY_BROKER_SENTINEL_PASSWORD"
+SOFT_SHUTDOWN_ENV = "CELERY_PLATFORM_SOFT_SHUTDOWN_SECONDS"
 HEARTBEAT_INTERVAL_SECONDS = 1.0
 #: Events for celery_platform_exporter, sent through Celery's own event dispatcher.
 CONSUMING_EVENT = "worker-consuming"
@@ -299,8 +302,25 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     _remove(ready)
     # Before the consumer connects: the WorkController's own connection is for its parameters only.
     apply_sentinel_options(sender.app)
+    configure_soft_shutdown(sender.app)
     # worker_init is sent just before the blueprint is built from app.steps['worker'].
     sender.app.steps["worker"].add(HeartbeatStep)
+
+
+def configure_soft_shutdown(app: Any, version: tuple[int, ...] | None = None) -> None:
+    """A requeue pool's soft shutdown (also on idle: reserved ETA tasks); exit 1 on a Celery before 5.5,
+    where REMAP_SIGTERM=SIGQUIT cancels every task at once (docs/operations/shutdown.md says why)."""
+    import celery
+
+    raw, found = os.environ.get(SOFT_SHUTDOWN_ENV, "").strip(), tuple(version or celery.VERSION[:2])
+    if raw and (found < (5, 5) or not raw.isdigit()):
+        why = f"Celery {celery.__version__} is older than 5.5" if found < (5, 5) else f"{raw!r} is not whole seconds"
+        logger.critical(message := f"celery_platform_hooks: shutdown: requeue needs Celery 5.5+, but {why}")
+        raise SystemExit(message)
+    if not raw:
+        return
+    app.conf.worker_soft_shutdown_timeout = float(raw)
+    app.conf.worker_enable_soft_shutdown_on_idle = True
 
 
 def _heartbeat_steps(worker: Any) -> list[HeartbeatStep]:
