@@ -4,9 +4,11 @@
    prod main worker with every child busy. CPU seconds are the probes' own (children's rusage).
 2. Cold start to ready, Redis starting 10 s late: our rendered prod worker (one replica) against the
    report's setup (its flags, its ``/proc/1/cmdline`` probes with its timings, no broker wait).
-3. Program cost: render time per object of dev, prod and synthetic stacks of 1, 64 and 256 pools,
+3. Shutdown modes (``benchmarks/shutdown.py``): seconds from SIGTERM to exit of a pool's pod that runs
+   a 300 s task, ``requeue`` (soft shutdown 5 s) against ``finish``.
+4. Program cost: render time per object of dev, prod and synthetic stacks of 1, 64 and 256 pools,
    in-process, and the cost of an added pool object at each step; linear means the same at every size.
-4. Sentinel failover under load: the primary SIGKILLed while tasks flow to the rendered prod worker,
+5. Sentinel failover under load: the primary SIGKILLed while tasks flow to the rendered prod worker,
    beat and exporter; promotion time, first task run after the kill, and the exact task counts
    (acknowledged, refused, completed, lost against the min-replicas-max-lag bound).
 
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from benchmarks.shutdown import shutdown_modes
 from benchmarks.synthetic import write_synthetic_project
 from tests.runtime import harness
 
@@ -377,9 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-rounds", type=int, default=3)
     parser.add_argument("--redis-late-seconds", type=float, default=10)
     parser.add_argument("--failover-rounds", type=int, default=3)
-    parser.add_argument("--only", choices=["probe", "cold", "program", "failover"], action="append")
+    parser.add_argument("--shutdown-task-seconds", type=int, default=300)
+    parser.add_argument("--only", choices=["probe", "cold", "shutdown", "program", "failover"], action="append")
     options = parser.parse_args(argv)
-    only = set(options.only or ["probe", "cold", "program", "failover"])
+    only = set(options.only or ["probe", "cold", "shutdown", "program", "failover"])
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="celery-bench-") as tmp:
         workdir = Path(tmp)
@@ -387,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += probe_cost(workdir, options.probe_rounds)
         if "cold" in only:
             rows += cold_start(workdir, options.redis_late_seconds)
+        if "shutdown" in only:
+            rows += shutdown_modes(workdir, options.shutdown_task_seconds)
         if "program" in only:
             rows += program_cost(workdir, options.render_rounds)
         if "failover" in only:
