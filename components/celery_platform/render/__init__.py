@@ -29,6 +29,7 @@ from pulumi.runtime.sync_await import _sync_await
 from celery_platform.render.mocks import RenderMocks
 from celery_platform.render.output import HEADER, diff_documents, dump_documents
 from celery_platform.render.stack_files import StackInput, load_project, read_stack
+from celery_platform.resources.preflight import OFFLINE
 
 
 @dataclass
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             f"note: rendered with stand-ins for {', '.join(sorted(standins))} (see the top of the YAML)",
             file=sys.stderr,
         )
+    # The program's own note goes to the mock engine's log, which a render does not print.
+    print(f"note: {OFFLINE}", file=sys.stderr)
     if options.output:
         options.output.parent.mkdir(parents=True, exist_ok=True)
         options.output.write_text(text)
