@@ -14,3 +14,4 @@ pulumi.export("brokerPort", platform.broker_port)
 if isinstance(platform.broker, RedisBroker):  # an external broker's URL is not ours to hand out
     pulumi.export("brokerUrl", platform.broker_url)
 pulumi.export("workerDeployments", platform.worker_deployments)
+pulumi.export("taskRoutes", platform.task_routes)

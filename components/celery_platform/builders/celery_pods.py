@@ -67,6 +67,7 @@ def worker_pod_spec(
         heartbeat_max_age_seconds=settings.heartbeat_max_age_seconds,
         python_path=pod.python_path or (),
         memory_volume_bytes=pod.memory_volume_bytes(),
+        task_routes=settings.task_routes,
     )
     grace = pool.grace_period_seconds(settings.longest_task_seconds)
     spread = selector_labels("celery-worker", instance)
@@ -84,6 +85,7 @@ def beat_pod_spec(settings: WorkloadSettings, beat: BeatSpec, refs: Refs, instan
         longest_task_seconds=settings.longest_task_seconds,
         heartbeat_max_age_seconds=settings.heartbeat_max_age_seconds,
         python_path=pod.python_path or (),
+        task_routes=settings.task_routes,
     )
     # One pod: nothing to spread unless the settings ask for it explicitly.
     spread = selector_labels("celery-beat", instance) if pod.topology_spread else None

@@ -39,6 +39,8 @@ BEAT_APP_TARGET = f"{HOOKS_MODULE}:app"
 HEARTBEAT_ENV = "CELERY_PLATFORM_HEARTBEAT_FILE"
 READY_ENV = "CELERY_PLATFORM_READY_FILE"
 APP_ENV = "CELERY_PLATFORM_APP"
+#: The stack's taskRoutes as JSON ``{"task name or glob": "queue"}``; the hooks module applies them.
+TASK_ROUTES_ENV = "CELERY_PLATFORM_TASK_ROUTES"
 
 WORKER_HEARTBEAT_FILENAME = "worker.heartbeat"
 WORKER_READY_FILENAME = "worker.ready"

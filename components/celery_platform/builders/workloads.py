@@ -8,6 +8,7 @@ arithmetic relies on is computed here, so plain pytest checks it and the compone
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -277,9 +278,13 @@ def celery_container(
     refs: Refs,
     longest_task_seconds: int,
     commands: probes.ProbeCommands,
+    task_routes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return a Celery container (worker or beat): exec-form celery as PID 1, secrets by reference, file probes."""
     env = app_env(refs, longest_task_seconds) + [{"name": k, "value": v} for k, v in hook_env.items()]
+    if task_routes:
+        # The hooks module puts them in front of the app's own task_routes, in the worker and in beat.
+        env.append({"name": probes.TASK_ROUTES_ENV, "value": task_routes_json(task_routes)})
     return {
         "name": name,
         "image": image,
@@ -310,6 +315,7 @@ def worker_container(
     heartbeat_max_age_seconds: int,
     python_path: Sequence[str] = (),
     memory_volume_bytes: int = 0,
+    task_routes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return a pool's worker container; liveness is the heartbeat of the worker's event loop."""
     return celery_container(
@@ -321,6 +327,7 @@ def worker_container(
         refs=refs,
         longest_task_seconds=longest_task_seconds,
         commands=probes.worker_probe_commands(STATE_DIR, heartbeat_max_age_seconds),
+        task_routes=task_routes,
     )
 
 
@@ -333,6 +340,7 @@ def beat_container(
     longest_task_seconds: int,
     heartbeat_max_age_seconds: int,
     python_path: Sequence[str] = (),
+    task_routes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return the beat container: schedule in the writable state dir, heartbeat from its scheduling loop."""
     # Beat may sleep max_interval between heartbeats: the max age must cover two of those.
@@ -346,4 +354,10 @@ def beat_container(
         refs=refs,
         longest_task_seconds=longest_task_seconds,
         commands=probes.beat_probe_commands(STATE_DIR, beat.max_interval_seconds, max_age),
+        task_routes=task_routes,
     )
+
+
+def task_routes_json(task_routes: Mapping[str, str]) -> str:
+    """The routes as the hooks read them: compact JSON, keys sorted, so that the same table renders the same bytes."""
+    return json.dumps(dict(sorted(task_routes.items())), separators=(",", ":"))

@@ -181,4 +181,5 @@ PLATFORM_ENV: dict[str, str] = {
     "CELERY_PLATFORM_APP": "celeryApp (beat)",
     "REMAP_SIGTERM": "a pool's shutdown (requeue)",
     "CELERY_PLATFORM_SOFT_SHUTDOWN_SECONDS": "a pool's softShutdownSeconds (requeue)",
+    "CELERY_PLATFORM_TASK_ROUTES": "taskRoutes",
 }

@@ -85,7 +85,9 @@ class CeleryPlatformArgs:
     queues: tuple[str, ...] = ()
     """Every queue the app uses; each must have a consuming pool. Default: none beyond the pools' own."""
     task_routes: dict[str, str] = field(default_factory=dict)
-    """Task name to queue, checked against the pools. Default: none."""
+    """Task name (or a glob, ``proj.reports.*``) to queue. Every worker and beat routes by it, ahead of the app's own
+    ``task_routes`` (a ``queue=`` given when sending still wins); each queue must have a consuming pool; the
+    ``taskRoutes`` stack output hands it to producers outside the platform. Default: none."""
     redis: RedisSpec = field(default_factory=RedisSpec)
     """The Redis broker of ours (image, persistent, storageSize, storageClass, resources).
     Default: each of its fields' defaults."""
@@ -113,6 +115,11 @@ class CeleryPlatformArgs:
     keda_operator: KedaOperator = field(default_factory=KedaOperator)
     """Where the KEDA operator runs (namespace, podLabels); our Redis admits it when a pool autoscales.
     Default: namespace ``keda``."""
+    preflight: bool = True
+    """Look the cluster up before anything is applied (preview and up): refuse when it lacks a CRD that the stack
+    creates (KEDA's with autoscaling, the Prometheus Operator's with monitoring), warn about each Secret or
+    ConfigMap that a setting names and the namespace lacks; skipped, and said so, without cluster access.
+    Default: ``true``."""
     database_url: pulumi.Input[str] = field(metadata=SECRET)
     """Secret: PostgreSQL URL of the app's database (``DATABASE_URL``). Required."""
     sentry_dsn: pulumi.Input[str] | None = field(default=None, metadata=SECRET)
@@ -148,6 +155,7 @@ class CeleryPlatformArgs:
             init_resources=self.init_resources,
             rollout_timeout_seconds=self.rollout_timeout_seconds,
             pod=self.pod,
+            task_routes=self.task_routes,
         )
 
     def monitoring_queues(self) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from celery_platform.config.podsettings import PodSettings
@@ -54,6 +55,8 @@ class WorkloadSettings:
     pod: PodSettings = field(default_factory=PodSettings)
     """Pod settings of every Celery pod (identity, pull secrets, placement, extra env and volumes);
     a pool or beat may override each field. Default: ``PodSettings()``, none of them."""
+    task_routes: Mapping[str, str] = field(default_factory=dict)
+    """Task name (or glob) to queue, routed by every Celery process of the platform. Default: none."""
 
     def validate(self) -> list[Problem]:
         """Return every problem of the shared settings."""

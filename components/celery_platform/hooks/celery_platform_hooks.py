@@ -70,11 +70,13 @@ Sentinel (``broker.type: sentinel``, or an external broker behind Sentinel)
     sets itself win. So an app that reads only ``CELERY_BROKER_URL`` finds the current master through
     Sentinel, and after a failover its reconnect asks the Sentinels again (redis-py's
     ``SentinelConnectionPool``), instead of holding on to a fixed host.
+
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -106,6 +108,7 @@ APP_ENV = "CELERY_PLATFORM_APP"
 SENTINEL_MASTER_ENV = "CELERY_BROKER_SENTINEL_MASTER"
 SENTINEL_PASSWORD_ENV = "CELERY_BROKER_SENTINEL_PASSWORD"
 SOFT_SHUTDOWN_ENV = "CELERY_PLATFORM_SOFT_SHUTDOWN_SECONDS"
+ROUTES_ENV = "CELERY_PLATFORM_TASK_ROUTES"
 HEARTBEAT_INTERVAL_SECONDS = 1.0
 #: Events for celery_platform_exporter, sent through Celery's own event dispatcher.
 CONSUMING_EVENT = "worker-consuming"
@@ -146,6 +149,23 @@ class _Toucher:
 def _remove(path: Path | None) -> None:
     if path is not None:
         path.unlink(missing_ok=True)
+
+
+def install_task_routes(app: Any) -> dict[str, str]:
+    """Put ``$CELERY_PLATFORM_TASK_ROUTES`` (the stack's ``taskRoutes``) before the app's ``task_routes``: they win
+    for the tasks they name (a ``queue=`` when sending still wins); a second call replaces them."""
+    try:
+        routes = json.loads(os.environ.get(ROUTES_ENV, "").strip() or "{}")
+        if not isinstance(routes, dict) or not all(isinstance(v, str) for v in routes.values()):
+            raise ValueError("not an object of task name to queue name")
+    except ValueError as exc:  # rendered by the platform: a bad value is a bug to see at start, not a misroute
+        raise RuntimeError(f"celery_platform_hooks: {ROUTES_ENV} is not valid: {exc}") from exc
+    if routes:
+        own, previous = app.conf.task_routes, getattr(app, "_celery_platform_routes", None)
+        own = [] if own is None else list(own) if isinstance(own, (list, tuple)) else [own]
+        app._celery_platform_routes = table = {name: {"queue": queue} for name, queue in routes.items()}
+        app.conf.update(task_routes=(table, *(r for r in own if r is not previous)))
+    return routes
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -303,6 +323,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     # Before the consumer connects: the WorkController's own connection is for its parameters only.
     apply_sentinel_options(sender.app)
     configure_soft_shutdown(sender.app)
+    install_task_routes(sender.app)  # before any task runs or is sent; conf.update flushes the router
     # worker_init is sent just before the blueprint is built from app.steps['worker'].
     sender.app.steps["worker"].add(HeartbeatStep)
 
@@ -436,6 +457,7 @@ def _load_user_app() -> Any:
         # (reporting a "corrupted schedule file") when that directory does not exist yet.
         heartbeat.parent.mkdir(parents=True, exist_ok=True)
     install_beat_heartbeat()
+    install_task_routes(app)
     return app
 
 

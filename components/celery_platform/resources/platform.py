@@ -16,6 +16,7 @@ from celery_platform.config.problems import mask_secrets, raise_if_any
 from celery_platform.resources.broker import ExternalBroker, ExternalBrokerArgs
 from celery_platform.resources.monitoring import CeleryMonitoring, CeleryMonitoringArgs
 from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
+from celery_platform.resources.preflight import preflight
 from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
 from celery_platform.resources.secrets import PlatformSecrets, SecretsArgs
 from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs
@@ -45,6 +46,9 @@ class CeleryPlatform(pulumi.ComponentResource):
     """Secret: redis://:PASSWORD@host:6379/0 of the platform's Redis; empty with an external broker."""
     worker_deployments: pulumi.Output[dict[str, str]]
     """Pool name to Deployment name."""
+    task_routes: pulumi.Output[dict[str, str]]
+    """Task name (or glob) to queue: the routes that every worker and beat applies, for producers outside
+    the platform to route the same way (``app.conf.task_routes``)."""
 
     # Children created under a CeleryPlatform were validated with the whole platform (see validated_by_parent).
     validates_children = True
@@ -54,7 +58,11 @@ class CeleryPlatform(pulumi.ComponentResource):
         if not problems:
             problems = name_problems(name, args.pools)
         raise_if_any(f"CeleryPlatform {name!r}", mask_secrets(problems, secret_texts(args)))
+        # Before registering anything: a missing CRD refuses here, not half-way through `up`.
+        missing = preflight(f"CeleryPlatform {name!r}", args, opts) if args.preflight else []
         super().__init__(TYPE_TOKEN, name, None, opts)
+        for warning in missing:
+            pulumi.log.warn(warning, resource=self)
         # The stack's components were top-level before this component existed: alias their old URNs.
         moved = [pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
         database = database_egress(args.database_url) if isinstance(args.database_url, str) else None
@@ -182,6 +190,7 @@ class CeleryPlatform(pulumi.ComponentResource):
         self.broker_url = self.broker.url if isinstance(self.broker, RedisBroker) else pulumi.Output.secret("")
         names = {pool: deployment.metadata.name for pool, deployment in self.workers.deployments.items()}
         self.worker_deployments = pulumi.Output.all(**names) if names else pulumi.Output.from_input({})
+        self.task_routes = pulumi.Output.from_input(dict(args.task_routes))
         self.register_outputs(
             {
                 "namespace": self.namespace,
@@ -190,6 +199,7 @@ class CeleryPlatform(pulumi.ComponentResource):
                 "brokerPort": self.broker_port,
                 "brokerUrl": self.broker_url,
                 "workerDeployments": self.worker_deployments,
+                "taskRoutes": self.task_routes,
             }
         )
 

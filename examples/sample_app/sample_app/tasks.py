@@ -93,3 +93,15 @@ def journal_task(token: str) -> str:
     finally:
         os.close(fd)
     return token
+
+
+@app.task  # type: ignore[untyped-decorator]  # celery ships no type hints
+def relay(task_name: str, args: list[object]) -> str:
+    """Send ``task_name`` from inside the worker, routed by the worker's own app; return the sent task's id."""
+    return str(app.send_task(task_name, args=args).id)
+
+
+@app.task(bind=True)  # type: ignore[untyped-decorator]  # celery ships no type hints
+def unrouted_task(self: Task) -> str:
+    """No route names this task: it goes to task_default_queue. Returns the routing key it came with."""
+    return str((self.request.delivery_info or {}).get("routing_key"))
