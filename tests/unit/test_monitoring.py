@@ -153,7 +153,7 @@ def test_every_alert_is_namespaced_and_has_a_runbook_section() -> None:
     assert set(RUNBOOK_ANCHORS) == set(ALERTS)
     for rule in rules:
         assert 'namespace="celery-dev"' in rule["expr"], rule["alert"]
-        assert rule["annotations"]["runbook_url"].startswith("README.md#")
+        assert rule["annotations"]["runbook_url"] == f"docs/runbooks/{rule['alert'].lower()}.md"
     restarts = next(r for r in rules if r["alert"] == "CeleryWorkerRestarting")
     assert "kube_pod_container_status_restarts_total" in restarts["expr"]
 
@@ -230,8 +230,8 @@ def test_the_exporter_sweeps_with_the_workers_visibility_timeout(stack: str) -> 
     assert workers == {exporter["CELERY_VISIBILITY_TIMEOUT_SECONDS"]}
 
 
-def test_a_runbook_base_url_makes_every_runbook_link_absolute() -> None:
-    base = "https://git.example.com/acme/celery-platform/blob/main/README.md"
+@pytest.mark.parametrize("base", ["https://acme.github.io/celery-platform", "https://docs.example.com/celery/"])
+def test_a_runbook_base_url_makes_every_runbook_link_an_absolute_page_of_the_docs_site(base: str) -> None:
     config = parse_stack_config(
         {
             "databaseUrl": "postgresql://app:pw@db.internal:5432/app",
@@ -241,7 +241,10 @@ def test_a_runbook_base_url_makes_every_runbook_link_absolute() -> None:
         }
     )
     rules = alert_rules("ns", config.monitoring.alerts, beat_max_interval_seconds=10, worker_containers=["worker"])
-    assert {r["annotations"]["runbook_url"] for r in rules} == {f"{base}#{RUNBOOK_ANCHORS[r['alert']]}" for r in rules}
+    root = base.rstrip("/")
+    assert [r["annotations"]["runbook_url"] for r in rules] == [f"{root}/runbooks/{r['alert'].lower()}/" for r in rules]
+    urls = [r["annotations"]["runbook_url"] for r in rules]
+    assert not [u for u in urls if "README.md" in u or "#" in u]
 
 
 @pytest.mark.parametrize(
@@ -250,6 +253,7 @@ def test_a_runbook_base_url_makes_every_runbook_link_absolute() -> None:
         "README.md",
         "ftp://example.com/r",
         "https://example.com/r#anchor",
+        "https://example.com/r?page=1",
         "https://exa mple.com/r",
         "https:///r",
         "https://x/\n",

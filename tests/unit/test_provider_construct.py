@@ -77,7 +77,15 @@ def test_integer_inputs_that_arrive_as_floats_become_whole_numbers(mocks: Render
 
 def test_the_state_holds_every_schema_output(mocks: RenderMocks) -> None:
     state = construct("celery", inputs())
-    assert set(state) == {"namespace", "secretName", "brokerHost", "brokerPort", "brokerUrl", "workerDeployments"}
+    assert set(state) == {
+        "namespace",
+        "secretName",
+        "brokerHost",
+        "brokerPort",
+        "brokerUrl",
+        "workerDeployments",
+        "taskRoutes",
+    }
     assert resolve(state["namespace"]) == "team-b"
     assert resolve(state["brokerHost"]) == "redis.team-b.svc.cluster.local"
     assert resolve(state["brokerPort"]) == 6379

@@ -33,7 +33,7 @@ from celery_platform.package.provider import CeleryPlatformProvider
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "celery-platform"
 TOKEN = "celery-platform:index:CeleryPlatform"
-OUTPUTS = {"namespace", "secretName", "brokerHost", "brokerPort", "brokerUrl", "workerDeployments"}
+OUTPUTS = {"namespace", "secretName", "brokerHost", "brokerPort", "brokerUrl", "workerDeployments", "taskRoutes"}
 # Pulumi's own meta-schema of package schemas (pkg/codegen/schema/pulumi.json of pulumi v3.274.1).
 META_SCHEMA = Path(__file__).parent / "fixtures" / "pulumi-package-schema-v3.274.1.json"
 

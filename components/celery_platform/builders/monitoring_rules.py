@@ -16,7 +16,7 @@ from celery_platform.config.monitoring import AlertThresholds
 
 __all__ = ["RUNBOOK_ANCHORS", "alert_rules", "dashboard", "dashboard_exprs", "rule_groups", "runbook_url"]
 
-#: Alert name → README section (docs: "When something goes wrong").
+#: Alert name → its runbook page: docs/runbooks/<page>.md, served as runbooks/<page>/ by the docs site.
 RUNBOOK_ANCHORS = {
     "CeleryQueueBacklogGrowing": "celeryqueuebackloggrowing",
     "CeleryQueueOldestMessageTooOld": "celeryqueueoldestmessagetooold",
@@ -29,8 +29,12 @@ RUNBOOK_ANCHORS = {
 
 
 def runbook_url(name: str, base_url: str) -> str:
-    """The alert's runbook: ``base_url#anchor``, or ``README.md#anchor`` without a base URL."""
-    return f"{base_url or 'README.md'}#{RUNBOOK_ANCHORS[name]}"
+    """The alert's runbook: ``<base_url>/runbooks/<page>/`` on the docs site, or ``docs/runbooks/<page>.md``
+    (the page in this repository, relative) without a base URL."""
+    page = RUNBOOK_ANCHORS[name]
+    if base_url:
+        return f"{base_url.rstrip('/')}/runbooks/{page}/"
+    return f"docs/runbooks/{page}.md"
 
 
 def _alert(name: str, expr: str, for_: str, severity: str, summary: str, description: str) -> dict[str, Any]:

@@ -20,12 +20,12 @@ from celery_platform.config.validation import check_count, check_image_pinned, c
 
 
 def check_runbook_base_url(field: str, url: str) -> list[Problem]:
-    """An absolute http(s) URL without a fragment (the alert's anchor is appended), or empty."""
+    """An absolute http(s) URL without a query or fragment (each alert's page path is appended), or empty."""
     if url == "":
         return []
     try:
         parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and host_ok(parts.hostname) and not parts.fragment
+        ok = parts.scheme in ("http", "https") and host_ok(parts.hostname) and not parts.fragment and not parts.query
     except ValueError:
         ok = False
     if ok and not any(c.isspace() or not c.isprintable() for c in url):
@@ -33,9 +33,9 @@ def check_runbook_base_url(field: str, url: str) -> list[Problem]:
     return [
         Problem(
             field,
-            "not an absolute http(s) URL without a #fragment",
+            "not an absolute http(s) URL without a ?query or #fragment",
             shown(url),
-            "e.g. https://git.example.com/org/repo/blob/main/README.md",
+            "the docs site's root, e.g. https://acme.github.io/celery-platform",
         )
     ]
 
@@ -60,9 +60,11 @@ class AlertThresholds:
     restarts_per_hour: int = 3
     """CeleryWorkerRestarting: container restarts of one worker pod in an hour. Default: ``3``."""
     runbook_base_url: str = ""
-    """Absolute http(s) URL of the runbooks page, e.g. your repository's rendered README.md; each alert's
-    ``runbook_url`` is it plus ``#<alert anchor>``, which opens from Alertmanager, Slack or PagerDuty.
-    Default: empty, a link relative to this repository (``README.md#<anchor>``)."""
+    """Absolute http(s) URL of your published docs site (``make docs`` builds it), e.g.
+    ``https://acme.github.io/celery-platform``; each alert's ``runbook_url`` is then
+    ``<it>/runbooks/<alert name in lower case>/``, which opens from Alertmanager, Slack or PagerDuty.
+    Default: empty: the page's path in this repository, ``docs/runbooks/<alert name in lower case>.md``,
+    relative (those cannot open it: set this)."""
 
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of the thresholds."""
