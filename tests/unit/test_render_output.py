@@ -114,3 +114,31 @@ def test_fails_when_the_diff_file_cannot_be_read_with_one_line_and_no_traceback(
     assert "Traceback" not in refused.stderr
     assert f"error: --diff {other}: cannot read it" in refused.stderr
     assert refused.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("a: [unclosed\n", "not YAML at line 2, column 1: expected ',' or ']'"),
+        ("- 1\n- 2\n", "document 1 is not a Kubernetes object"),
+        ("kind: Namespace\nmetadata: {name: a}\n---\njust text\n", "document 2 is not a Kubernetes object"),
+        ("kind: ConfigMap\nmetadata: [a]\n", "document 1 is not a Kubernetes object"),
+    ],
+)
+def test_fails_when_the_diff_file_is_not_a_render_with_one_line_and_no_traceback(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    other = tmp_path / "earlier.yaml"
+    other.write_text(text)
+    refused = render_cli("dev", "--diff", str(other))
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.startswith(f"error: --diff {other}: {reason}"), refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
+def test_the_diff_of_the_missing_file_the_issue_names_is_one_clean_error() -> None:
+    refused = render_cli("dev", "--diff", "/missing.yaml")
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "error: --diff /missing.yaml: cannot read it (No such file or directory); give an earlier render's YAML\n"
+    )

@@ -27,7 +27,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from celery_platform.render.mocks import RenderMocks
-from celery_platform.render.output import HEADER, diff_documents, dump_documents
+from celery_platform.render.output import HEADER, check_render, diff_documents, dump_documents
 from celery_platform.render.stack_files import StackInput, load_project, read_stack
 from celery_platform.resources.preflight import OFFLINE
 
@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"error: --diff {options.diff}: cannot read it ({reason}); give an earlier render's YAML",
                 file=sys.stderr,
             )
+            return 2
+        if (unreadable := check_render(earlier)) is not None:
+            print(f"error: --diff {options.diff}: {unreadable}; give an earlier render's YAML", file=sys.stderr)
             return 2
     try:
         text, standins = render_text(options.stack, options.project_dir)

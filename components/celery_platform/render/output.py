@@ -52,6 +52,20 @@ def object_key(document: Mapping[str, Any]) -> str:
     return f"{document.get('kind', '?')} {where}{meta.get('name', '?')}"
 
 
+def check_render(text: str) -> str | None:
+    """Return why ``text`` is not a render's YAML (multi-document, each a Kubernetes object), or None."""
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"not YAML{where}: {getattr(err, 'problem', None) or type(err).__name__}"
+    for i, document in enumerate(documents, 1):
+        if not isinstance(document, dict) or not isinstance(document.get("metadata", {}), dict):
+            return f"document {i} is not a Kubernetes object (a mapping with kind and metadata)"
+    return None
+
+
 def _by_key(text: str) -> dict[str, str]:
     return {object_key(d): dump_documents([d], header=False) for d in yaml.safe_load_all(text) if d}
 
