@@ -61,8 +61,8 @@ class CeleryPlatform(pulumi.ComponentResource):
         # Before registering anything: a missing CRD refuses here, not half-way through `up`.
         missing = preflight(f"CeleryPlatform {name!r}", args, opts) if args.preflight else []
         super().__init__(TYPE_TOKEN, name, None, opts)
-        for warning in missing:
-            pulumi.log.warn(warning, resource=self)
+        for missing_objects in missing:
+            pulumi.log.warn(missing_objects, resource=self)
         # The stack's components were top-level before this component existed: alias their old URNs.
         moved = [pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
         database = database_egress(args.database_url) if isinstance(args.database_url, str) else None

@@ -83,7 +83,7 @@ def cluster_client() -> tuple[ApiClient | None, str]:
             return None, "no kubeconfig (kubernetes:kubeconfig, $KUBECONFIG, ~/.kube/config) and not in a cluster"
     except (ConfigException, OSError, yaml.YAMLError, TypeError, KeyError, ValueError) as err:
         return None, f"cannot read the kubeconfig ({type(err).__name__}: {err})"
-    cfg.retries = 0  # type: ignore[attr-defined]  # urllib3 retries; unreachable must be said at once
+    cfg.retries = 0  # urllib3 retries: an unreachable cluster is said at once
     return client.ApiClient(cfg), where
 
 
