@@ -189,3 +189,29 @@ def test_an_unreadable_stack_kubeconfig_skips_the_checks_without_a_traceback(kub
     assert done.returncode == 0, done.stderr
     assert "not looked up: cannot read the kubeconfig" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_explicit_provider_skips_the_checks_and_says_that_its_cluster_is_not_read(tmp_path: Path) -> None:
+    code = PREFLIGHT.replace(
+        "preflight(\"CeleryPlatform 'celery'\", args, None)",
+        "preflight(\"CeleryPlatform 'celery'\", args, pulumi.ResourceOptions(providers=dict(kubernetes=object())))",
+    ).replace("import yaml", "import pulumi")
+    kubeconfig = tmp_path / "never-read"
+    done = _run(code.format(STACK=STACK), {"KUBECONFIG": str(kubeconfig)}, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "not looked up: an explicit provider is given, whose cluster the program cannot read" in done.stderr
+    assert done.stderr.count("preflight") == 1
+
+
+def test_the_preflight_key_is_on_by_default_and_false_turns_it_off(tmp_path: Path) -> None:
+    # That the platform then never looks is proven in the engine tier (the docs' block previews clean).
+    code = """
+        from celery_platform.config.stack import parse_stack_config
+        args = parse_stack_config({STACK!r})
+        assert args.preflight is True
+        off = parse_stack_config({{**{STACK!r}, "preflight": "false"}})
+        assert off.preflight is False
+        print("ok")
+    """
+    done = _run(code.format(STACK=STACK), {}, tmp_path)
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
