@@ -62,9 +62,9 @@ class AlertThresholds:
     runbook_base_url: str = ""
     """Absolute http(s) URL of your published docs site (``make docs`` builds it), e.g.
     ``https://acme.github.io/celery-platform``; each alert's ``runbook_url`` is then
-    ``<it>/runbooks/<alert name in lower case>/``, which opens from Alertmanager, Slack or PagerDuty.
-    Default: empty: the page's path in this repository, ``docs/runbooks/<alert name in lower case>.md``,
-    relative (those cannot open it: set this)."""
+    ``<it>/runbooks/<alert name in lower case>/``, which opens from Alertmanager, Slack or PagerDuty; unset,
+    it is the page's path in this repository, relative, which they cannot open.
+    Default: empty (``docs/runbooks/<alert name in lower case>.md``)."""
 
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of the thresholds."""
