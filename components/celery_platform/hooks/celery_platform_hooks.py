@@ -33,44 +33,22 @@ Worker (``celery -A <app> worker --include celery_platform_hooks ...``)
       file left by a crashed container would let the next one pass its startup probe at once.
 
 Beat (``celery -A celery_platform_hooks:app beat ...`` with ``CELERY_PLATFORM_APP=<the user's -A>``)
-    ``celery beat`` has no ``--include``. Beat does import ``conf.include``, but the only way to set
-    it from the command line (``celery beat -- include=...``) replaces the user's list rather than
-    extending it. The candidates were:
+    ``celery beat`` has no ``--include``, so this module is the ``-A`` target: its ``app`` attribute
+    resolves ``$CELERY_PLATFORM_APP`` with Celery's own ``find_app`` (what ``-A`` would have done), so
+    the app, its loader, its config and its scheduler class stay the user's. Resolving it connects
+    ``beat_init``, whose handler wraps the ``tick`` of that one scheduler instance so that each pass of
+    the scheduling loop touches ``$CELERY_PLATFORM_HEARTBEAT_FILE``. The alternatives weighed (the
+    schedule file's mtime, ``celery inspect ping``, ``--loader``, ``sitecustomize``) and why each was
+    refused are in docs/hooks.md.
 
-    * The schedule file's mtime. No code to load, but only ``PersistentScheduler`` writes it, and
-      only every ``Scheduler.sync_every`` (180 s, a class attribute, not a setting); its name gains a
-      suffix that depends on the ``dbm`` backend in the image (``.db``, ``.dat``...); and
-      database-backed schedulers (django-celery-beat, RedBeat) never write it, so the probe would
-      restart a healthy beat forever.
-    * Beat's remote control (new in 5.7) answers ``celery inspect ping``: a Python start-up and a
-      broker round trip per probe, which the design rules out.
-    * ``--loader celery_platform_hooks:Loader``: documented, but it silently replaces a custom
-      loader class, and is silently ignored when the app passes ``loader=``.
-    * ``sitecustomize`` or an entry-point plugin on ``PYTHONPATH``: global side effects, and they
-      shadow what the image already has.
-    * Chosen: this module is the ``-A`` target. Its ``app`` attribute resolves
-      ``$CELERY_PLATFORM_APP`` with Celery's own ``find_app`` (what ``-A`` would have done), so the
-      app, its loader, its config and its scheduler class stay exactly the user's. Resolving it also
-      connects ``beat_init``, whose handler wraps the ``tick`` method of that one scheduler
-      *instance* so that each pass of the scheduling loop touches ``$CELERY_PLATFORM_HEARTBEAT_FILE``.
-      The signal is as meaningful as it gets (the loop that sends periodic tasks really turned) and
-      works with any scheduler class. The cost is indirection in the command line, and the probe's
-      max age must exceed beat's ``--max-interval``, the longest the loop sleeps between passes,
-      plus a pass that blocks on a lost broker (a 10 s Redis outage measured as a 9-12 s gap).
-      It cannot fail silently: if this module is missing, beat does not start at all.
-
-Sentinel (``broker.type: sentinel``, or an external broker behind Sentinel)
-    The broker URL lists every Sentinel (``sentinel://:<redis password>@host:26379;sentinel://...``),
-    but kombu and Celery's result backend also need the master's name and the Sentinels' own
-    password, which only transport options carry (``master_name``, ``sentinel_kwargs``). The platform
-    passes them as ``$CELERY_BROKER_SENTINEL_MASTER`` and ``$CELERY_BROKER_SENTINEL_PASSWORD``, and
-    :func:`apply_sentinel_options` adds them to the app's ``broker_transport_options`` (and, for a
-    ``sentinel://`` result backend, ``result_backend_transport_options``) before any connection is
-    made: in ``worker_init`` for a worker, when the user's app is loaded for beat. Options the app
-    sets itself win. So an app that reads only ``CELERY_BROKER_URL`` finds the current master through
-    Sentinel, and after a failover its reconnect asks the Sentinels again (redis-py's
-    ``SentinelConnectionPool``), instead of holding on to a fixed host.
-
+Sentinel (a ``sentinel://`` broker URL; the platform's own Sentinel mode is not built yet)
+    The URL lists every Sentinel, but kombu and Celery's result backend also need the master's name
+    and the Sentinels' own password, which only transport options carry (``master_name``,
+    ``sentinel_kwargs``). They come as ``$CELERY_BROKER_SENTINEL_MASTER`` and
+    ``$CELERY_BROKER_SENTINEL_PASSWORD``; :func:`apply_sentinel_options` adds them to the app's
+    ``broker_transport_options`` (and ``result_backend_transport_options`` for a ``sentinel://``
+    result backend) before any connection: in ``worker_init``, or when beat loads the user's app.
+    Options the app sets itself win. After a failover, the reconnect asks the Sentinels again.
 """
 
 from __future__ import annotations
