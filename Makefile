@@ -7,20 +7,20 @@ VENV := venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := build/checkov-venv
 
-.PHONY: setup venv system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean migrate-config config-native pulumi-yaml reference
+.PHONY: setup venv relink system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean migrate-config config-native pulumi-yaml reference
 
 # Two dependency sets. The runtime set (requirements.txt) is all that deploying and rendering need; the dev
 # set (requirements-dev.txt) adds the test toolchain. components/celery_platform is installed in setuptools' strict editable
-# mode (a link tree), so a module added to or removed from any of its folders (the folders' mtimes)
-# re-links the package. Installers print to stderr, so that `make render > x.yaml` writes only YAML.
+# mode (a link tree): after adding or removing a module, run `make relink`. (The link tree no longer follows the
+# folders' mtimes: a test run creates __pycache__ and egg-info folders there, and re-linking mid-run broke the
+# imports of the tests running beside it.) Installers print to stderr, so `make render > x.yaml` writes only YAML.
 # --no-compile: the runtime set would be half bytecode; Python compiles what a render imports, on first use.
 # --no-deps: requirements.txt is the whole runtime set, less requirements that nothing here imports
 # (tools/runtime_set.py says which and why); resolving would add them back.
 # The venv starts with pip alone, put there by $(PYTHON)'s own pip (--python, pip 22.3+): Python 3.11's
 # ensurepip adds setuptools too (13 MB with its bytecode), which nothing here runs (builds are isolated).
 # Without such a pip, ensurepip as usual.
-PACKAGE_DIRS := $(shell find components -type d -not -name __pycache__)
-$(BIN)/.runtime: requirements.txt pyproject.toml $(PACKAGE_DIRS)
+$(BIN)/.runtime: requirements.txt pyproject.toml
 	@test -x $(BIN)/python || { \
 		echo "make: creating ./$(VENV)" >&2; \
 		$(PYTHON) -m venv --without-pip $(VENV); \
@@ -53,6 +53,11 @@ system-deps:
 # For deployers: ./venv with the runtime set, which `pulumi preview` and `pulumi up` use.
 venv: $(BIN)/.runtime
 
+# After adding or removing a module of components/celery_platform: re-link the editable install.
+relink:
+	rm -f $(BIN)/.runtime
+	$(MAKE) $(BIN)/.runtime
+
 # For developers: the dev set, checkov's venv, Redis and Go.
 setup: $(BIN)/.dev $(CHECKOV_VENV)/.installed system-deps
 
@@ -77,14 +82,11 @@ SERIAL_TIERS := $(wildcard tests/cluster tests/engine)
 PYTEST_WORKERS ?= 6
 pytest: pytest-parallel $(addprefix pytest-serial-,$(notdir $(SERIAL_TIERS)))
 
-# No bytecode written by the tests (nor the workers, renders and language hosts they start): a new
-# __pycache__ folder under components/ would move its folder's mtime, and the next `make render` or
-# `make preview` in a test would re-link the package under the other tests' feet.
 pytest-parallel: setup
-	PYTHONDONTWRITEBYTECODE=1 $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(addprefix --ignore=,$(SERIAL_TIERS))
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(addprefix --ignore=,$(SERIAL_TIERS))
 
 pytest-serial-%: setup
-	PYTHONDONTWRITEBYTECODE=1 $(BIN)/pytest -q tests/$*
+	$(BIN)/pytest -q tests/$*
 
 # The full gate (CI runs it): setup first, then lint, types, actionlint and the pytest processes side by side.
 test: setup

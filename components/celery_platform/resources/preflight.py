@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pulumi
-import yaml
+import yaml  # type: ignore[import-untyped, unused-ignore]  # a consumer may lack types-PyYAML
 
 from celery_platform.config.preflight import NeededCrd, Reference, needed_crds, references
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
+    from kubernetes.client import ApiClient  # type: ignore[import-untyped, unused-ignore]
 
     from celery_platform.config.platform import CeleryPlatformArgs
 
@@ -58,8 +58,8 @@ def _under_mocks() -> bool:
 
 def cluster_client() -> tuple[ApiClient | None, str]:
     """Return a client for the stack's kubernetes provider's cluster and its description, or None and why not."""
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
+    from kubernetes import client, config  # type: ignore[import-untyped, unused-ignore]
+    from kubernetes.config.config_exception import ConfigException  # type: ignore[import-untyped, unused-ignore]
 
     kubeconfig = pulumi.runtime.get_config("kubernetes:kubeconfig")
     context = pulumi.runtime.get_config("kubernetes:context") or None
@@ -89,8 +89,8 @@ def cluster_client() -> tuple[ApiClient | None, str]:
 
 def missing_crds(api: ApiClient, crds: list[NeededCrd]) -> list[NeededCrd]:
     """Return the kinds of ``crds`` that the cluster does not serve, by API discovery."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
+    from kubernetes import client  # type: ignore[import-untyped, unused-ignore]
+    from kubernetes.client.exceptions import ApiException  # type: ignore[import-untyped, unused-ignore]
 
     served: dict[str, set[str]] = {}
     for api_version in dict.fromkeys(c.api_version for c in crds):
@@ -107,8 +107,8 @@ def missing_crds(api: ApiClient, crds: list[NeededCrd]) -> list[NeededCrd]:
 
 def missing_references(api: ApiClient, namespace: str, refs: list[Reference]) -> list[Reference]:
     """Return the references whose Secret or ConfigMap does not exist in ``namespace``."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
+    from kubernetes import client  # type: ignore[import-untyped, unused-ignore]
+    from kubernetes.client.exceptions import ApiException  # type: ignore[import-untyped, unused-ignore]
 
     core = client.CoreV1Api(api)
     read = {"Secret": core.read_namespaced_secret, "ConfigMap": core.read_namespaced_config_map}
@@ -168,7 +168,7 @@ def preflight(subject: str, args: CeleryPlatformArgs, opts: pulumi.ResourceOptio
     if api is None:
         _say_once(f"{skipped}: {where}", warn=True)
         return []
-    from kubernetes.client.exceptions import ApiException
+    from kubernetes.client.exceptions import ApiException  # type: ignore[import-untyped, unused-ignore]
     from urllib3.exceptions import HTTPError
 
     warnings: list[str] = []
