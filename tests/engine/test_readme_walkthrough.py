@@ -1,6 +1,7 @@
 """The README's deploy walkthrough, command for command, under the real engine, for each stack file.
 
-The block after the ``engine-tested`` marker in README.md is what a new user types. It runs here
+The block after the ``engine-tested`` marker in README.md (and the same block in docs/deploy.md, the docs
+site's Deploy page) is what a new user types. It runs here
 verbatim in a copy of the project (HOME is the test's, so ``file://~/.pulumi-state`` is a temp
 backend, and the kube contexts it names point at the test cluster). For prod, it runs as the README
 says to: "Repeat with prod". Then ``pulumi up`` must have converged with the provider's await logic
@@ -22,9 +23,9 @@ from tests.engine.conftest import REPO, Project
 MARKER = "<!-- engine-tested: tests/engine/test_readme_walkthrough.py"
 
 
-def walkthrough(stack: str) -> list[str]:
+def walkthrough(stack: str, page: str = "README.md") -> list[str]:
     """The command lines of the README's deploy block, for ``stack`` ("Repeat with prod")."""
-    text = (REPO / "README.md").read_text()
+    text = (REPO / page).read_text()
     block = text[text.index(MARKER) :].split("```sh\n", 1)[1].split("```", 1)[0]
     lines = []
     for line in block.splitlines():
@@ -53,6 +54,8 @@ def test_the_walkthrough_is_the_commands_a_user_needs() -> None:
     assert commands[0] == "make venv"
     assert commands[-3:] == ["make preview STACK=dev", "make up STACK=dev", "make drift STACK=dev"]
     assert any(c.startswith("pulumi config set --secret databaseUrl") for c in commands)
+    # The docs site's Deploy page shows the same block, so this test runs both.
+    assert walkthrough("dev", "docs/deploy.md") == commands
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
