@@ -7,7 +7,7 @@ VENV := venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := build/checkov-venv
 
-.PHONY: setup venv relink system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean migrate-config config-native pulumi-yaml reference
+.PHONY: docs dev-cluster dev-cluster-stop setup venv relink system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean migrate-config config-native pulumi-yaml reference
 
 # Two dependency sets. The runtime set (requirements.txt) is all that deploying and rendering need; the dev
 # set (requirements-dev.txt) adds the test toolchain. components/celery_platform is installed in setuptools' strict editable
@@ -39,6 +39,12 @@ $(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
 	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null
 	@touch $@
 
+# The docs site's builder (requirements-docs.txt: mkdocs, pinned), on top of the dev set.
+$(BIN)/.docs: $(BIN)/.dev requirements-docs.txt
+	@echo "make: installing the docs set (requirements-docs.txt) into ./$(VENV)" >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-docs.txt >&2
+	@touch $@
+
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -59,7 +65,7 @@ relink:
 	$(MAKE) $(BIN)/.runtime
 
 # For developers: the dev set, checkov's venv, Redis and Go.
-setup: $(BIN)/.dev $(CHECKOV_VENV)/.installed system-deps
+setup: $(BIN)/.dev $(BIN)/.docs $(CHECKOV_VENV)/.installed system-deps
 
 lint: setup
 	$(BIN)/ruff check .
@@ -88,13 +94,29 @@ pytest-parallel: setup
 pytest-serial-%: setup
 	$(BIN)/pytest -q tests/$*
 
-# The full gate (CI runs it): setup first, then lint, types, actionlint and the pytest processes side by side.
+# The full gate (CI runs it): setup first, then lint, types, actionlint, the docs site and the pytest processes side by side.
 test: setup
-	$(MAKE) -j6 --output-sync=target lint typecheck actionlint pytest
+	$(MAKE) -j6 --output-sync=target lint typecheck actionlint docs pytest
 
 # The inner loop: unit and render tiers only, in parallel (no Redis, Go or cluster needed).
 test-fast: $(BIN)/.dev $(CHECKOV_VENV)/.installed
 	$(BIN)/pytest -q -n auto tests/unit tests/manifests
+
+# The docs site (mkdocs.yml: docs/ to build/site), strict: a warning fails the build, and mkdocs.yml's
+# validation settings make every broken internal link or anchor and every link to a file outside docs/
+# a warning. External links are not checked (the build is offline).
+docs: $(BIN)/.docs
+	$(BIN)/mkdocs build --strict --quiet
+
+# A local cluster to try the platform on, no cloud (docs/try-locally.md): this repository's kube-apiserver
+# with kube-scheduler, kwok nodes, a StorageClass and the KEDA and Prometheus Operator CRDs. Stays up
+# until Ctrl-C or `make dev-cluster-stop`.
+DEV_CLUSTER_DIR ?= build/dev-cluster
+dev-cluster: $(BIN)/.dev
+	$(BIN)/python -m tools.dev_cluster --dir $(DEV_CLUSTER_DIR)
+
+dev-cluster-stop:
+	@if test -s $(DEV_CLUSTER_DIR)/pid; then kill -TERM "$$(cat $(DEV_CLUSTER_DIR)/pid)" && echo "make: stopping the dev cluster (pid $$(cat $(DEV_CLUSTER_DIR)/pid))"; else echo "make: no dev cluster is running from $(DEV_CLUSTER_DIR)"; fi
 
 # Silent recipe (@): stdout is the YAML alone, so `make render > x.yaml` is a valid file.
 render: $(BIN)/.runtime
