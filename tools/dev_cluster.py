@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client, config
@@ -38,6 +38,8 @@ from tests.kube_testenv import apply_manifests
 from tests.operator_crds import load_crds
 
 READY_TIMEOUT_S = 180.0
+NODE_NAMES = {node["metadata"]["name"] for node in cast(list[dict[str, Any]], NODES)}
+STORAGE_CLASS_NAME = cast(dict[str, Any], STORAGE_CLASS)["metadata"]["name"]
 
 
 def say(message: str) -> None:
@@ -77,7 +79,7 @@ def nodes_ready(core: client.CoreV1Api) -> bool:
         for n in core.list_node().items
         if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
     }
-    return ready >= {n["metadata"]["name"] for n in NODES}
+    return ready >= NODE_NAMES
 
 
 def pulumi_env(root: Path, pulumi_home: Path) -> list[str]:
@@ -166,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         core = client.CoreV1Api(api_client)
         extensions = client.ApiextensionsV1Api(api_client)
         wait_until("Ready nodes", lambda: nodes_ready(core), proc, log)
-        wait_until("Established CRDs", lambda: established(extensions, {c["metadata"]["name"] for c in crds}), proc, log)
+        wait_until(
+            "Established CRDs", lambda: established(extensions, {c["metadata"]["name"] for c in crds}), proc, log
+        )
         api_client.close()
 
         kubeconfig = out / "kubeconfig"
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "env.sh").write_text("\n".join([f"export KUBECONFIG={kubeconfig}", *env_lines]) + "\n")
         (out / "pid").write_text(f"{os.getpid()}\n")
         print(
-            f"dev-cluster: ready: {len(NODES)} kwok nodes, StorageClass {STORAGE_CLASS['metadata']['name']} (default),"
+            f"dev-cluster: ready: {len(NODES)} kwok nodes, StorageClass {STORAGE_CLASS_NAME} (default),"
             f" {len(crds)} CRDs (KEDA, Prometheus Operator). kwok pods are not real containers.\n"
             f"In another shell, from {root}:\n\n"
             f"  source {out / 'env.sh'}\n\n"

@@ -109,7 +109,9 @@ def test_the_operations_guide_runs_verbatim_on_one_stack(
                 rotated = [a for a in annotations if a.get("celery-platform/rotation.djangoSecretKey") == "1"]
                 assert rotated and rotated[0].get("celery-platform/rotation.redisPassword") == "1"
             elif name == "upgrade":
-                workloads = [apps.read_namespaced_deployment(n, NS) for n in ("celery-main", "celery-io", "celery-media")]
+                workloads = [
+                    apps.read_namespaced_deployment(n, NS) for n in ("celery-main", "celery-io", "celery-media")
+                ]
                 workloads.append(apps.read_namespaced_stateful_set("celery-beat", NS))
                 for workload in workloads:
                     assert workload.spec.template.spec.containers[0].image.endswith(":0.2.0"), workload.metadata.name
