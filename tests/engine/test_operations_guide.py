@@ -65,6 +65,10 @@ def test_the_operations_guide_runs_verbatim_on_one_stack(
 ) -> None:
     request.getfixturevalue("shared_venvs")
     project: Project = make_project(tmp_path, request.getfixturevalue("toolchain"), request.getfixturevalue("cluster"))
+    # The program is this checkout's, for the whole guide: the venv's editable package is a link tree that a
+    # concurrent install from another checkout of this repository can re-point while the guide runs, and
+    # the convergence check must compare one program with itself.
+    project.env["PYTHONPATH"] = str(REPO / "components")
     apps = client.AppsV1Api(project.api.api_client)
     core = client.CoreV1Api(project.api.api_client)
     custom = client.CustomObjectsApi(project.api.api_client)
