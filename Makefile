@@ -7,7 +7,7 @@ VENV := venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := build/checkov-venv
 
-.PHONY: docs dev-cluster dev-cluster-stop setup venv relink system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean migrate-config config-native pulumi-yaml reference
+.PHONY: pytest-engine-guides docs dev-cluster dev-cluster-stop setup venv relink system-deps test test-fast lint typecheck actionlint pytest pytest-parallel render preview up bench fuzz lock clean migrate-config config-native pulumi-yaml reference
 
 # Two dependency sets. The runtime set (requirements.txt) is all that deploying and rendering need; the dev
 # set (requirements-dev.txt) adds the test toolchain. components/celery_platform is installed in setuptools' strict editable
@@ -86,13 +86,22 @@ actionlint:
 # worker here: pytest 9.2, xdist 3.8 ran one group's tests on three workers.)
 SERIAL_TIERS := $(wildcard tests/cluster tests/engine)
 PYTEST_WORKERS ?= 6
-pytest: pytest-parallel $(addprefix pytest-serial-,$(notdir $(SERIAL_TIERS)))
+pytest: pytest-parallel $(addprefix pytest-serial-,$(notdir $(SERIAL_TIERS))) pytest-engine-guides
+
+# The engine tier is the longest; its docs-driven tests (the operations guide, the TLS broker switch, the
+# preflight refusals, make dev-cluster) run as a second process with a cluster of its own, beside the rest.
+# Most of their time is the engine and the API server waiting on each other, not the CPU. Both processes
+# share one toolchain build (tools/pulumi-engine/build.sh holds a lock).
+ENGINE_GUIDES := $(wildcard tests/engine/test_operations_guide.py tests/engine/test_tls_broker_switch.py tests/engine/test_preflight.py tests/engine/test_dev_cluster.py)
 
 pytest-parallel: setup
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(addprefix --ignore=,$(SERIAL_TIERS))
 
 pytest-serial-%: setup
-	$(BIN)/pytest -q tests/$*
+	$(BIN)/pytest -q tests/$* $(if $(filter engine,$*),$(addprefix --ignore=,$(ENGINE_GUIDES)))
+
+pytest-engine-guides: setup
+	$(BIN)/pytest -q $(ENGINE_GUIDES)
 
 # The full gate (CI runs it): setup first, then lint, types, actionlint, the docs site and the pytest processes side by side.
 test: setup

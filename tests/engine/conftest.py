@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -236,9 +237,17 @@ def engine_env(toolchain: Toolchain, home: Path, kubeconfig: Path, extra: Mappin
 
 
 def prepare_shared_venvs() -> None:
-    """Bring ./venv and policy/venv up to date in the repository, which every project copy links."""
-    for target in ("venv/bin/.runtime", "policy/venv/.installed"):
-        subprocess.run(["make", "-s", target], cwd=REPO, check=True, timeout=1800, capture_output=True)
+    """Bring ./venv and policy/venv up to date in the repository, which every project copy links.
+
+    Two engine processes run side by side (``make pytest``): a lock keeps one from building a venv
+    while the other builds or uses it.
+    """
+    lock_path = REPO / "build" / "engine-venvs.lock"
+    lock_path.parent.mkdir(exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for target in ("venv/bin/.runtime", "policy/venv/.installed"):
+            subprocess.run(["make", "-s", target], cwd=REPO, check=True, timeout=1800, capture_output=True)
 
 
 def make_project(base: Path, toolchain: Toolchain, api: KubeAPI, *, login: bool = True) -> Project:
