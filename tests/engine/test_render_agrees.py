@@ -111,6 +111,7 @@ INVALID = [
         {P + "clusterDomain": "cluster.local@evil.example"},
     ),
     Case("a negative rotation", "rotation", {P + "rotation": {"redisPassword": -1}}),
+    Case("a word for the preflight switch", "preflight", {P + "preflight": "sometimes"}),
     Case(
         "a LimitRange ratio below 1", "limitRange", {P + "limitRange": _limit_range(maxLimitRequestRatio={"cpu": 0.5})}
     ),

@@ -7,7 +7,8 @@ editable install makes ``celery_platform``. The stack's URNs prove that the old 
 components were top-level then. Then the stack switches to this code: this Pulumi.yaml and program,
 and the same stack file (salt and ``secure:`` values included) converted by ``make migrate-config``.
 The state is the same state. ``pulumi preview --json`` must plan no step that replaces or deletes
-anything; ``make up`` then converges, a second preview plans nothing, and every object the release
+anything, but for the code ConfigMaps (hooks, exporter) when the release changed the file they
+ship; ``make up`` then converges, a second preview plans nothing, and every other object the release
 created is still the same object (same id, and for Kubernetes objects the same uid).
 
 Both stacks upgrade at once, on the engine tier's cluster: they share nothing but the backend
@@ -48,6 +49,25 @@ SECRETS = {
 SECRET_TEXTS = ("upgrade-pw-7f3a", "0123456789abcdef0123")
 # Every step op that replaces an object or removes one from the stack.
 CHURN_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "delete", "discard"})
+# The code the platform ships in immutable, auto-named ConfigMaps: a release that changes the file rolls it
+# out as a new ConfigMap (created before the old one is deleted; the pods then update to its name). That
+# replace is the release's content, not churn, and is allowed for exactly these objects and this reason.
+SHIPPED_CODE = frozenset({"celery_platform_hooks.py", "celery_platform_exporter.py"})
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+
+
+def rolls_shipped_code(step: dict[str, Any]) -> bool:
+    """Whether ``step`` replaces a code ConfigMap because, and only because, its shipped file changed."""
+    reasons = step.get("replaceReasons") or []
+    code_reasons = {f'data["{name}"]' for name in SHIPPED_CODE}
+    return (
+        step["op"] in {"replace", "create-replacement", "delete-replaced"}
+        and _type_and_name(step["urn"])[0] == CONFIG_MAP
+        and bool(reasons)
+        and set(reasons) <= code_reasons
+    )
+
+
 # The release's top-level components (type, name); under CeleryPlatform now, the broker renamed.
 COMPONENTS = {
     "celery-platform:index:PlatformNamespace": ("celery-platform", "celery-platform"),
@@ -194,8 +214,9 @@ def upgrade(stack: str, old: Project, new: Project) -> Upgrade:
         churn = [
             f"{s['op']} {s['urn']} replaceReasons={s.get('replaceReasons')} diffReasons={s.get('diffReasons')}"
             for s in steps
-            if s["op"] in CHURN_OPS
+            if s["op"] in CHURN_OPS and not rolls_shipped_code(s)
         ]
+        rolled = {_type_and_name(s["urn"])[1] for s in steps if rolls_shipped_code(s)}
         assert not churn, f"{stack}: the upgrade replaces or deletes:\n" + "\n".join(churn)
 
         result.timed("up", lambda: new.sh(f"make up STACK={stack}", timeout=1200))
@@ -205,6 +226,7 @@ def upgrade(stack: str, old: Project, new: Project) -> Upgrade:
         assert components_under(after, PLATFORM[0]) == {(t, names[1]) for t, names in COMPONENTS.items()}
         # The same objects: each one the release created has its id, and a Kubernetes object its uid.
         kept, now = identities(before), identities(after)
+        kept = {key: name for key, name in kept.items() if not (key[0] == CONFIG_MAP and name in rolled)}
         lost = sorted(f"{key[0]}::{name}" for key, name in kept.items() if key not in now)
         assert not lost, f"{stack}: objects of the release are not the same objects after the upgrade: {lost}"
         return result
