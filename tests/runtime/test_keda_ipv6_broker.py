@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,8 @@ import pytest
 import redis
 import yaml
 
-from celery_platform.render import render_documents
 from tests.keda_tools import keda_backlog
+from tests.runtime.harness.render import render_stack_file
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "ipv6-broker-password-0123456789"
@@ -90,12 +89,7 @@ def _render(port: int) -> list[dict[str, Any]]:
     main = config["celery-platform:pools"][0]
     main.pop("replicas", None)
     main["autoscaling"] = {"minReplicas": 0, "maxReplicas": 3}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
-        (root / "infra").symlink_to(REPO / "infra")
-        (root / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
-        return render_documents("dev", root)
+    return render_stack_file("dev", document)
 
 
 def test_keda_reaches_an_ipv6_broker_through_the_rendered_address(ipv6_redis: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +18,8 @@ import yaml
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from celery_platform.render import render_documents
 from tests.keda_tools import backlog, keda_backlog
+from tests.runtime.harness.render import render_stack_file
 
 if TYPE_CHECKING:
     from tests.runtime.conftest import RedisServer
@@ -63,12 +62,7 @@ def _rendered_scaled_object() -> str:
     main["queues"] = list(QUEUES)
     del main["replicas"]
     main["autoscaling"] = {"minReplicas": 0, "maxReplicas": 5}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
-        (root / "infra").symlink_to(REPO / "infra")
-        (root / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
-        docs = render_documents("dev", root)
+    docs = render_stack_file("dev", document)
     [scaled] = [d for d in docs if d["kind"] == "ScaledObject" and d["spec"]["scaleTargetRef"]["name"] == "celery-main"]
     return yaml.safe_dump(scaled)
 

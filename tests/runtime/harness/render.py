@@ -61,6 +61,21 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None) -> list[dict[
     return _render_cache[key]
 
 
+def render_stack_file(stack: str, document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return the documents rendered in-process from a whole ``Pulumi.<stack>.yaml`` ``document``.
+
+    For a test that changes what ``render``'s overrides cannot (e.g. removes a key). Not cached.
+    """
+    from celery_platform.render import render_documents
+
+    with tempfile.TemporaryDirectory(prefix="render-") as tmp:
+        project = Path(tmp)
+        shutil.copy(REPO / "Pulumi.yaml", project / "Pulumi.yaml")
+        (project / "infra").symlink_to(REPO / "infra")
+        (project / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(dict(document)))
+        return render_documents(stack, project)
+
+
 @dataclass(frozen=True)
 class Manifests:
     """Lookups into one rendered stack."""
