@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from celery_platform.config.autoscaling import API_VERSION as KEDA_API_VERSION
 from celery_platform.config.autoscaling import is_autoscaled
 from celery_platform.config.env import EnvFrom, KeyRef
+from celery_platform.config.platform import camel
 from celery_platform.config.volumes import Volume
 
 if TYPE_CHECKING:
@@ -93,13 +94,8 @@ def references(args: CeleryPlatformArgs) -> list[Reference]:
     for f in dataclasses.fields(args):
         if f.metadata.get("secret") or f.metadata.get("schema") is False:
             continue
-        found += _walk(getattr(args, f.name), _camel(f.name))
+        found += _walk(getattr(args, f.name), camel(f.name))
     return found
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _walk(value: Any, path: str) -> Iterator[Reference]:
@@ -120,7 +116,7 @@ def _walk(value: Any, path: str) -> Iterator[Reference]:
             if f.name == "image_pull_secrets" and item:
                 yield from (Reference("Secret", n, f"{path}.imagePullSecrets[{i}]") for i, n in enumerate(item))
             else:
-                yield from _walk(item, f"{path}.{_camel(f.name)}")
+                yield from _walk(item, f"{path}.{camel(f.name)}")
     elif isinstance(value, tuple | list):
         for i, item in enumerate(value):
             yield from _walk(item, f"{path}[{i}]")
