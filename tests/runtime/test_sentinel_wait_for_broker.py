@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from celery_platform.builders.sentinel import wait_for_sentinel_broker
+from celery_platform.config.broker import SentinelClient
 from celery_platform.config.specs import pod_resources
 from tests.runtime.conftest import REDIS_PASSWORD, SENTINEL_PASSWORD
 from tests.runtime.harness import IMAGE_PATH, wait_until
@@ -24,12 +25,13 @@ def start_init(cluster: SentinelCluster, workdir: Path, sentinel_password: str) 
     """Start the init container's command with its env, Secret references given the cluster's values."""
     container = wait_for_sentinel_broker(
         redis_image="redis:7.2.7",
-        sentinels=cluster.sentinel_addresses,
-        master_name=cluster.master_name,
+        client=SentinelClient(
+            master_name=cluster.master_name,
+            addresses=tuple(f"{host}:{port}" for host, port in cluster.sentinel_addresses),
+            password=("celery-broker", "SENTINEL_PASSWORD"),
+        ),
         url_secret="celery-broker",
         url_key="CELERY_BROKER_URL",
-        password_secret="celery-broker",
-        password_key="SENTINEL_PASSWORD",
         resources=pod_resources("10m", "16Mi", "50m", "32Mi"),
     )
     secrets = {"CELERY_BROKER_URL": cluster.url(), "SENTINEL_PASSWORD": sentinel_password}

@@ -68,12 +68,16 @@ TLS_QUERY_KEYS = ("ssl_cert_reqs", "ssl_ca_certs")
 
 
 def broker_auth(
-    password: tuple[Any, str] | None, tls: BrokerTLS | None, username: tuple[Any, str] | None = None
+    password: tuple[Any, str] | None,
+    tls: BrokerTLS | None,
+    username: tuple[Any, str] | None = None,
+    sentinel_password: tuple[Any, str] | None = None,
 ) -> BrokerAuth:
     """The credentials' Secret keys and the TLS settings, as KEDA's TriggerAuthentication reads them."""
     return BrokerAuth(
         password=password,
         username=username,
+        sentinel_password=sentinel_password,
         tls=tls is not None,
         ca=tls.ca_secret if tls is not None else None,
         ca_config_map=tls.ca_config_map if tls is not None else None,

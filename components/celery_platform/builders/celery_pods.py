@@ -8,7 +8,6 @@ from typing import Any
 
 from celery_platform.builders.admission import PodPlan, check_limit_range, check_quota, unique
 from celery_platform.builders.labels import selector_labels
-from celery_platform.builders.redis_pod import redis_plan
 from celery_platform.builders.workloads import (
     Refs,
     beat_container,
@@ -26,7 +25,7 @@ from celery_platform.config.guardrails import LimitRangeSpec, QuotaSpec
 from celery_platform.config.podsettings import PodSettings, ServiceAccount, apply_to_pod
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.quantities import parse_memory
-from celery_platform.config.specs import BeatSpec, PoolSpec, RedisSpec
+from celery_platform.config.specs import BeatSpec, PoolSpec
 from celery_platform.config.workload import WorkloadSettings
 
 ROLLOUT_SURGE = 1
@@ -135,7 +134,7 @@ def celery_plans(
 
 def platform_problems(
     settings: WorkloadSettings,
-    redis: RedisSpec | None,
+    broker_plans: Sequence[PodPlan],
     pools: Sequence[PoolSpec],
     beat: BeatSpec,
     limit_range: LimitRangeSpec,
@@ -143,11 +142,10 @@ def platform_problems(
     tls: BrokerTLS | None = None,
     extra_plans: Sequence[PodPlan] = (),
 ) -> list[Problem]:
-    """Check every pod of a platform (our broker unless external, pools, beat, and ``extra_plans`` such as
-    the metrics exporter) against the LimitRange, the worst case against the quota when there is one:
-    what the API server would refuse, found at preview."""
-    own_broker = [redis_plan(redis, settings.pod)] if redis is not None else []
-    plans = [*own_broker, *celery_plans(settings, pools, beat, tls), *extra_plans]
+    """Check every pod of a platform (our broker's, none for an external one; pools, beat, and ``extra_plans``
+    such as the metrics exporter) against the LimitRange, the worst case against the quota when there is
+    one: what the API server would refuse, found at preview."""
+    plans = [*broker_plans, *celery_plans(settings, pools, beat, tls), *extra_plans]
     problems = [p for plan in plans for p in check_limit_range(plan, limit_range)]
     if quota is not None:
         problems += check_quota(plans, quota, limit_range)

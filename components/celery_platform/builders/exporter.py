@@ -9,8 +9,9 @@ from typing import Any
 
 from celery_platform.builders.admission import PodPlan
 from celery_platform.builders.broker import broker_url_env, ca_volume
+from celery_platform.builders.sentinel import sentinel_client_env
 from celery_platform.builders.workloads import build_pod_spec, security_context
-from celery_platform.config.broker import BrokerTLS
+from celery_platform.config.broker import BrokerTLS, SentinelClient
 from celery_platform.config.monitoring import MonitoringSpec
 from celery_platform.config.podsettings import PodSettings, apply_to_pod
 from celery_platform.config.volumes import BROKER_CA_MOUNT, TMP_MOUNT
@@ -45,6 +46,7 @@ def exporter_container(
     broker_secret_key: str = "CELERY_BROKER_URL",
     visibility_timeout_seconds: int | None = None,
     tls: BrokerTLS | None = None,
+    sentinel: SentinelClient | None = None,
 ) -> dict[str, Any]:
     """Return the exporter container: python -m the shipped module, the broker URL by reference.
 
@@ -66,6 +68,8 @@ def exporter_container(
         "command": ["python", "-m", EXPORTER_MODULE],
         "env": [
             *broker_url_env(broker_secret_name, broker_secret_key, tls),
+            # With Sentinel, every connection (events, depths, the sweep) asks the Sentinels for the master.
+            *(sentinel_client_env(sentinel) if sentinel is not None else []),
             {"name": "CELERY_PLATFORM_EXPORTER_QUEUES", "value": ",".join(sorted(set(queues)))},
             {"name": "CELERY_PLATFORM_EXPORTER_PORT", "value": str(spec.port)},
             {"name": "PYTHONPATH", "value": EXPORTER_MOUNT_PATH},
@@ -99,6 +103,7 @@ def exporter_pod_spec(
     broker_secret_key: str = "CELERY_BROKER_URL",
     visibility_timeout_seconds: int | None = None,
     tls: BrokerTLS | None = None,
+    sentinel: SentinelClient | None = None,
     pod: PodSettings | None = None,
     service_account_default: str = "celery",
     spread_labels: Mapping[str, str] | None = None,
@@ -124,6 +129,7 @@ def exporter_pod_spec(
             broker_secret_key=broker_secret_key,
             visibility_timeout_seconds=visibility_timeout_seconds,
             tls=tls,
+            sentinel=sentinel,
         ),
         init_containers=[],
         volumes=volumes,
@@ -149,6 +155,7 @@ def exporter_plan(
     queues: Sequence[str],
     run_as_user: int,
     tls: BrokerTLS | None = None,
+    sentinel: SentinelClient | None = None,
     pod: PodSettings | None = None,
 ) -> PodPlan:
     """Return the exporter pod as admission sees it: one replica, Recreate, so no surge."""

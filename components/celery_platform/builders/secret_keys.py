@@ -6,6 +6,8 @@ from __future__ import annotations
 SECRET_KEY = "SECRET_KEY"
 FIELD_ENCRYPTION_KEY = "FIELD_ENCRYPTION_KEY"
 REDIS_PASSWORD = "REDIS_PASSWORD"
+# The Sentinels' own password (broker.type sentinel); generated only there.
+SENTINEL_PASSWORD = "SENTINEL_PASSWORD"
 DATABASE_URL = "DATABASE_URL"
 SENTRY_DSN = "SENTRY_DSN"
 

@@ -9,10 +9,10 @@ transport options (``master_name``, ``sentinel_kwargs``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from celery_platform.builders.workloads import secret_env, security_context
+from celery_platform.config.broker import SentinelClient
 from celery_platform.config.specs import PodResources
 
 MASTER_ENV = "CELERY_BROKER_SENTINEL_MASTER"
@@ -43,33 +43,26 @@ _WAIT_SCRIPT = "; ".join(
 )
 
 
-def sentinel_client_env(master_name: str, password_secret: Any, password_key: str) -> list[dict[str, Any]]:
+def sentinel_client_env(client: SentinelClient) -> list[dict[str, Any]]:
     """Return the env beside CELERY_BROKER_URL that a Sentinel client needs: master name, Sentinel password."""
-    return [{"name": MASTER_ENV, "value": master_name}, secret_env(PASSWORD_ENV, password_secret, password_key)]
+    env: list[dict[str, Any]] = [{"name": MASTER_ENV, "value": client.master_name}]
+    if client.password is not None:
+        env.append(secret_env(PASSWORD_ENV, client.password[0], client.password[1]))
+    return env
 
 
 def wait_for_sentinel_broker(
-    *,
-    redis_image: str,
-    sentinels: Sequence[tuple[str, int]],
-    master_name: str,
-    url_secret: Any,
-    url_key: str,
-    password_secret: Any,
-    password_key: str,
-    resources: PodResources,
+    *, redis_image: str, client: SentinelClient, url_secret: Any, url_key: str, resources: PodResources
 ) -> dict[str, Any]:
     """Return the init container that waits until the Sentinels name a master and it answers as master."""
-    if not sentinels:
-        raise ValueError("sentinels: at least one Sentinel address is needed (got none)")
     return {
         "name": "wait-for-broker",
         "image": redis_image,
         "command": ["sh", "-c", _WAIT_SCRIPT],
         "env": [
             secret_env("CELERY_BROKER_URL", url_secret, url_key),
-            *sentinel_client_env(master_name, password_secret, password_key),
-            {"name": SENTINELS_ENV, "value": " ".join(f"{host}:{port}" for host, port in sentinels)},
+            *sentinel_client_env(client),
+            {"name": SENTINELS_ENV, "value": client.joined(" ")},
         ],
         "resources": resources.to_k8s(),
         "securityContext": security_context(),

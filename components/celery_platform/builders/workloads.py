@@ -15,7 +15,7 @@ from typing import Any
 
 from celery_platform.builders import probes
 from celery_platform.builders.broker import broker_url_env, ca_volume
-from celery_platform.config.broker import BrokerTLS
+from celery_platform.config.broker import BrokerTLS, SentinelClient
 from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, max_memory_per_child_kib
 from celery_platform.config.volumes import BROKER_CA_MOUNT, HOOKS_MOUNT_PATH, TMP_MOUNT
 
@@ -79,6 +79,8 @@ class Refs:
     """The broker's port."""
     broker_tls: BrokerTLS | None = None
     """TLS to the broker (``rediss://``), with its CA when not a public one. Default: plain ``redis://``."""
+    broker_sentinel: SentinelClient | None = None
+    """The master's name, the Sentinels and their password, for a Sentinel-fronted broker. Default: none."""
 
 
 def secret_env(name: str, secret: Any, key: str, optional: bool = False) -> dict[str, Any]:
@@ -92,8 +94,11 @@ def secret_env(name: str, secret: Any, key: str, optional: bool = False) -> dict
 def app_env(refs: Refs, longest_task_seconds: int) -> list[dict[str, Any]]:
     """Return the env every Celery container gets: secrets by reference, then task timing settings."""
     from celery_platform.builders.secret_keys import DATABASE_URL, FIELD_ENCRYPTION_KEY, SECRET_KEY, SENTRY_DSN
+    from celery_platform.builders.sentinel import sentinel_client_env
 
     env = broker_url_env(refs.broker_secret_name, refs.broker_secret_key, refs.broker_tls)
+    if refs.broker_sentinel is not None:
+        env += sentinel_client_env(refs.broker_sentinel)
     env += [secret_env(key, refs.secret_name, key) for key in (SECRET_KEY, FIELD_ENCRYPTION_KEY, DATABASE_URL)]
     if SENTRY_DSN in refs.secret_keys:
         env.append(secret_env(SENTRY_DSN, refs.secret_name, SENTRY_DSN))
@@ -190,7 +195,18 @@ _WAIT_SCRIPT = "; ".join(
 
 
 def wait_for_broker(redis_image: str, refs: Refs, resources: PodResources) -> dict[str, Any]:
-    """Return the init container that waits until the broker answers PONG (over TLS too), instead of crash-looping."""
+    """Return the init container that waits until the broker answers PONG (over TLS too), instead of crash-looping;
+    with Sentinel, until the Sentinels name a master and it answers as one."""
+    if refs.broker_sentinel is not None:
+        from celery_platform.builders.sentinel import wait_for_sentinel_broker
+
+        return wait_for_sentinel_broker(
+            redis_image=redis_image,
+            client=refs.broker_sentinel,
+            url_secret=refs.broker_secret_name,
+            url_key=refs.broker_secret_key,
+            resources=resources,
+        )
     tls = refs.broker_tls
     container: dict[str, Any] = {
         "name": "wait-for-broker",

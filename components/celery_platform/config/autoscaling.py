@@ -144,6 +144,8 @@ class BrokerAuth:
     """The CA certificate in a Secret, with TLS. Default: the operator's trusted CAs."""
     ca_config_map: KeyRef | None = None
     """The CA certificate in a ConfigMap, with TLS."""
+    sentinel_password: tuple[Any, str] | None = None
+    """(Secret name, key) of the Sentinels' own password, for a Sentinel-fronted broker."""
 
 
 def priority_lists(queue: str, steps: Sequence[int]) -> list[str]:

@@ -13,6 +13,7 @@ from celery_platform.config.env import KeyRef
 from celery_platform.config.problems import Problem, shown
 from celery_platform.config.schema import args_schema
 from celery_platform.config.secret_values import check_broker_url
+from celery_platform.config.sentinel import SentinelSpec
 from celery_platform.config.validation import check_count
 from celery_platform.config.volumes import BROKER_CA_MOUNT
 
@@ -206,25 +207,67 @@ class ExternalBrokerSpec:
         return problems
 
 
-BROKER_TYPES = ("redis", "external")
+BROKER_TYPES = ("redis", "sentinel", "external")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SentinelClient:
+    """What a client of a Sentinel-fronted broker needs besides its ``sentinel://`` URL (never a secret value)."""
+
+    master_name: str
+    """The name the Sentinels know the primary by."""
+    addresses: Any
+    """Every Sentinel as ``host:port``: a tuple of str, or an Output of one."""
+    password: tuple[Any, str] | None
+    """(Secret name, key) of the Sentinels' own password, or None when they have none."""
+
+    def joined(self, separator: str) -> Any:
+        """Every Sentinel's host:port joined by ``separator`` (an Output when the addresses are one)."""
+        if hasattr(self.addresses, "apply"):
+            return self.addresses.apply(separator.join)
+        if not self.addresses:
+            raise ValueError("sentinels: at least one Sentinel address is needed (got none)")
+        return separator.join(self.addresses)
 
 
 @args_schema
 @dataclass(frozen=True, kw_only=True)
 class BrokerChoice:
-    """Which broker the stack uses: our Redis (the ``redis`` key) or an external one."""
+    """Which broker the stack uses: our Redis (the ``redis`` key), ours with Sentinel, or an external one."""
 
     type: str = "redis"
-    """``redis``: a Redis of ours; ``external``: the Redis that ``external`` describes. Default: ``"redis"``."""
+    """``redis``: one Redis of ours; ``sentinel``: ours as a primary and replicas that Sentinels fail over
+    (``sentinel`` sets the topology, ``redis`` the data nodes' image, storage and resources);
+    ``external``: the Redis that ``external`` describes. Default: ``"redis"``."""
+    sentinel: SentinelSpec | None = None
+    """With ``type: sentinel``: replicas, Sentinels, quorum and the failover's timing. Default: unset (each of
+    its fields' defaults with ``type: sentinel``)."""
     external: ExternalBrokerSpec | None = None
     """The external broker, with ``type: external``. Default: unset."""
+
+    def sentinel_spec(self) -> SentinelSpec | None:
+        """Return the Sentinel settings with ``type: sentinel`` (defaults when unset), else None."""
+        if self.type != "sentinel":
+            return None
+        return self.sentinel if self.sentinel is not None else SentinelSpec()
 
     def validate(self, field: str) -> list[Problem]:
         """Return the problems of the choice itself (the URL is checked with the brokerUrl key)."""
         if self.type not in BROKER_TYPES:
             return [Problem(f"{field}.type", "unknown broker type", shown(self.type), " or ".join(BROKER_TYPES))]
+        problems: list[Problem] = []
         if self.type == "external" and self.external is None:
-            return [Problem(f"{field}.external", "is required with type external", "nothing", "the broker's settings")]
-        if self.type == "redis" and self.external is not None:
-            return [Problem(f"{field}.external", "is set, but type is redis", "a mapping", "type: external")]
-        return []
+            problems.append(
+                Problem(f"{field}.external", "is required with type external", "nothing", "the broker's settings")
+            )
+        if self.type != "external" and self.external is not None:
+            problems.append(
+                Problem(f"{field}.external", f"is set, but type is {self.type}", "a mapping", "type: external")
+            )
+        if self.type != "sentinel" and self.sentinel is not None:
+            problems.append(
+                Problem(f"{field}.sentinel", f"is set, but type is {self.type}", "a mapping", "type: sentinel")
+            )
+        if self.sentinel is not None:
+            problems += self.sentinel.validate(f"{field}.sentinel")
+        return problems

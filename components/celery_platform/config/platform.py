@@ -18,6 +18,8 @@ import pulumi
 from celery_platform.builders.admission import PodPlan, check_routes, unique
 from celery_platform.builders.celery_pods import platform_problems, pod_problems, validate_pools
 from celery_platform.builders.exporter import exporter_plan
+from celery_platform.builders.redis_pod import redis_plan
+from celery_platform.builders.sentinel_pods import SentinelNames, node_addresses, sentinel_addresses, sentinel_plans
 from celery_platform.config.autoscaling import KedaOperator, is_autoscaled
 from celery_platform.config.broker import BrokerChoice, BrokerTLS
 from celery_platform.config.egress import POD_SECURITY_LEVELS, EgressRule
@@ -34,6 +36,7 @@ from celery_platform.config.secret_values import (
     check_redis_password,
     check_sentry_dsn,
 )
+from celery_platform.config.sentinel import persistence_problems
 from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec, pod_resources
 from celery_platform.config.validation import check_count, check_dns_label, check_dns_subdomain, check_image_pinned
 from celery_platform.config.workload import MAX_LONGEST_TASK_SECONDS, WorkloadSettings, check_celery_app
@@ -261,18 +264,53 @@ def field_problems(args: CeleryPlatformArgs, names: frozenset[str] | None = None
 
 
 def broker_problems(args: CeleryPlatformArgs) -> list[Problem]:
-    """Check the external broker against brokerUrl: one URL source, and what it implies."""
+    """Check the external broker against brokerUrl: one URL source, and what it implies; ours with Sentinel
+    against the ``redis`` key it takes its data nodes from."""
     url = args.broker_url
     if args.broker.external is None:
+        problems: list[Problem] = []
         if url is not None and url != "":
             shown_url = redacted(url) if isinstance(url, str) else "a secret Output"
-            return [Problem("brokerUrl", "is set, but broker.type is redis", shown_url, "unset")]
-        return []
+            problems.append(Problem("brokerUrl", f"is set, but broker.type is {args.broker.type}", shown_url, "unset"))
+        if args.broker.sentinel_spec() is not None:
+            problems += persistence_problems(args.redis)
+            scaled = [p.name for p in args.pools if is_autoscaled(p)]
+            if scaled:  # until the ScaledObject speaks KEDA's redis-sentinel scaler (issue 20, in progress)
+                problems.append(
+                    Problem(
+                        "broker.type",
+                        f"sentinel does not autoscale pools yet ({', '.join(scaled)})",
+                        "sentinel",
+                        "redis, or pools without autoscaling",
+                    )
+                )
+        return problems
     external = args.broker.external
     plain = args.plain("broker_url")
     given = url is not None and url != ""
     problems = external.validate("broker.external", plain, url_given=given)
     return problems + external.autoscaling_problems("broker.external", args.pools)
+
+
+def broker_hosts(args: CeleryPlatformArgs) -> list[str]:
+    """Every DNS name of our broker: its Service, or each data node's and Sentinel's."""
+    sentinel = args.broker.sentinel_spec()
+    if sentinel is None:
+        return [f"redis.{args.namespace}.svc.{args.cluster_domain}"]
+    names = SentinelNames("redis")
+    addresses = node_addresses(names, sentinel, args.namespace, args.cluster_domain)
+    addresses += sentinel_addresses(names, sentinel, args.namespace, args.cluster_domain)
+    return [address.rsplit(":", 1)[0] for address in addresses]
+
+
+def broker_plans(args: CeleryPlatformArgs) -> list[PodPlan]:
+    """Return our broker's pods as admission sees them: one Redis, the Sentinel set, or none (external)."""
+    if args.broker.external is not None:
+        return []
+    sentinel = args.broker.sentinel_spec()
+    if sentinel is not None:
+        return sentinel_plans(args.redis, sentinel, args.pod)
+    return [redis_plan(args.redis, args.pod)]
 
 
 def admission_problems(args: CeleryPlatformArgs) -> list[Problem]:
@@ -286,7 +324,7 @@ def admission_problems(args: CeleryPlatformArgs) -> list[Problem]:
     tls = external.broker_tls(args.plain("broker_url")) if external is not None else None
     problems += platform_problems(
         settings,
-        None if external is not None else args.redis,
+        broker_plans(args),
         args.pools,
         args.beat,
         args.limit_range,
@@ -301,7 +339,7 @@ def admission_problems(args: CeleryPlatformArgs) -> list[Problem]:
         idle_pools={p.name for p in args.pools if p.replicas == 0 and not is_autoscaled(p)},
     )
     if external is None:
-        host = f"redis.{args.namespace}.svc.{args.cluster_domain}"
+        host = max(broker_hosts(args), key=len)
         if len(host) > 253:
             problems.append(
                 Problem(

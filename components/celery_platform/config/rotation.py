@@ -25,6 +25,9 @@ class Rotation:
     """Keeper of the generated Django ``SECRET_KEY``. Default: ``0``."""
     redis_password: int = 0
     """Keeper of the generated Redis password (Redis and every worker restart with it). Default: ``0``."""
+    sentinel_password: int = 0
+    """Keeper of the generated Sentinel password, with ``broker.type: sentinel`` (the Sentinels and every
+    Celery pod restart with it). Default: ``0``."""
     field_encryption_key: int = 0
     """Keeper of the generated ``FIELD_ENCRYPTION_KEY``; re-encrypt your data before bumping it, and
     unprotect the key first (see ``SecretsArgs.protect_field_encryption_key``). Default: ``0``."""
@@ -40,6 +43,7 @@ class Rotation:
         return {
             "djangoSecretKey": self.django_secret_key,
             "redisPassword": self.redis_password,
+            "sentinelPassword": self.sentinel_password,
             "fieldEncryptionKey": self.field_encryption_key,
         }
 
@@ -55,7 +59,8 @@ def rotation_problems(field: str, rotation: object) -> list[Problem]:
             field,
             "is one number for every key, which would regenerate FIELD_ENCRYPTION_KEY too",
             repr(rotation),
-            "one keeper per key: rotation.djangoSecretKey, rotation.redisPassword, rotation.fieldEncryptionKey "
+            "one keeper per key: rotation.djangoSecretKey, rotation.redisPassword, rotation.sentinelPassword, "
+            "rotation.fieldEncryptionKey "
             "(to keep today's keys, set each to the number the stack used so far)",
         )
     ]

@@ -22,6 +22,7 @@ from celery_platform.config.broker import (
     USERNAME_KEY,
     BrokerTLS,
     ExternalBrokerSpec,
+    SentinelClient,
 )
 from celery_platform.config.problems import raise_if_any, untyped, validated_by_parent
 
@@ -59,6 +60,10 @@ class Broker(Protocol):
     @property
     def auth(self) -> BrokerAuth:
         """Where an autoscaler finds the broker's credentials: Secret keys, never values."""
+
+    @property
+    def sentinel(self) -> SentinelClient | None:
+        """With Sentinel: the master's name, the Sentinels and their password; None for a plain Redis."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,3 +176,8 @@ class ExternalBroker(pulumi.ComponentResource):
     def auth(self) -> BrokerAuth:
         """The password (and user) as Secret keys: the spec's with urlSecret, else our Secret's."""
         return self._auth
+
+    @property
+    def sentinel(self) -> SentinelClient | None:
+        """An external broker is reached directly (its URL's host)."""
+        return None

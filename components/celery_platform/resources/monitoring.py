@@ -129,6 +129,7 @@ class CeleryMonitoring(pulumi.ComponentResource):
             run_as_user=args.run_as_user,
             visibility_timeout_seconds=args.visibility_timeout_seconds,
             tls=args.broker.tls,
+            sentinel=args.broker.sentinel,
             pod=args.exporter_pod(),
             service_account_default=args.service_account_default,
             spread_labels=selector,

@@ -19,6 +19,7 @@ from celery_platform.resources.namespace import NamespaceArgs, PlatformNamespace
 from celery_platform.resources.preflight import preflight
 from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
 from celery_platform.resources.secrets import PlatformSecrets, SecretsArgs
+from celery_platform.resources.sentinel import SentinelBroker, SentinelBrokerArgs
 from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs
 
 TYPE_TOKEN = "celery-platform:index:CeleryPlatform"
@@ -39,11 +40,13 @@ class CeleryPlatform(pulumi.ComponentResource):
     secret_name: pulumi.Output[str]
     """The Secret: SECRET_KEY, FIELD_ENCRYPTION_KEY, REDIS_PASSWORD, DATABASE_URL, SENTRY_DSN."""
     broker_host: pulumi.Output[str]
-    """The broker's host: our Redis Service's cluster DNS name, or the external broker's."""
+    """The broker's host: our Redis Service's cluster DNS name (with Sentinel, the Sentinels' Service), or
+    the external broker's."""
     broker_port: pulumi.Output[int]
-    """The broker's port."""
+    """The broker's port (with Sentinel, the Sentinels' 26379)."""
     broker_url: pulumi.Output[str]
-    """Secret: redis://:PASSWORD@host:6379/0 of the platform's Redis; empty with an external broker."""
+    """Secret: redis://:PASSWORD@host:6379/0 of the platform's Redis (with Sentinel, the ``sentinel://`` URL of
+    every Sentinel); empty with an external broker."""
     worker_deployments: pulumi.Output[dict[str, str]]
     """Pool name to Deployment name."""
     task_routes: pulumi.Output[dict[str, str]]
@@ -105,10 +108,17 @@ class CeleryPlatform(pulumi.ComponentResource):
                 # An external broker's password is in its URL: ours would be generated, kept and rotated
                 # for nothing, and a change to it would replace the Secret and roll every pod.
                 holds_redis_password=args.broker.external is None,
+                holds_sentinel_password=args.broker.sentinel_spec() is not None,
             ),
             opts=in_namespace,
         )
-        self.broker: RedisBroker | ExternalBroker
+        self.broker: RedisBroker | SentinelBroker | ExternalBroker
+        # A domain held as secret keeps the broker host, and every env var of it, secret.
+        cluster_domain = (
+            pulumi.Output.secret(args.cluster_domain) if "clusterDomain" in args.secret_fields else args.cluster_domain
+        )
+        keda_operator = args.keda_operator if any(is_autoscaled(p) for p in args.pools) else None
+        sentinel = args.broker.sentinel_spec()
         if args.broker.external is not None and (warning := unused_redis_password_warning(args)):
             pulumi.log.warn(warning, resource=self)
         if args.broker.external is not None:
@@ -125,6 +135,23 @@ class CeleryPlatform(pulumi.ComponentResource):
                     in_namespace, pulumi.ResourceOptions(aliases=[_moved_as(EXTERNAL_OBJECT_NAME)])
                 ),
             )
+        elif sentinel is not None:
+            self.broker = SentinelBroker(
+                f"{name}-sentinel",
+                SentinelBrokerArgs(
+                    namespace=self.namespace,
+                    secrets=self.secrets,
+                    spec=sentinel,
+                    redis=args.redis,
+                    cluster_domain=cluster_domain,
+                    limit_range=args.limit_range,
+                    pod=args.pod,
+                    object_name=REDIS_OBJECT_NAME,
+                    rollout_timeout_seconds=args.rollout_timeout_seconds,
+                    keda_operator=keda_operator,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         else:
             self.broker = RedisBroker(
                 f"{name}-redis",
@@ -132,16 +159,11 @@ class CeleryPlatform(pulumi.ComponentResource):
                     namespace=self.namespace,
                     secrets=self.secrets,
                     spec=args.redis,
-                    # A domain held as secret keeps the broker host, and every env var of it, secret.
-                    cluster_domain=(
-                        pulumi.Output.secret(args.cluster_domain)
-                        if "clusterDomain" in args.secret_fields
-                        else args.cluster_domain
-                    ),
+                    cluster_domain=cluster_domain,
                     limit_range=args.limit_range,
                     pod=args.pod,
                     rollout_timeout_seconds=args.rollout_timeout_seconds,
-                    keda_operator=args.keda_operator if any(is_autoscaled(p) for p in args.pools) else None,
+                    keda_operator=keda_operator,
                     object_name=REDIS_OBJECT_NAME,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, aliases=[_moved_as(REDIS_OBJECT_NAME)]),
@@ -187,7 +209,9 @@ class CeleryPlatform(pulumi.ComponentResource):
         self.broker_host = pulumi.Output.from_input(self.broker.host)
         self.broker_port = pulumi.Output.from_input(self.broker.port)
         # An external broker's URL is not ours to hand out: the output is empty then.
-        self.broker_url = self.broker.url if isinstance(self.broker, RedisBroker) else pulumi.Output.secret("")
+        self.broker_url = (
+            self.broker.url if isinstance(self.broker, RedisBroker | SentinelBroker) else pulumi.Output.secret("")
+        )
         names = {pool: deployment.metadata.name for pool, deployment in self.workers.deployments.items()}
         self.worker_deployments = pulumi.Output.all(**names) if names else pulumi.Output.from_input({})
         self.task_routes = pulumi.Output.from_input(dict(args.task_routes))

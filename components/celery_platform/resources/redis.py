@@ -16,7 +16,7 @@ from celery_platform.builders.redis_pod import placement_only, redis_plan, redis
 from celery_platform.builders.secret_keys import REDIS_PASSWORD
 from celery_platform.builders.workloads import REDIS_PORT
 from celery_platform.config.autoscaling import BrokerAuth, KedaOperator
-from celery_platform.config.broker import URL_KEY, BrokerTLS
+from celery_platform.config.broker import URL_KEY, BrokerTLS, SentinelClient
 from celery_platform.config.guardrails import LimitRangeSpec
 from celery_platform.config.podsettings import PodSettings
 from celery_platform.config.problems import Problem, raise_if_any, untyped, validated_by_parent
@@ -67,6 +67,7 @@ class RedisBroker(pulumi.ComponentResource):
     tls: BrokerTLS | None = None  # in-cluster traffic stays in the namespace; NetworkPolicy admits only our pods
     database: int = 0
     auth: BrokerAuth
+    sentinel: SentinelClient | None = None  # one Redis, reached directly
 
     def __init__(self, resource_name: str, args: RedisBrokerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         subject = f"RedisBroker {resource_name!r}"

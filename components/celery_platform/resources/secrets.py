@@ -16,6 +16,7 @@ from celery_platform.builders.secret_keys import (
     FIELD_ENCRYPTION_KEY,
     REDIS_PASSWORD,
     SECRET_KEY,
+    SENTINEL_PASSWORD,
     SENTRY_DSN,
     fernet_key_from_base64,
 )
@@ -62,6 +63,9 @@ class SecretsArgs:
     """Keep a Redis password (``REDIS_PASSWORD``) in the Secret, for our Redis. False with an external
     broker, whose password is in its URL: then nothing is generated, ``redis_password`` and its keeper
     are not read, and setting or rotating them changes no object. Default: ``True``."""
+    holds_sentinel_password: bool = False
+    """Generate the Sentinels' password (``SENTINEL_PASSWORD``), for ``broker.type: sentinel``; its keeper
+    is ``rotation.sentinelPassword``. Default: ``False``."""
 
     def validate(self) -> list[Problem]:
         """Return every problem with the plain values given (Outputs are checked when they resolve)."""
@@ -184,6 +188,20 @@ class PlatformSecrets(pulumi.ComponentResource):
             assert args.redis_password is not None
             self.redis_password = _checked(subject, "redisPassword", args.redis_password, check_redis_password)
 
+        # The Sentinels' own password: generated only for a Sentinel broker of ours.
+        self.sentinel_password: pulumi.Output[str] | None = None
+        if args.holds_sentinel_password:
+            sentinel = random.RandomPassword(
+                f"{resource_name}-sentinel-password",
+                length=REDIS_PASSWORD_LENGTH,
+                special=False,
+                keepers=keepers["sentinelPassword"],
+                opts=child,
+            )
+            generated.append("sentinelPassword")
+            self.generators.append(sentinel)
+            self.sentinel_password = _checked(subject, "sentinelPassword", sentinel.result, check_redis_password)
+
         self.database_url = _checked(subject, "databaseUrl", args.database_url, check_database_url)
         self.sentry_dsn = (
             None if args.sentry_dsn is None else _checked(subject, "sentryDsn", args.sentry_dsn, check_sentry_dsn)
@@ -196,6 +214,8 @@ class PlatformSecrets(pulumi.ComponentResource):
         }
         if self.redis_password is not None:
             data[REDIS_PASSWORD] = self.redis_password
+        if self.sentinel_password is not None:
+            data[SENTINEL_PASSWORD] = self.sentinel_password
         if self.sentry_dsn is not None:
             data[SENTRY_DSN] = self.sentry_dsn
         self.keys = tuple(sorted(data))

@@ -121,6 +121,7 @@ class CeleryWorkers(pulumi.ComponentResource):
             broker_host=args.broker.host,
             broker_port=args.broker.port,
             broker_tls=args.broker.tls,
+            broker_sentinel=args.broker.sentinel,
             hooks_config_map=self.hooks.metadata.name,
         )
         self.trigger_authentication: k8s.apiextensions.CustomResource | None = None
