@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from celery_platform.config.addresses import bare_host, check_cidr, check_host, check_port, ip_cidr
+from celery_platform.config.addresses import bare_host, check_cidr, check_host, check_port, host_port, ip_cidr
 from celery_platform.config.autoscaling import BrokerAuth, autoscaling_problems
 from celery_platform.config.env import KeyRef
-from celery_platform.config.problems import Problem, shown
+from celery_platform.config.problems import Problem, redacted, shown
 from celery_platform.config.schema import args_schema
 from celery_platform.config.secret_values import check_broker_url
-from celery_platform.config.sentinel import SentinelSpec
+from celery_platform.config.sentinel import SENTINEL_PORT, SentinelSpec, check_master_name
 from celery_platform.config.validation import check_count
 from celery_platform.config.volumes import BROKER_CA_MOUNT
 
@@ -63,6 +63,34 @@ class BrokerTLS:
 
 @args_schema
 @dataclass(frozen=True, kw_only=True)
+class ExternalSentinel:
+    """Sentinels in front of an external Redis: the URL is kombu's ``sentinel://`` list of them."""
+
+    master_name: str
+    """The name the Sentinels know the primary by. Required."""
+    sentinels: tuple[str, ...] = ()
+    """Every Sentinel as ``host:port`` (a hostname or an IPv4 address), for wait-for-broker and KEDA.
+    Default: read from the URL when it is given as a value; required with ``urlSecret``."""
+    password_secret: KeyRef | None = None
+    """The existing Secret and key of the Sentinels' own password. Default: unset (Sentinels without one)."""
+
+    def validate(self, field: str) -> list[Problem]:
+        """Return the problems of the master's name, each Sentinel's address and the password reference."""
+        problems = check_master_name(f"{field}.masterName", self.master_name)
+        for i, address in enumerate(self.sentinels):
+            host, sep, port = str(address).rpartition(":")
+            where = f"{field}.sentinels[{i}]"
+            if not sep or not port.isdigit() or host.startswith("["):
+                problems.append(Problem(where, "is not host:port", shown(address), "e.g. 'sentinel-0.example:26379'"))
+                continue
+            problems += check_host(where, host) + check_port(where, int(port))
+        if self.password_secret is not None:
+            problems += self.password_secret.validate(f"{field}.passwordSecret")
+        return problems
+
+
+@args_schema
+@dataclass(frozen=True, kw_only=True)
 class ExternalBrokerSpec:
     """A Redis the platform does not run; its URL from an existing Secret or from a secret value."""
 
@@ -89,6 +117,20 @@ class ExternalBrokerSpec:
     autoscales (KEDA takes no URL). Default: unset; with a URL value, the password is read from it."""
     username_secret: KeyRef | None = None
     """With ``urlSecret``: the Secret and key of an ACL user name, for KEDA. Default: the default user."""
+    sentinel: ExternalSentinel | None = None
+    """The broker is fronted by Sentinels (the URL is ``sentinel://:PASSWORD@HOST:26379/0;...``); ``port`` is
+    then the data nodes' port, and ``cidr`` (required) must cover the Sentinels and the data nodes. No TLS.
+    Default: unset (the URL names the Redis itself)."""
+
+    def sentinel_addresses(self, url: str | None) -> tuple[str, ...]:
+        """Every Sentinel as host:port: the setting, else the URL's list (a Sentinel's port defaults to 26379)."""
+        if self.sentinel is None:
+            return ()
+        if self.sentinel.sentinels:
+            return tuple(self.sentinel.sentinels)
+        if not url:
+            return ()
+        return tuple(host_port(p.hostname or "", p.port or SENTINEL_PORT) for p in map(urlsplit, url.split(";")))
 
     def resolve(self, url: str | None) -> tuple[str, int, bool]:
         """Return (host, port, tls), from the fields, else from a URL given as a plain value.
@@ -134,8 +176,10 @@ class ExternalBrokerSpec:
 
     def validate(self, field: str, url: Any = None, url_given: bool = False) -> list[Problem]:
         """Return every problem; ``url`` is the URL value when known as a plain string."""
-        problems: list[Problem] = []
         plain = url if isinstance(url, str) else None
+        if self.sentinel is not None or (plain or "").startswith("sentinel://"):
+            return self._sentinel_problems(field, plain, url_given)
+        problems: list[Problem] = []
         if self.url_secret is not None and url_given:
             problems.append(Problem(field, "has two URL sources", "urlSecret and a URL value", "one of them"))
         if self.url_secret is None and not url_given:
@@ -205,6 +249,73 @@ class ExternalBrokerSpec:
             )
         problems += BrokerTLS(ca_secret=self.ca_secret, ca_config_map=self.ca_config_map).validate(field)
         return problems
+
+    def _sentinel_problems(self, field: str, plain: str | None, url_given: bool) -> list[Problem]:
+        """The problems of a Sentinel-fronted external broker: one URL source, the Sentinels, egress, no TLS."""
+        problems: list[Problem] = []
+        if self.sentinel is None:
+            return [Problem(f"{field}.sentinel", "is required for a sentinel:// URL", "nothing", "masterName")]
+        problems += self.sentinel.validate(f"{field}.sentinel")
+        if self.url_secret is not None and url_given:
+            problems.append(Problem(field, "has two URL sources", "urlSecret and a URL value", "one of them"))
+        if self.url_secret is None and not url_given:
+            problems.append(
+                Problem(f"{field}.urlSecret", "no broker URL", "nothing", "urlSecret, or the brokerUrl secret value")
+            )
+        if self.url_secret is not None:
+            problems += self.url_secret.validate(f"{field}.urlSecret")
+        if not self.sentinel.sentinels and plain is None:
+            problems.append(
+                Problem(
+                    f"{field}.sentinel.sentinels",
+                    "is required when the URL is in a Secret or a secret Output (unread here)",
+                    "[]",
+                    "every Sentinel as host:port",
+                )
+            )
+        if plain is not None:
+            problems += check_broker_url("brokerUrl", plain)
+            if not problems and not plain.startswith("sentinel://"):
+                problems.append(
+                    Problem(
+                        "brokerUrl",
+                        "is not a sentinel:// URL, but broker.external.sentinel is set",
+                        redacted(plain),
+                        "sentinel://...",
+                    )
+                )
+        for name, value in (("tls", self.tls), ("caSecret", self.ca_secret), ("caConfigMap", self.ca_config_map)):
+            if value:
+                problems.append(Problem(f"{field}.{name}", "TLS to Sentinels is not supported", shown(value), "unset"))
+        if self.host:
+            problems.append(
+                Problem(f"{field}.host", "is not read with Sentinel (they name the primary)", shown(self.host), "unset")
+            )
+        if self.port is not None:
+            problems += check_port(f"{field}.port", self.port)
+        if self.database is not None:
+            problems += check_count(f"{field}.database", self.database, 0, 65535)
+        for name, ref in (("passwordSecret", self.password_secret), ("usernameSecret", self.username_secret)):
+            if ref is not None:
+                problems += ref.validate(f"{field}.{name}")
+        if self.cidr:
+            problems += check_cidr(f"{field}.cidr", self.cidr)
+        else:
+            problems.append(
+                Problem(
+                    f"{field}.cidr",
+                    "is required with Sentinel (the data nodes' addresses come from the Sentinels)",
+                    "''",
+                    "a subnet that holds the Sentinels and the data nodes, e.g. '10.20.0.0/16'",
+                )
+            )
+        return problems
+
+    def egress_ports(self, url: str | None) -> list[int]:
+        """The ports the egress policy opens: the broker's, and with Sentinel each Sentinel's besides."""
+        port = self.resolve(url)[1] if self.sentinel is None else (self.port or DEFAULT_PORT)
+        sentinel_ports = {int(a.rsplit(":", 1)[1]) for a in self.sentinel_addresses(url)}
+        return sorted({port, *sentinel_ports})
 
 
 BROKER_TYPES = ("redis", "sentinel", "external")

@@ -125,18 +125,38 @@ def check_redis_password(field: str, value: str) -> list[Problem]:
 
 
 REDIS_SCHEMES = ("redis", "rediss")
+SENTINEL_SCHEME = "sentinel"
 
 
 def check_broker_url(field: str, value: str) -> list[Problem]:
-    """Check a Redis broker URL ``redis[s]://[[USER]:PASSWORD@]HOST[:PORT][/DB]``, never printing it."""
-    expected = "a URL shaped 'rediss://:PASSWORD@HOST:6379/0'"
+    """Check a Redis broker URL ``redis[s]://[[USER]:PASSWORD@]HOST[:PORT][/DB]``, or a Sentinel-fronted one
+    ``sentinel://:PASSWORD@SENTINEL:26379/DB;sentinel://...`` (kombu's list of every Sentinel), never printing it."""
+    if value.startswith(f"{SENTINEL_SCHEME}://"):
+        parts = value.split(";")
+        problems = [p for part in parts for p in _check_one_url(field, part, (SENTINEL_SCHEME,))]
+        if not problems and len({(urlsplit(p).password, urlsplit(p).path) for p in parts}) > 1:
+            problems.append(
+                Problem(field, "its Sentinels differ in password or database", redacted(value), "one of each")
+            )
+        return problems[:1]
+    return _check_one_url(field, value, REDIS_SCHEMES)
+
+
+def _check_one_url(field: str, value: str, schemes: tuple[str, ...]) -> list[Problem]:
+    sentinel = schemes == (SENTINEL_SCHEME,)
+    expected = (
+        "a URL list shaped 'sentinel://:PASSWORD@HOST:26379/0;sentinel://:PASSWORD@HOST2:26379/0'"
+        if sentinel
+        else "a URL shaped 'rediss://:PASSWORD@HOST:6379/0'"
+    )
     try:
         parts = urlsplit(value)
         port_ok = parts.port is None or parts.port > 0
     except ValueError:
         return [Problem(field, "not a URL", redacted(value), expected)]
-    if parts.scheme not in REDIS_SCHEMES:
-        return [Problem(field, "not a redis:// or rediss:// URL", redacted(value), expected)]
+    if parts.scheme not in schemes:
+        allowed = "sentinel://" if sentinel else "a redis://, rediss:// or sentinel://"
+        return [Problem(field, f"not {allowed} URL", redacted(value), expected)]
     if not parts.hostname:
         return [Problem(field, "a broker URL needs a host", redacted(value), expected)]
     if not port_ok:

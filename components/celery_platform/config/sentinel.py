@@ -81,16 +81,7 @@ class SentinelSpec:
                 problems.append(
                     Problem(f"{field}.quorum", "exceeds sentinels", shown(self.quorum), f"1 to {self.sentinels}")
                 )
-        if not isinstance(self.master_name, str) or not self.master_name or len(self.master_name) > 64:
-            problems.append(
-                Problem(f"{field}.masterName", "is not a name of 1 to 64 characters", shown(self.master_name), "celery")
-            )
-        elif not set(self.master_name) <= _MASTER_NAME_CHARS:
-            problems.append(
-                Problem(
-                    f"{field}.masterName", "has characters outside [A-Za-z0-9._-]", shown(self.master_name), "celery"
-                )
-            )
+        problems += check_master_name(f"{field}.masterName", self.master_name)
         problems += check_count(f"{field}.downAfterMilliseconds", self.down_after_milliseconds, 1000, 600000)
         problems += check_count(f"{field}.failoverTimeoutMilliseconds", self.failover_timeout_milliseconds, 1000)
         if not problems and self.failover_timeout_milliseconds < 4 * self.down_after_milliseconds:
@@ -131,3 +122,12 @@ def persistence_problems(redis: RedisSpec, field_name: str = "redis.persistent")
             "true",
         )
     ]
+
+
+def check_master_name(field: str, value: object) -> list[Problem]:
+    """A Sentinel master name: 1 to 64 of ``[A-Za-z0-9._-]`` (no quoting in the pods' scripts and the URLs)."""
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return [Problem(field, "is not a name of 1 to 64 characters", shown(value), "e.g. 'celery'")]
+    if not set(value) <= _MASTER_NAME_CHARS:
+        return [Problem(field, "has characters outside [A-Za-z0-9._-]", shown(value), "e.g. 'celery'")]
+    return []

@@ -98,6 +98,18 @@ class ExternalBroker(pulumi.ComponentResource):
         host, port, _ = args.spec.resolve(plain)
         self._host, self._port, self._tls = host, port, args.spec.broker_tls(plain)
         self._database = args.spec.resolve_database(plain)
+        external_sentinel = args.spec.sentinel
+        sentinel_password = external_sentinel.password_secret if external_sentinel is not None else None
+        sentinel_secret = (sentinel_password.name, sentinel_password.key) if sentinel_password is not None else None
+        self._sentinel = (
+            SentinelClient(
+                master_name=external_sentinel.master_name,
+                addresses=args.spec.sentinel_addresses(plain),
+                password=sentinel_secret,
+            )
+            if external_sentinel is not None
+            else None
+        )
         if args.spec.url_secret is not None:
             self._secret_name: Any = args.spec.url_secret.name
             self._secret_key = args.spec.url_secret.key
@@ -106,6 +118,7 @@ class ExternalBroker(pulumi.ComponentResource):
                 (password.name, password.key) if password is not None else None,
                 self._tls,
                 (username.name, username.key) if username is not None else None,
+                sentinel_secret,
             )
         else:
             assert args.url is not None
@@ -120,7 +133,7 @@ class ExternalBroker(pulumi.ComponentResource):
             )
             self._secret_name, self._secret_key = secret.metadata.name, URL_KEY
             self._auth = broker_auth(
-                (secret.metadata.name, PASSWORD_KEY), self._tls, (secret.metadata.name, USERNAME_KEY)
+                (secret.metadata.name, PASSWORD_KEY), self._tls, (secret.metadata.name, USERNAME_KEY), sentinel_secret
             )
         # The namespace denies egress by default; the platform's pods may reach this broker, and only on its port.
         self.network_policy = k8s.networking.v1.NetworkPolicy(
@@ -133,7 +146,8 @@ class ExternalBroker(pulumi.ComponentResource):
                     "egress": [
                         {
                             "to": [{"ipBlock": {"cidr": args.spec.egress_cidr(plain)}}],
-                            "ports": [{"protocol": "TCP", "port": port}],
+                            # With Sentinel: the Sentinels' ports and the data nodes' that they name.
+                            "ports": [{"protocol": "TCP", "port": p} for p in args.spec.egress_ports(plain)],
                         }
                     ],
                 }
@@ -179,5 +193,5 @@ class ExternalBroker(pulumi.ComponentResource):
 
     @property
     def sentinel(self) -> SentinelClient | None:
-        """An external broker is reached directly (its URL's host)."""
-        return None
+        """With ``sentinel``: the master's name, the Sentinels and their password; else None (the URL's host)."""
+        return self._sentinel
