@@ -38,7 +38,8 @@ class CeleryPlatform(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     """The namespace that holds every object."""
     secret_name: pulumi.Output[str]
-    """The Secret: SECRET_KEY, FIELD_ENCRYPTION_KEY, REDIS_PASSWORD, DATABASE_URL, SENTRY_DSN."""
+    """The Secret: SECRET_KEY, FIELD_ENCRYPTION_KEY, REDIS_PASSWORD, DATABASE_URL, SENTRY_DSN (SENTINEL_PASSWORD with
+    Sentinel)."""
     broker_host: pulumi.Output[str]
     """The broker's host: our Redis Service's cluster DNS name (with Sentinel, the Sentinels' Service), or
     the external broker's."""
