@@ -139,3 +139,19 @@ def test_every_celery_pod_asks_the_listed_sentinels_for_the_master_of_an_externa
         {"protocol": "TCP", "port": 6379},
         {"protocol": "TCP", "port": 26379},
     ]
+
+
+@pytest.mark.parametrize(("broker", "warned"), [({"type": "redis"}, True), ({"type": "sentinel"}, False)])
+def test_a_sentinel_password_rotation_without_sentinels_of_ours_is_said_to_be_ignored(
+    tmp_path: Path, broker: dict[str, Any], warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    extra = {
+        "celery-platform:rotation": {"sentinelPassword": 1},
+        "celery-platform:redis": {"persistent": True},
+        "celery-platform:quota": {"persistentVolumeClaims": 4},
+    }
+    docs = render_documents("dev", _stack(tmp_path, broker, extra))
+    assert ("rotation.sentinelPassword is ignored" in caplog.text) is warned
+    [secret] = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].startswith("celery-secrets")]
+    annotations = secret["metadata"].get("annotations", {})
+    assert ("celery-platform/rotation.sentinelPassword" in annotations) is not warned

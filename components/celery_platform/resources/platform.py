@@ -122,6 +122,12 @@ class CeleryPlatform(pulumi.ComponentResource):
         sentinel = args.broker.sentinel_spec()
         if args.broker.external is not None and (warning := unused_redis_password_warning(args)):
             pulumi.log.warn(warning, resource=self)
+        if sentinel is None and args.rotation.sentinel_password != 0:
+            pulumi.log.warn(
+                f"rotation.sentinelPassword is ignored: broker.type is {args.broker.type}, which runs no Sentinel "
+                "of ours, so no Sentinel password is generated, kept or rotated",
+                resource=self,
+            )
         if args.broker.external is not None:
             self.broker = ExternalBroker(
                 f"{name}-broker",
