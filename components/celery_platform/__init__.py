@@ -15,6 +15,8 @@ Its parts are components of their own, for stacks that compose them differently:
   LimitRange (``LimitRangeSpec``), a ResourceQuota (``QuotaSpec``) and default-deny NetworkPolicies.
 - ``PlatformSecrets`` (``SecretsArgs``): generated Django, Fernet and Redis keys in one Secret.
 - ``RedisBroker`` (``RedisBrokerArgs``, ``RedisSpec``): one Redis, its Services and the broker URL.
+- ``SentinelBroker`` (``SentinelBrokerArgs``, ``SentinelSpec``): Redis as a primary and replicas that
+  Sentinels fail over, for ``PlatformSecrets`` with ``holds_sentinel_password``.
 - ``CeleryWorkers`` (``CeleryWorkersArgs``, ``WorkloadSettings``, ``PoolSpec``, ``BeatSpec``): one
   Deployment per worker pool and a single beat.
 - ``CeleryMonitoring`` (``CeleryMonitoringArgs``, ``MonitoringSpec``, ``AlertThresholds``): the metrics
@@ -45,6 +47,9 @@ _EXPORTS = {
     "RedisBroker": "celery_platform.resources.redis",
     "RedisBrokerArgs": "celery_platform.resources.redis",
     "RedisSpec": "celery_platform.config.specs",
+    "SentinelBroker": "celery_platform.resources.sentinel",
+    "SentinelBrokerArgs": "celery_platform.resources.sentinel",
+    "SentinelSpec": "celery_platform.config.sentinel",
     "CeleryWorkers": "celery_platform.resources.workers",
     "CeleryWorkersArgs": "celery_platform.resources.workers",
     "WorkloadSettings": "celery_platform.config.workload",
@@ -83,6 +88,9 @@ __all__ = [
     "Resources",
     "Rotation",
     "SecretsArgs",
+    "SentinelBroker",
+    "SentinelBrokerArgs",
+    "SentinelSpec",
     "ValidationError",
     "WorkloadSettings",
     "__version__",
@@ -94,6 +102,7 @@ if TYPE_CHECKING:
     from celery_platform.config.platform import CeleryPlatformArgs
     from celery_platform.config.problems import ValidationError
     from celery_platform.config.rotation import Rotation
+    from celery_platform.config.sentinel import SentinelSpec
     from celery_platform.config.specs import BeatSpec, PodResources, PoolSpec, RedisSpec
     from celery_platform.config.workload import WorkloadSettings
     from celery_platform.resources.monitoring import CeleryMonitoring, CeleryMonitoringArgs
@@ -101,6 +110,7 @@ if TYPE_CHECKING:
     from celery_platform.resources.platform import CeleryPlatform
     from celery_platform.resources.redis import RedisBroker, RedisBrokerArgs
     from celery_platform.resources.secrets import PlatformSecrets, SecretsArgs
+    from celery_platform.resources.sentinel import SentinelBroker, SentinelBrokerArgs
     from celery_platform.resources.workers import CeleryWorkers, CeleryWorkersArgs
 
 
