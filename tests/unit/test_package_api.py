@@ -32,6 +32,9 @@ PUBLIC = {
     "RedisBroker": "celery_platform.resources.redis",
     "RedisBrokerArgs": "celery_platform.resources.redis",
     "RedisSpec": "celery_platform.config.specs",
+    "SentinelBroker": "celery_platform.resources.sentinel",
+    "SentinelBrokerArgs": "celery_platform.resources.sentinel",
+    "SentinelSpec": "celery_platform.config.sentinel",
     "CeleryWorkers": "celery_platform.resources.workers",
     "CeleryWorkersArgs": "celery_platform.resources.workers",
     "WorkloadSettings": "celery_platform.config.workload",
@@ -105,7 +108,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 
 def test_there_are_args_dataclasses_to_check() -> None:
-    assert len(ARGS_DATACLASSES) == 18
+    assert len(ARGS_DATACLASSES) == 20
 
 
 @pytest.mark.parametrize("name", ARGS_DATACLASSES)
