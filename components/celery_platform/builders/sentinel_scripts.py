@@ -9,8 +9,8 @@ address on the loopback in the runtime tier):
 Both containers
     ``REDIS_PASSWORD``      the data nodes' password (their ``requirepass`` and ``masterauth``; the
                             Sentinels' ``auth-pass``). From the platform Secret.
-    ``SENTINEL_PASSWORD``   the Sentinels' own password (their ``requirepass``; Sentinels authenticate to
-                            each other with it). From the platform Secret.
+    ``SENTINEL_PASSWORD``   the Sentinels' own password (their ``requirepass`` and ``sentinel-pass``:
+                            Sentinels authenticate to each other with it). From the platform Secret.
     ``SENTINEL_MASTER``     the master's name, e.g. ``celery``.
     ``REDIS_NODES``         every data node as host:port, space-separated, node 0 first.
     ``SENTINELS``           every Sentinel as host:port, space-separated.
@@ -24,96 +24,206 @@ Sentinel (``sh -c SENTINEL_SCRIPT sentinel``)
     ``SENTINEL_SELF``       this Sentinel as host:port; it announces this to its peers.
     ``SENTINEL_QUORUM``, ``SENTINEL_DOWN_AFTER_MS``, ``SENTINEL_FAILOVER_TIMEOUT_MS``
 
-Who is master, at a data node's start: the master that any Sentinel names (``SENTINEL
-get-master-addr-by-name``); else, no Sentinel knowing one, a node that answers ``ROLE`` as master; else
-node 0 (the first start of the whole set). A Sentinel's start: the master that a peer Sentinel names;
-else a node that answers ``ROLE`` as master; else node 0.
+Who is master, at a data node's start (the Sentinels are the authority; ROLE is the fallback):
+
+1. The address most of the answering Sentinels give (``SENTINEL get-master-addr-by-name``), when it
+   is another node: this node starts as its replica, even if that master is down at the moment (the
+   Sentinels repoint their replicas after the failover they are running).
+2. Else (no Sentinel answers, or they name this very node) another node that answers ``ROLE`` as
+   master: this node starts as its replica. This covers a Sentinel view that lags a promotion.
+3. Else, the Sentinels naming this node: it is the master that crashed and came back. If no Sentinel
+   holds it down (it is back within ``down-after-milliseconds``), it starts as master from its own
+   AOF, and its replicas, which still follow it, resync from it; no failover happens. If Sentinels
+   hold it down (``s_down``, ``o_down``, a failover in progress) and know a replica to promote, it
+   does not open its port: it asks again every second, and follows the master they elect (step 1);
+   only after ``FAILOVER_WAIT_SECONDS`` without a decision (a failover that cannot complete) does it
+   start as master, which clears their down state. Clients meanwhile get refusals, never a write into
+   a master that a failover is about to demote.
+4. Else (the first start of the whole set; or every Sentinel and every node restarting at once),
+   node 0 is master and every other node its replica.
+
+A Sentinel's start: the master that its answering peers name, if that node answers ``ROLE`` master;
+else a node that answers ``ROLE`` master (every Sentinel restarted while the nodes run); else the
+peers' answer (a master that is down: this Sentinel joins its failover); else node 0. A restarted
+Sentinel gets a new run id; its peers drop the entry of the old one, which had the same announced
+address, when its first hello arrives.
+
+Every question to a peer is bounded (``timeout 3``) and tolerated: a peer that is down, unresolvable,
+or answers an error counts as no answer. Nothing that can fail runs unguarded under ``set -eu``.
 """
 
 from __future__ import annotations
 
-# Shared helpers: split host:port; ask the Sentinels; ask the nodes. REDISCLI_AUTH keeps passwords out
-# of every process list.
+#: How long a restarting master waits for the Sentinels that hold it down to elect another master.
+FAILOVER_WAIT_SECONDS = 30
+
+# Shared helpers. REDISCLI_AUTH keeps passwords out of every process list; conf_quote escapes a value
+# for Redis' config parser (sdssplitargs) through a pipe, so the password is never an argument either.
 _COMMON = r"""
 set -eu
-host_of() { echo "${1%:*}"; }
-port_of() { echo "${1##*:}"; }
+set -f
+umask 077
+log() { printf '%s %s: %s\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$0" "$*"; }
+conf_quote() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"; }
+ask_sentinel() {
+  addr=$1; shift
+  REDISCLI_AUTH="$SENTINEL_PASSWORD" timeout 3 redis-cli -h "${addr%:*}" -p "${addr##*:}" --raw "$@" \
+    2>/dev/null || true
+}
+ask_node() {
+  addr=$1; shift
+  REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -h "${addr%:*}" -p "${addr##*:}" --raw "$@" \
+    2>/dev/null || true
+}
+# The master that most of the answering peer Sentinels name, as host:port; fails when none names one.
 sentinel_master() {
+  answers=""
   for s in $SENTINELS; do
     [ "$s" = "${SENTINEL_SELF:-}" ] && continue
-    out=$(REDISCLI_AUTH="$SENTINEL_PASSWORD" timeout 3 redis-cli -h "$(host_of "$s")" -p "$(port_of "$s")" \
-      --raw sentinel get-master-addr-by-name "$SENTINEL_MASTER" 2>/dev/null) || continue
-    set -- $out
-    case "${2:-}" in ""|*[!0-9]*) continue;; esac
-    echo "$1:$2"; return 0
+    answer=$(ask_sentinel "$s" sentinel get-master-addr-by-name "$SENTINEL_MASTER" | tr '\n' ' ')
+    set -- $answer
+    [ $# -eq 2 ] || continue
+    case "$2" in ""|*[!0-9]*) continue;; esac
+    answers="$answers$1:$2
+"
   done
-  return 1
+  [ -n "$answers" ] || return 1
+  printf '%s' "$answers" | sort | uniq -c | sort -rn | { read -r _ best && echo "$best"; }
 }
+node_role() { ask_node "$1" role | head -n 1; }
+# Another node that answers ROLE as master; fails when none does.
 node_master() {
   for n in $REDIS_NODES; do
     [ "$n" = "${REDIS_SELF:-}" ] && continue
-    role=$(REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -h "$(host_of "$n")" -p "$(port_of "$n")" \
-      --raw role 2>/dev/null | head -n 1) || continue
-    [ "$role" = "master" ] && { echo "$n"; return 0; }
+    [ "$(node_role "$n")" = master ] && { echo "$n"; return 0; }
   done
   return 1
 }
-current_master() { sentinel_master || node_master || echo "${REDIS_NODES%% *}"; }
-umask 077
+first_node() { set -- $REDIS_NODES; echo "$1"; }
 """
 
 REDIS_NODE_SCRIPT = (
     _COMMON
     + r"""
-master=$(current_master)
+# A peer Sentinel holds this node down and knows a replica to promote: a failover may be under way.
+held_down() {
+  for s in $SENTINELS; do
+    state=" $(ask_sentinel "$s" sentinel master "$SENTINEL_MASTER" | tr '\n' ' ')"
+    case "$state" in *" flags "*) ;; *) continue;; esac
+    flags=${state#*" flags "}
+    case "${flags%% *}" in *_down*|*failover*) ;; *) continue;; esac
+    case "$state" in *" num-slaves 0 "*) continue;; esac
+    return 0
+  done
+  return 1
+}
+# Prints "<master host:port> <why>".
+resolve() {
+  named=$(sentinel_master) || named=""
+  if [ -n "$named" ] && [ "$named" != "$REDIS_SELF" ]; then echo "$named named-by-sentinels"; return; fi
+  if other=$(node_master); then echo "$other answers-role-master"; return; fi
+  if [ -n "$named" ]; then echo "$REDIS_SELF named-by-sentinels"; return; fi
+  echo "$(first_node) first-start"
+}
+waited=0
+while :; do
+  decision=$(resolve)
+  master=${decision%% *}
+  [ "$master" = "$REDIS_SELF" ] && [ "${decision#* }" = named-by-sentinels ] || break
+  held_down || break
+  [ "$waited" -lt __FAILOVER_WAIT_SECONDS__ ] || { log "no failover after ${waited}s: starting as master"; break; }
+  [ "$waited" -gt 0 ] || log "the Sentinels hold this node down: waiting for their failover"
+  sleep 1
+  waited=$((waited + 1))
+done
 conf="$CONF_DIR/redis.conf"
 {
-  echo "requirepass \"$REDIS_PASSWORD\""
-  echo "masterauth \"$REDIS_PASSWORD\""
-  echo "replica-announce-ip $(host_of "$REDIS_SELF")"
-  echo "replica-announce-port $(port_of "$REDIS_SELF")"
+  printf 'requirepass %s\n' "$(conf_quote "$REDIS_PASSWORD")"
+  printf 'masterauth %s\n' "$(conf_quote "$REDIS_PASSWORD")"
+  echo "replica-announce-ip ${REDIS_SELF%:*}"
+  echo "replica-announce-port ${REDIS_SELF##*:}"
   if [ "$master" != "$REDIS_SELF" ]; then
-    echo "replicaof $(host_of "$master") $(port_of "$master")"
+    echo "replicaof ${master%:*} ${master##*:}"
   fi
 } > "$conf"
-echo "starting as $([ "$master" = "$REDIS_SELF" ] && echo master || echo "replica of $master")"
-exec redis-server "$conf" --port "$(port_of "$REDIS_SELF")" "$@"
+chmod 600 "$conf"
+if [ "$master" = "$REDIS_SELF" ]; then
+  log "starting as master (${decision#* })"
+else
+  log "starting as replica of $master (${decision#* })"
+fi
+exec redis-server "$conf" --port "${REDIS_SELF##*:}" "$@"
 """
-)
+).replace("__FAILOVER_WAIT_SECONDS__", str(FAILOVER_WAIT_SECONDS))
 
 SENTINEL_SCRIPT = (
     _COMMON
     + r"""
-master=$(current_master)
+named=$(sentinel_master) || named=""
+if [ -n "$named" ] && [ "$(node_role "$named")" = master ]; then
+  master=$named; why=named-by-sentinels
+elif master=$(node_master); then
+  why=answers-role-master
+elif [ -n "$named" ]; then
+  master=$named; why=named-by-sentinels-and-down
+else
+  master=$(first_node); why=first-start
+fi
 conf="$CONF_DIR/sentinel.conf"
 {
-  echo "port $(port_of "$SENTINEL_SELF")"
-  echo "requirepass \"$SENTINEL_PASSWORD\""
+  echo "port ${SENTINEL_SELF##*:}"
+  printf 'dir %s\n' "$(conf_quote "$CONF_DIR")"
+  printf 'requirepass %s\n' "$(conf_quote "$SENTINEL_PASSWORD")"
+  printf 'sentinel sentinel-pass %s\n' "$(conf_quote "$SENTINEL_PASSWORD")"
   echo "sentinel resolve-hostnames yes"
   echo "sentinel announce-hostnames yes"
-  echo "sentinel announce-ip $(host_of "$SENTINEL_SELF")"
-  echo "sentinel announce-port $(port_of "$SENTINEL_SELF")"
-  echo "sentinel monitor $SENTINEL_MASTER $(host_of "$master") $(port_of "$master") $SENTINEL_QUORUM"
-  echo "sentinel auth-pass $SENTINEL_MASTER \"$REDIS_PASSWORD\""
+  echo "sentinel announce-ip ${SENTINEL_SELF%:*}"
+  echo "sentinel announce-port ${SENTINEL_SELF##*:}"
+  echo "sentinel monitor $SENTINEL_MASTER ${master%:*} ${master##*:} $SENTINEL_QUORUM"
+  printf 'sentinel auth-pass %s %s\n' "$SENTINEL_MASTER" "$(conf_quote "$REDIS_PASSWORD")"
   echo "sentinel down-after-milliseconds $SENTINEL_MASTER $SENTINEL_DOWN_AFTER_MS"
   echo "sentinel failover-timeout $SENTINEL_MASTER $SENTINEL_FAILOVER_TIMEOUT_MS"
   echo "sentinel parallel-syncs $SENTINEL_MASTER 1"
 } > "$conf"
-echo "monitoring $SENTINEL_MASTER at $master"
+chmod 600 "$conf"
+log "monitoring $SENTINEL_MASTER at $master ($why)"
 exec redis-server "$conf" --sentinel
 """
 )
 
-# Probes: a node is ready when it answers PING (a replica still loading its first sync answers LOADING);
-# a Sentinel is ready when it names a master.
+# Probes run inside the container with its env (the kubelet bounds them by timeoutSeconds).
+# Readiness of a data node: it has loaded its data, and is a master, or a replica whose link to its
+# master is up (synced): a masterless replica is not ready, so a StatefulSet roll-out waits for each
+# replica's sync and a PDB counts only nodes that serve.
 REDIS_NODE_PROBE = [
     "sh",
     "-c",
-    'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 -p "${REDIS_SELF##*:}" ping | grep -q PONG',
+    'info=$(REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 -p "${REDIS_SELF##*:}" info 2>/dev/null)'
+    ' || exit 1; case "$info" in *loading:0*) ;; *) exit 1;; esac;'
+    ' case "$info" in *role:master*|*master_link_status:up*) exit 0;; esac; exit 1',
 ]
+# Liveness of a data node: the server answers at all (LOADING, BUSY and MASTERDOWN are answers). A
+# replica whose master is down stays alive: restarting it would not bring the master back.
+REDIS_NODE_LIVENESS_PROBE = [
+    "sh",
+    "-c",
+    'out=$(REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 -p "${REDIS_SELF##*:}" ping 2>/dev/null)'
+    ' || exit 1; case "$out" in PONG*|LOADING*|BUSY*|MASTERDOWN*) exit 0;; esac; exit 1',
+]
+# Readiness of a Sentinel: it monitors the master and holds it up (flags exactly "master": not
+# s_down, o_down, disconnected or failing over). Quorum is not required, so the first Sentinel of a
+# StatefulSet can become ready alone.
 SENTINEL_PROBE = [
     "sh",
     "-c",
-    'REDISCLI_AUTH="$SENTINEL_PASSWORD" redis-cli -h 127.0.0.1 -p "${SENTINEL_SELF##*:}" '
-    'sentinel get-master-addr-by-name "$SENTINEL_MASTER" | grep -q .',
+    'state=$(REDISCLI_AUTH="$SENTINEL_PASSWORD" redis-cli -h 127.0.0.1 -p "${SENTINEL_SELF##*:}"'
+    ' sentinel master "$SENTINEL_MASTER" 2>/dev/null | tr "\\n" " ") || exit 1;'
+    ' case " $state" in *" flags master "*) exit 0;; esac; exit 1',
+]
+# Liveness of a Sentinel: it answers PING; a lost master is what a Sentinel exists to handle.
+SENTINEL_LIVENESS_PROBE = [
+    "sh",
+    "-c",
+    'out=$(REDISCLI_AUTH="$SENTINEL_PASSWORD" redis-cli -h 127.0.0.1 -p "${SENTINEL_SELF##*:}" ping 2>/dev/null)'
+    ' || exit 1; case "$out" in PONG*) exit 0;; esac; exit 1',
 ]
