@@ -1,8 +1,9 @@
 """Our own Redis+Sentinel pods, proven with real processes: start scripts, failover, restarts and probes.
 
-Three data nodes and three Sentinels (quorum 2, down-after 1 s) run the start scripts of
-``celery_platform.builders.sentinel_scripts`` exactly as their containers do: ``sh -c SCRIPT name
-args`` with the env contract, each on 127.0.0.1 with its own port. Every test starts from a healthy
+Three data nodes and three Sentinels (quorum 2, down-after 1 s) run the containers that
+``celery_platform.builders.sentinel_pods`` builds: their command and args (``sh -c SCRIPT name
+args``, the scripts of ``builders.sentinel_scripts``), env and exec probes, each pod on 127.0.0.1
+with its own port standing in for its stable DNS name. Every test starts from a healthy
 set (one master, its replicas synced, every Sentinel agreeing) and leaves one behind, so the tests do
 not depend on their order; one set serves the module.
 
@@ -12,103 +13,88 @@ Measured figures (promotion seconds) are printed (``-s``); nothing here asserts 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from celery_platform.builders import sentinel_scripts as scripts
+from celery_platform.builders import secret_keys
+from celery_platform.builders import sentinel_pods as pods
+from celery_platform.builders.sentinel_pods import SentinelNames
+from celery_platform.builders.workloads import REDIS_DATA
+from celery_platform.config.sentinel import SentinelSpec
+from celery_platform.config.specs import RedisSpec
 from tests.runtime.harness.sentinel_pods import (
     Deployment,
     ScriptPod,
     binary,
+    command,
+    free_port,
+    known_sentinels,
+    local_container,
     make_spy_dir,
-    pod_env,
     start_all,
     wait_for,
 )
-from tests.runtime.conftest import free_port
 
 # Quotes, a backslash and a space: the config files must quote them, and no command line may show them.
 REDIS_PASSWORD = 'r3dis "Pa55" w\\0rd'
 SENTINEL_PASSWORD = "s3ntinel 'Pa55' w0rd"
-MASTER_NAME = "celery"
-DOWN_AFTER_MS = 1000
-FAILOVER_TIMEOUT_MS = 5000
-QUORUM = 2
+SECRETS = {secret_keys.REDIS_PASSWORD: REDIS_PASSWORD, secret_keys.SENTINEL_PASSWORD: SENTINEL_PASSWORD}
+# Short on purpose, to keep the tier fast; not the schema's minimum (1 s), which on a loaded 2-core CI machine
+# can judge a just-promoted master down and fail over twice. The failover timeout is the schema's minimum, 4x.
+SPEC = SentinelSpec(replicas=2, sentinels=3, down_after_milliseconds=2000, failover_timeout_milliseconds=8000)
+MASTER_NAME = SPEC.master_name
+DOWN_AFTER_MS = SPEC.down_after_milliseconds
+QUORUM = SPEC.effective_quorum()
+NAMESPACE, DOMAIN = "celery", "cluster.local"
+# Test speed only, after the rendered args: a replica's sync starts at once; the nodes listen on loopback.
+NODE_TEST_ARGS = ["--repl-diskless-sync-delay", "0", "--bind", "127.0.0.1"]
 
 
 def _deployment(root: Path) -> Deployment:
+    """The rendered data-node and Sentinel containers (``builders.sentinel_pods``), as local pods."""
     for tool in ("redis-server", "redis-cli", "timeout", "sh"):
         binary(tool)
     argv_log = root / "argv.log"
     spy_dir = make_spy_dir(root / "spy", argv_log)
-    node_ports = [free_port() for _ in range(3)]
-    sentinel_ports = [free_port() for _ in range(3)]
-    common = {
-        "REDIS_PASSWORD": REDIS_PASSWORD,
-        "SENTINEL_PASSWORD": SENTINEL_PASSWORD,
-        "SENTINEL_MASTER": MASTER_NAME,
-        "REDIS_NODES": " ".join(f"127.0.0.1:{p}" for p in node_ports),
-        "SENTINELS": " ".join(f"127.0.0.1:{p}" for p in sentinel_ports),
-    }
-    nodes = []
-    for index, port in enumerate(node_ports):
-        workdir = root / f"node-{index}"
-        data = workdir / "data"
-        data.mkdir(parents=True)
-        options = ["--dir", str(data), "--bind", "127.0.0.1", "--appendonly", "yes", "--save", ""]
-        options += ["--maxmemory-policy", "noeviction", "--min-replicas-to-write", "1", "--min-replicas-max-lag", "5"]
-        options += ["--repl-diskless-sync-delay", "0"]  # test speed only: a replica's sync starts at once
-        env = {**common, "CONF_DIR": str(workdir / "conf"), "REDIS_SELF": f"127.0.0.1:{port}"}
-        nodes.append(
-            ScriptPod(
-                name=f"node-{index}",
-                port=port,
-                argv=["sh", "-c", scripts.REDIS_NODE_SCRIPT, "redis-node", *options],
-                env=pod_env(env, spy_dir),
-                probes={"readiness": scripts.REDIS_NODE_PROBE, "liveness": scripts.REDIS_NODE_LIVENESS_PROBE},
-                workdir=workdir,
-                conf_dir=workdir / "conf",
-            )
-        )
-    sentinels = []
-    for index, port in enumerate(sentinel_ports):
-        workdir = root / f"sentinel-{index}"
-        workdir.mkdir(parents=True)
-        env = {
-            **common,
-            "CONF_DIR": str(workdir / "conf"),
-            "SENTINEL_SELF": f"127.0.0.1:{port}",
-            "SENTINEL_QUORUM": str(QUORUM),
-            "SENTINEL_DOWN_AFTER_MS": str(DOWN_AFTER_MS),
-            "SENTINEL_FAILOVER_TIMEOUT_MS": str(FAILOVER_TIMEOUT_MS),
-        }
-        sentinels.append(
-            ScriptPod(
-                name=f"sentinel-{index}",
-                port=port,
-                argv=["sh", "-c", scripts.SENTINEL_SCRIPT, "sentinel"],
-                env=pod_env(env, spy_dir),
-                probes={"readiness": scripts.SENTINEL_PROBE, "liveness": scripts.SENTINEL_LIVENESS_PROBE},
-                workdir=workdir,
-                conf_dir=workdir / "conf",
-            )
-        )
+    names = SentinelNames("redis")
+    nodes = pods.node_addresses(names, SPEC, NAMESPACE, DOMAIN)
+    sentinels = pods.sentinel_addresses(names, SPEC, NAMESPACE, DOMAIN)
+    addresses = {stable: f"127.0.0.1:{free_port()}" for stable in [*nodes, *sentinels]}
+    refs = pods.SentinelPodRefs(
+        secret_name="celery-secrets",
+        node_domain=pods.pod_domain(names.nodes_headless, NAMESPACE, DOMAIN),
+        sentinel_domain=pods.pod_domain(names.sentinels_headless, NAMESPACE, DOMAIN),
+        nodes=" ".join(nodes),
+        sentinels=" ".join(sentinels),
+    )
+    redis_spec = RedisSpec(persistent=True)
+
+    def pod(kind: str, index: int, stable: str, container: dict[str, Any], extra_args: list[str]) -> ScriptPod:
+        workdir = root / f"{kind}-{index}"
+        paths = {pods.CONF_DIR: workdir / "conf", REDIS_DATA: workdir / "data"}
+        paths[REDIS_DATA].mkdir(parents=True)
+        pod_name = f"{stable.split('.')[0]}"
+        argv, env, probes = local_container(container, pod_name, SECRETS, addresses, paths, spy_dir)
+        port = int(addresses[stable].rsplit(":", 1)[1])
+        return ScriptPod(f"{kind}-{index}", port, [*argv, *extra_args], env, probes, workdir, paths[pods.CONF_DIR])
+
+    node_container = pods.node_pod_spec(redis_spec, SPEC, refs, names)["containers"][0]
+    sentinel_container = pods.sentinel_pod_spec(redis_spec, SPEC, refs, names)["containers"][0]
     return Deployment(
-        nodes=nodes,
-        sentinels=sentinels,
+        nodes=[pod("node", i, a, node_container, NODE_TEST_ARGS) for i, a in enumerate(nodes)],
+        sentinels=[pod("sentinel", i, a, sentinel_container, []) for i, a in enumerate(sentinels)],
         password=REDIS_PASSWORD,
         sentinel_password=SENTINEL_PASSWORD,
         master_name=MASTER_NAME,
         argv_log=argv_log,
-        down_after_ms=DOWN_AFTER_MS,
-        failover_timeout_ms=FAILOVER_TIMEOUT_MS,
-        quorum=QUORUM,
     )
 
 
@@ -137,10 +123,9 @@ def master_elsewhere_than_node_0(deployment: Deployment, master: ScriptPod) -> S
     """
     if master is not deployment.nodes[0]:
         return master
-    promoted, _ = kill_and_wait_for_promotion(deployment, master)
+    kill_and_wait_for_promotion(deployment, master)
     master.start(new_pod=True)
-    assert deployment.wait_healthy() is promoted
-    return promoted
+    return came_back_as_replica(deployment, master)
 
 
 def write_and_replicate(deployment: Deployment, master: ScriptPod, prefix: str, count: int = 50) -> dict[str, bytes]:
@@ -149,17 +134,43 @@ def write_and_replicate(deployment: Deployment, master: ScriptPod, prefix: str, 
     values = {f"{prefix}:{n}": f"value-{n}".encode() for n in range(count)}
     client.mset(values)
     replicas = len(deployment.nodes) - 1
-    assert client.execute_command("WAIT", replicas, 5000) == replicas
+    assert command(client, "WAIT", replicas, 5000) == replicas
     return values
+
+
+def came_back_as_replica(deployment: Deployment, pod: ScriptPod, why: str = "") -> ScriptPod:
+    """Wait for a healthy set; check that ``pod``, restarted, started as a replica of another node, never master.
+
+    Returns the master. (Not necessarily the first one promoted: Sentinels may fail over again.)
+    """
+    master = deployment.wait_healthy()
+    assert master is not pod
+    log = pod.last_start_log()
+    started = re.search(r"starting as replica of (\S+) \((\S+)\)", log)
+    assert started and started[1] != pod.address and "starting as master" not in log, log[:2000]
+    assert not why or started[2] == why, log[:2000]
+    return master
+
+
+def wait_for_promotion(deployment: Deployment, old: ScriptPod) -> tuple[ScriptPod, float]:
+    """Wait until every Sentinel names another node than ``old`` and it answers ROLE master: it, and when."""
+    found: list[tuple[ScriptPod, float]] = []
+
+    def promoted() -> bool:
+        pod = deployment.promoted_other_than(old)
+        if pod is not None:
+            found.append((pod, time.monotonic()))
+        return pod is not None
+
+    wait_for(promoted, 30, "Sentinel promoted a replica", deployment.describe)
+    return found[0]
 
 
 def kill_and_wait_for_promotion(deployment: Deployment, master: ScriptPod) -> tuple[ScriptPod, float]:
     killed_at = time.monotonic()
     master.kill()
-    wait_for(lambda: deployment.promoted_other_than(master), 30, "Sentinel promoted a replica", deployment.describe)
-    promoted = deployment.promoted_other_than(master)
-    assert promoted is not None
-    return promoted, time.monotonic() - killed_at
+    promoted, at = wait_for_promotion(deployment, master)
+    return promoted, at - killed_at
 
 
 def test_first_start_makes_node_0_master_every_other_node_its_replica_and_every_sentinel_monitors_it(
@@ -184,9 +195,10 @@ def test_writes_to_the_master_reach_every_replica_and_every_probe_passes(
     for pod in deployment.nodes:
         assert deployment.node_client(pod).mget(list(values)) == list(values.values()), pod.name
     for pod in [*deployment.nodes, *deployment.sentinels]:
-        assert (pod.probe("readiness"), pod.probe("liveness")) == (0, 0), pod.name
+        assert [pod.probe(kind) for kind in ("startup", "liveness", "readiness")] == [0, 0, 0], pod.name
     for sentinel in deployment.sentinels:
-        assert deployment.sentinel_client(sentinel).execute_command("SENTINEL", "CKQUORUM", MASTER_NAME).startswith("OK")
+        answer = command(deployment.sentinel_client(sentinel), "SENTINEL", "CKQUORUM", MASTER_NAME)
+        assert answer.startswith("OK"), answer
 
 
 def test_a_master_back_within_down_after_stays_master_with_its_data_and_no_failover_happens(
@@ -216,8 +228,7 @@ def test_sigkill_of_the_master_promotes_a_replica_and_the_old_master_returns_as_
     print(f"\npromotion after SIGKILL of {healthy.name}: {promoted.name} after {seconds:.2f} s")
     assert deployment.node_client(promoted).mget(list(values)) == list(values.values())
     healthy.start(new_pod=True)  # a new pod: empty emptyDir, same volume
-    assert deployment.wait_healthy() is promoted
-    assert f"starting as replica of {promoted.address} (named-by-sentinels)" in healthy.last_start_log()
+    promoted = came_back_as_replica(deployment, healthy, "named-by-sentinels")
     more = write_and_replicate(deployment, promoted, "after-failover")
     for pod in deployment.nodes:
         client = deployment.node_client(pod)
@@ -256,12 +267,11 @@ def test_a_master_restarting_while_the_sentinels_hold_it_down_waits_and_then_fol
             "every Sentinel holds the master down",
             deployment.describe,
         )
-        assert (old.probe("readiness"), old.probe("liveness")) == (1, 1)
-        for pod in deployment.nodes:
-            if pod is not old:
-                assert (pod.probe("readiness"), pod.probe("liveness")) == (1, 0), pod.name
-        for sentinel in deployment.sentinels:
-            assert (sentinel.probe("readiness"), sentinel.probe("liveness")) == (1, 0), sentinel.name
+        kinds = ("startup", "liveness", "readiness")
+        assert [old.probe(kind) for kind in kinds] == [1, 1, 1]
+        for pod in [*deployment.nodes, *deployment.sentinels]:
+            if pod is not old:  # alive (a restart would not help), not ready (no master to serve or hold up)
+                assert [pod.probe(kind) for kind in kinds] == [0, 0, 1], pod.name
         old.start(new_pod=True)
         wait_for(lambda: "waiting for their failover" in old.last_start_log(), 20, "the old master waits", old.log)
         time.sleep(2)  # it keeps waiting: its port stays closed, no client can write into it
@@ -272,13 +282,9 @@ def test_a_master_restarting_while_the_sentinels_hold_it_down_waits_and_then_fol
         released_at = time.monotonic()
     finally:
         deployment.sentinel_set("quorum", QUORUM)
-    wait_for(lambda: deployment.promoted_other_than(old), 30, "Sentinel promoted a replica", deployment.describe)
-    promoted = deployment.promoted_other_than(old)
-    assert promoted is not None
-    print(f"\npromotion once the quorum allowed it: {promoted.name} after {time.monotonic() - released_at:.2f} s")
-    assert deployment.wait_healthy() is promoted
-    assert f"starting as replica of {promoted.address} (" in old.last_start_log()
-    assert "starting as master" not in old.last_start_log()
+    promoted, at = wait_for_promotion(deployment, old)
+    print(f"\npromotion once the quorum allowed it: {promoted.name} after {at - released_at:.2f} s")
+    came_back_as_replica(deployment, old)
 
 
 def test_a_sentinel_restarted_with_an_empty_conf_monitors_the_current_master_and_replaces_its_old_entry(
@@ -286,18 +292,18 @@ def test_a_sentinel_restarted_with_an_empty_conf_monitors_the_current_master_and
 ) -> None:
     master = master_elsewhere_than_node_0(deployment, healthy)
     restarted, peers = deployment.sentinels[0], deployment.sentinels[1:]
-    old_id = deployment.sentinel_client(restarted).execute_command("SENTINEL", "MYID")
+    old_id = command(deployment.sentinel_client(restarted), "SENTINEL", "MYID")
     restarted.kill()
-    assert (restarted.probe("readiness"), restarted.probe("liveness")) == (1, 1)
+    assert [restarted.probe(kind) for kind in ("startup", "liveness", "readiness")] == [1, 1, 1]
     restarted.start(new_pod=True)
     assert deployment.wait_healthy() is master  # it names the master, sees the replicas and both peers
-    new_id = deployment.sentinel_client(restarted).execute_command("SENTINEL", "MYID")
+    new_id = command(deployment.sentinel_client(restarted), "SENTINEL", "MYID")
     assert new_id != old_id
     assert f"monitoring {MASTER_NAME} at {master.address} (named-by-sentinels)" in restarted.last_start_log()
 
     def peers_know_only_the_new_one() -> bool:
         for peer in peers:
-            ids = {s["runid"] for s in deployment.sentinel_client(peer).sentinel_sentinels(MASTER_NAME)}
+            ids = {s["runid"] for s in known_sentinels(deployment.sentinel_client(peer), MASTER_NAME)}
             if new_id not in ids or old_id in ids or len(ids) != len(deployment.sentinels) - 1:
                 return False
         return True
@@ -320,7 +326,7 @@ def test_every_sentinel_restarted_at_once_finds_the_master_by_role_and_can_still
     promoted, seconds = kill_and_wait_for_promotion(deployment, master)
     print(f"\npromotion by Sentinels that all restarted at once: {promoted.name} after {seconds:.2f} s")
     master.start(new_pod=True)
-    assert deployment.wait_healthy() is promoted
+    came_back_as_replica(deployment, master)
 
 
 def test_no_password_is_on_any_command_line_in_any_log_or_in_a_file_others_can_read(

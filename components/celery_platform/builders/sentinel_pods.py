@@ -19,8 +19,10 @@ from celery_platform.builders.labels import selector_labels
 from celery_platform.builders.redis_pod import REDIS_UID, placement_only
 from celery_platform.builders.secret_keys import REDIS_PASSWORD, SENTINEL_PASSWORD
 from celery_platform.builders.sentinel_scripts import (
+    REDIS_NODE_LIVENESS_PROBE,
     REDIS_NODE_PROBE,
     REDIS_NODE_SCRIPT,
+    SENTINEL_LIVENESS_PROBE,
     SENTINEL_PROBE,
     SENTINEL_SCRIPT,
 )
@@ -179,9 +181,11 @@ def node_pod_spec(
         "resources": redis.resources.to_k8s(),
         "securityContext": security_context(),
         "volumeMounts": [{"name": "data", "mountPath": REDIS_DATA}, CONF_MOUNT],
-        # A replica's first full sync and a primary's AOF load take a while: startup allows two minutes.
-        "startupProbe": exec_probe(REDIS_NODE_PROBE, period=2, failures=60),
-        "livenessProbe": exec_probe(REDIS_NODE_PROBE, period=10, failures=3),
+        # Startup and liveness ask only that the server answers: a replica whose master is down stays alive
+        # (a restart would not bring the master back). Startup allows two minutes: the script may wait up
+        # to FAILOVER_WAIT_SECONDS for a failover of this node before redis-server opens its port.
+        "startupProbe": exec_probe(REDIS_NODE_LIVENESS_PROBE, period=2, failures=60),
+        "livenessProbe": exec_probe(REDIS_NODE_LIVENESS_PROBE, period=10, failures=3),
         "readinessProbe": exec_probe(REDIS_NODE_PROBE, period=5, failures=2),
     }
     pod_spec = build_pod_spec(
@@ -210,8 +214,9 @@ def sentinel_pod_spec(
         "resources": spec.resources.to_k8s(),
         "securityContext": security_context(),
         "volumeMounts": [CONF_MOUNT],
-        "startupProbe": exec_probe(SENTINEL_PROBE, period=2, failures=30),
-        "livenessProbe": exec_probe(SENTINEL_PROBE, period=10, failures=3),
+        # A Sentinel whose master is down is doing its job: only readiness asks that it holds a master up.
+        "startupProbe": exec_probe(SENTINEL_LIVENESS_PROBE, period=2, failures=30),
+        "livenessProbe": exec_probe(SENTINEL_LIVENESS_PROBE, period=10, failures=3),
         "readinessProbe": exec_probe(SENTINEL_PROBE, period=5, failures=2),
     }
     pod_spec = build_pod_spec(

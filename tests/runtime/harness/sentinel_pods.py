@@ -1,7 +1,11 @@
-"""Our own Redis+Sentinel pods as local processes: the start scripts run exactly as the containers run them.
+"""Our own Redis+Sentinel pods as local processes: the containers of ``builders.sentinel_pods``, run as built.
 
-Each pod is ``sh -c SCRIPT name args`` with the container's env (the env contract of
-``celery_platform.builders.sentinel_scripts``), on 127.0.0.1 with a port of its own. A pod's emptyDir
+Each pod runs its container's command and args (``sh -c SCRIPT name args``) with its env, and its exec
+probes with the same env. :func:`local_container` makes only the stand-ins that a cluster provides:
+Secret keys get test values, ``fieldRef: metadata.name`` the pod's name, ``$(VAR)`` is expanded as
+the kubelet does; each pod's stable DNS name (``<pod>.<headless svc>...:<port>``) becomes
+127.0.0.1 with a port of its own (what DNS does in a cluster), and mount paths become directories.
+A pod's emptyDir
 (``CONF_DIR``) is a directory that a pod deletion empties and a container restart keeps; a data
 node's ``--dir`` is its persistent volume, kept across everything.
 
@@ -12,16 +16,17 @@ the scripts ever ran, not only the processes alive at one ``ps``.
 
 from __future__ import annotations
 
-import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -36,6 +41,14 @@ def binary(name: str) -> str:
     return path
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def make_spy_dir(directory: Path, argv_log: Path) -> Path:
     """Wrappers that log their argv to ``argv_log``, then exec the real binary with the same argv."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -44,6 +57,21 @@ def make_spy_dir(directory: Path, argv_log: Path) -> Path:
         wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "{name} $*" >> "{argv_log}"\nexec {binary(name)} "$@"\n')
         wrapper.chmod(0o755)
     return directory
+
+
+def command(client: redis.Redis, *args: object) -> Any:
+    """``execute_command``, typed (redis-py leaves it untyped)."""
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+def known_sentinels(client: redis.Redis, master_name: str) -> list[dict[str, Any]]:
+    """``SENTINEL SENTINELS``: the other Sentinels this one knows, as dicts."""
+    return cast(list[dict[str, Any]], client.sentinel_sentinels(master_name))
+
+
+def known_replicas(client: redis.Redis, master_name: str) -> list[dict[str, Any]]:
+    """``SENTINEL REPLICAS``: the replicas this Sentinel knows, as dicts."""
+    return client.sentinel_slaves(master_name)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, why: Callable[[], str] = str) -> None:
@@ -132,9 +160,6 @@ class Deployment:
     sentinel_password: str
     master_name: str
     argv_log: Path
-    down_after_ms: int
-    failover_timeout_ms: int
-    quorum: int
     clients: list[redis.Redis] = field(default_factory=list)
 
     # -- clients ------------------------------------------------------------------------------------
@@ -153,7 +178,7 @@ class Deployment:
 
     def role(self, pod: ScriptPod) -> list[Any]:
         """ROLE of a data node, decoded: ``["master", offset, [...]]`` or ``["slave", host, port, state, offset]``."""
-        answer = self.node_client(pod).execute_command("ROLE")
+        answer = command(self.node_client(pod), "ROLE")
         return [a.decode() if isinstance(a, bytes) else a for a in answer]
 
     def replication(self, pod: ScriptPod) -> dict[str, Any]:
@@ -161,17 +186,17 @@ class Deployment:
 
     def named_master(self, sentinel: ScriptPod) -> str | None:
         """What one Sentinel answers to ``get-master-addr-by-name``, as host:port."""
-        answer = self.sentinel_client(sentinel).execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
+        answer = command(self.sentinel_client(sentinel), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
         return f"{answer[0]}:{answer[1]}" if answer else None
 
     def sentinel_state(self, sentinel: ScriptPod) -> dict[str, Any]:
-        return dict(self.sentinel_client(sentinel).sentinel_master(self.master_name))
+        return cast(dict[str, Any], self.sentinel_client(sentinel).sentinel_master(self.master_name))
 
     def sentinel_set(self, option: str, value: object) -> None:
         """``SENTINEL SET`` on every running Sentinel (a runtime change, as an operator would make it)."""
         for sentinel in self.sentinels:
             if sentinel.running():
-                self.sentinel_client(sentinel).execute_command("SENTINEL", "SET", self.master_name, option, str(value))
+                command(self.sentinel_client(sentinel), "SENTINEL", "SET", self.master_name, option, str(value))
 
     def by_address(self, address: str) -> ScriptPod:
         return next(p for p in self.nodes if p.address == address)
@@ -220,10 +245,10 @@ class Deployment:
             named, flags = self.named_master(sentinel), self.sentinel_state(sentinel)["flags"]
             if (named, flags) != (master.address, "master"):
                 return f"{sentinel.name} names {named} with flags {flags}, not {master.address}"
-            replicas = {r["name"]: r["flags"] for r in client.sentinel_slaves(self.master_name)}
+            replicas = {r["name"]: r["flags"] for r in known_replicas(client, self.master_name)}
             if len(replicas) != len(self.nodes) - 1 or set(replicas.values()) != {"slave"}:
                 return f"{sentinel.name} sees replicas {replicas}"
-            others = len(client.sentinel_sentinels(self.master_name))
+            others = len(known_sentinels(client, self.master_name))
             if others != len(self.sentinels) - 1:
                 return f"{sentinel.name} sees {others} other Sentinels"
         return ""
@@ -274,9 +299,64 @@ def start_all(pods: Sequence[ScriptPod], new_pod: bool = True) -> None:
         thread.join()
 
 
-def pod_env(base: Mapping[str, str], spy_dir: Path) -> dict[str, str]:
-    """A container's env: the contract's variables, a PATH with the spies first, and nothing from the host."""
-    return {"PATH": f"{spy_dir}:/usr/bin:/bin", "LANG": "C.UTF-8", **base}
+def _expand(value: str, env: Mapping[str, str]) -> str:
+    """The kubelet's ``$(VAR)`` expansion: from the variables defined so far; ``$$`` escapes; unknown stays."""
+
+    def sub(match: re.Match[str]) -> str:
+        return "$" if match.group(0) == "$$" else env.get(match.group(1), match.group(0))
+
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)", sub, value)
 
 
-__all__ = ["Deployment", "ScriptPod", "binary", "make_spy_dir", "pod_env", "start_all", "wait_for"]
+def local_container(
+    container: Mapping[str, Any],
+    pod_name: str,
+    secrets: Mapping[str, str],
+    addresses: Mapping[str, str],
+    paths: Mapping[str, Path],
+    spy_dir: Path,
+) -> tuple[list[str], dict[str, str], dict[str, list[str]]]:
+    """Return a rendered container's argv, env and exec probes (by kind), with the cluster's stand-ins.
+
+    ``addresses`` maps each stable ``host:port`` to its local ``127.0.0.1:port``; ``paths`` maps each
+    mount path to a local directory. A Secret key without a test value raises, as the kubelet refuses.
+    """
+
+    def local(text: str) -> str:
+        for stable in sorted(addresses, key=len, reverse=True):
+            text = text.replace(stable, addresses[stable])
+        return str(paths[text]) if text in paths else text
+
+    env: dict[str, str] = {}
+    for entry in container.get("env", []):
+        source = entry.get("valueFrom")
+        if source is None:
+            env[entry["name"]] = _expand(str(entry["value"]), env)
+        elif "secretKeyRef" in source:
+            env[entry["name"]] = secrets[source["secretKeyRef"]["key"]]
+        elif source.get("fieldRef", {}).get("fieldPath") == "metadata.name":
+            env[entry["name"]] = pod_name
+        else:
+            raise AssertionError(f"no stand-in for {entry}")
+    env = {name: value if name.endswith("PASSWORD") else local(value) for name, value in env.items()}
+    argv = [local(_expand(a, env)) for a in [*container.get("command", []), *container.get("args", [])]]
+    probes = {
+        kind.removesuffix("Probe"): list(container[kind]["exec"]["command"])
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    return argv, {"PATH": f"{spy_dir}:/usr/bin:/bin", "LANG": "C.UTF-8", **env}, probes
+
+
+__all__ = [
+    "Deployment",
+    "ScriptPod",
+    "binary",
+    "command",
+    "free_port",
+    "known_replicas",
+    "known_sentinels",
+    "local_container",
+    "make_spy_dir",
+    "start_all",
+    "wait_for",
+]
