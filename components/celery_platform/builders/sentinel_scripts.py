@@ -56,6 +56,8 @@ from __future__ import annotations
 
 #: How long a restarting master waits for the Sentinels that hold it down to elect another master.
 FAILOVER_WAIT_SECONDS = 30
+#: How long a starting Sentinel waits for the master's DNS name to resolve before it exits (and is restarted).
+RESOLVE_WAIT_SECONDS = 60
 
 # Shared helpers. REDISCLI_AUTH keeps passwords out of every process list; conf_quote escapes a value
 # for Redis' config parser (sdssplitargs) through a pipe, so the password is never an argument either.
@@ -125,16 +127,16 @@ resolve() {
   if [ -n "$named" ]; then echo "$REDIS_SELF named-by-sentinels"; return; fi
   echo "$(first_node) first-start"
 }
-waited=0
+since=$(date +%s)
 while :; do
   decision=$(resolve)
   master=${decision%% *}
   [ "$master" = "$REDIS_SELF" ] && [ "${decision#* }" = named-by-sentinels ] || break
   held_down || break
+  waited=$(($(date +%s) - since))
   [ "$waited" -lt __FAILOVER_WAIT_SECONDS__ ] || { log "no failover after ${waited}s: starting as master"; break; }
   [ "$waited" -gt 0 ] || log "the Sentinels hold this node down: waiting for their failover"
   sleep 1
-  waited=$((waited + 1))
 done
 conf="$CONF_DIR/redis.conf"
 {
@@ -169,6 +171,13 @@ elif [ -n "$named" ]; then
 else
   master=$(first_node); why=first-start
 fi
+# Sentinel exits on a monitor address that does not resolve: wait for the master's DNS record (a pod
+# just created, or being rescheduled), then let the kubelet restart this container if it never comes.
+since=$(date +%s)
+until getent hosts "${master%:*}" >/dev/null 2>&1; do
+  [ $(($(date +%s) - since)) -lt __RESOLVE_WAIT_SECONDS__ ] || { log "${master%:*} does not resolve"; exit 1; }
+  sleep 1
+done
 conf="$CONF_DIR/sentinel.conf"
 {
   echo "port ${SENTINEL_SELF##*:}"
@@ -189,7 +198,7 @@ chmod 600 "$conf"
 log "monitoring $SENTINEL_MASTER at $master ($why)"
 exec redis-server "$conf" --sentinel
 """
-)
+).replace("__RESOLVE_WAIT_SECONDS__", str(RESOLVE_WAIT_SECONDS))
 
 # Probes run inside the container with its env (the kubelet bounds them by timeoutSeconds).
 # Readiness of a data node: it has loaded its data, and is a master, or a replica whose link to its
