@@ -44,9 +44,16 @@ Who is master, at a data node's start (the Sentinels are the authority; ROLE is 
 
 A Sentinel's start: the master that its answering peers name, if that node answers ``ROLE`` master;
 else a node that answers ``ROLE`` master (every Sentinel restarted while the nodes run); else the
-peers' answer (a master that is down: this Sentinel joins its failover); else node 0. A restarted
+peers' answer (a master that is down: this Sentinel joins its failover); else node 0. Sentinel exits
+on a monitor address that does not resolve, so the script waits up to ``RESOLVE_WAIT_SECONDS`` for the
+master's DNS name (a pod just created), then exits for the kubelet to restart it. A restarted
 Sentinel gets a new run id; its peers drop the entry of the old one, which had the same announced
 address, when its first hello arrives.
+
+Probes: readiness (``REDIS_NODE_PROBE``, ``SENTINEL_PROBE``) asks for a master (a data node that is
+loaded and is the master or a replica with its link up; a Sentinel that holds its master up); startup
+and liveness (``*_LIVENESS_PROBE``) ask only that the server answers, so that losing the master
+restarts no replica and no Sentinel.
 
 Every question to a peer is bounded (``timeout 3``) and tolerated: a peer that is down, unresolvable,
 or answers an error counts as no answer. Nothing that can fail runs unguarded under ``set -eu``.
