@@ -366,3 +366,21 @@ def test_no_password_is_on_any_command_line_in_any_log_or_in_a_file_others_can_r
             assert mode & 0o077 == 0, f"{conf} is {oct(mode)}"
     data = [f for p in deployment.nodes for f in (p.workdir / "data").rglob("*") if f.is_file()]
     assert data and not any(f.suffix == ".conf" for f in data)  # no config with a password on the volume
+
+
+def test_every_pod_restarted_at_once_converges_on_one_master_with_the_replicated_data(
+    deployment: Deployment, healthy: ScriptPod
+) -> None:
+    """A namespace-wide restart (every volume kept, every emptyDir new): no Sentinel and no master answers
+    at first, so node 0 becomes master (a replica before, if a failover moved the master) and the
+    others its replicas; what every replica had acknowledged (WAIT) is kept."""
+    before = master_elsewhere_than_node_0(deployment, healthy)
+    values = write_and_replicate(deployment, before, "whole-restart")
+    everything = [*deployment.nodes, *deployment.sentinels]
+    for pod in everything:
+        pod.kill()
+    start_all(everything, new_pod=True)
+    assert deployment.wait_healthy() is deployment.nodes[0]
+    assert "starting as master (" in deployment.nodes[0].last_start_log()
+    for pod in deployment.nodes:
+        assert deployment.node_client(pod).mget(list(values)) == list(values.values()), pod.name
