@@ -73,18 +73,23 @@ class SentinelSpec:
 
     def validate(self, field: str) -> list[Problem]:
         """Return every problem of the settings, each naming its field."""
-        problems = check_count(f"{field}.replicas", self.replicas, 1, MAX_REPLICAS)
-        problems += check_count(f"{field}.sentinels", self.sentinels, MIN_SENTINELS, MAX_SENTINELS)
+        # Each relation is checked once the fields it relates are valid on their own, whatever the other
+        # fields hold: one bad field must hide no other field's problem.
+        replicas = check_count(f"{field}.replicas", self.replicas, 1, MAX_REPLICAS)
+        sentinels = check_count(f"{field}.sentinels", self.sentinels, MIN_SENTINELS, MAX_SENTINELS)
+        problems = replicas + sentinels
         if self.quorum is not None:
-            problems += check_count(f"{field}.quorum", self.quorum, 1, MAX_SENTINELS)
-            if not problems and self.quorum > self.sentinels:
+            quorum = check_count(f"{field}.quorum", self.quorum, 1, MAX_SENTINELS)
+            problems += quorum
+            if not quorum and not sentinels and self.quorum > self.sentinels:
                 problems.append(
                     Problem(f"{field}.quorum", "exceeds sentinels", shown(self.quorum), f"1 to {self.sentinels}")
                 )
         problems += check_master_name(f"{field}.masterName", self.master_name)
-        problems += check_count(f"{field}.downAfterMilliseconds", self.down_after_milliseconds, 1000, 600000)
-        problems += check_count(f"{field}.failoverTimeoutMilliseconds", self.failover_timeout_milliseconds, 1000)
-        if not problems and self.failover_timeout_milliseconds < 4 * self.down_after_milliseconds:
+        down = check_count(f"{field}.downAfterMilliseconds", self.down_after_milliseconds, 1000, 600000)
+        timeout = check_count(f"{field}.failoverTimeoutMilliseconds", self.failover_timeout_milliseconds, 1000)
+        problems += down + timeout
+        if not down and not timeout and self.failover_timeout_milliseconds < 4 * self.down_after_milliseconds:
             problems.append(
                 Problem(
                     f"{field}.failoverTimeoutMilliseconds",
@@ -93,8 +98,9 @@ class SentinelSpec:
                     f"at least {4 * self.down_after_milliseconds}",
                 )
             )
-        problems += check_count(f"{field}.minReplicasToWrite", self.min_replicas_to_write, 0, MAX_REPLICAS)
-        if not problems and self.min_replicas_to_write > self.replicas - 1:
+        to_write = check_count(f"{field}.minReplicasToWrite", self.min_replicas_to_write, 0, MAX_REPLICAS)
+        problems += to_write
+        if not to_write and not replicas and self.min_replicas_to_write > self.replicas - 1:
             problems.append(
                 Problem(
                     f"{field}.minReplicasToWrite",
