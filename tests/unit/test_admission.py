@@ -90,7 +90,7 @@ def test_the_quota_counts_every_replica_plus_the_rollout_surge() -> None:
     [problem] = check_quota(
         [plan], QuotaSpec(requests_cpu="1.5", limits_cpu="3.2", requests_memory="2Gi", limits_memory="4Gi"), LIMITS
     )
-    assert problem.field == "quota.requests.cpu"
+    assert problem.field == "quota.requestsCpu"
     assert "1600m (pools[main] 4 x 400m)" in problem.got
     assert problem.expected == "at most 1500m"
 

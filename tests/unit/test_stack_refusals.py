@@ -184,7 +184,7 @@ def test_init_container_problems_name_init_resources_once(project: Path) -> None
 
 def test_quota_messages_use_the_stack_files_own_units(project: Path) -> None:
     err = refused(project, with_structured("quota", "requestsMemory: 1Gi\nlimitsMemory: 8Gi"))
-    line = next(line for line in err.splitlines() if "quota.requests.memory" in line)
+    line = next(line for line in err.splitlines() if "quota.requestsMemory: the worst case" in line)
     assert "expected at most 1Gi" in line and "Gi (" in line and "Mi" not in line.split("(got ")[1].split(" (")[0]
 
 

@@ -173,6 +173,7 @@ def check_quota(plans: Iterable[PodPlan], quota: QuotaSpec, limit_range: LimitRa
         for claim in plan.claims:
             used["persistentvolumeclaims"] += plan.replicas
             used["requests.storage"] += parse_memory(claim) * plan.replicas
+            shares["persistentvolumeclaims"].append(f"{plan.owner} {plan.replicas}")
             shares["requests.storage"].append(f"{plan.owner} {plan.replicas} x {claim}")
     problems = []
     for key, total in used.items():
@@ -183,7 +184,8 @@ def check_quota(plans: Iterable[PodPlan], quota: QuotaSpec, limit_range: LimitRa
             bound = str(int(hard[key])) if counted else _fmt(resource, hard[key], written[key])
             problems.append(
                 Problem(
-                    f"quota.{key}",
+                    # The stack file's field (quota.requestsCpu), not the object's line (requests.cpu).
+                    f"quota.{QuotaSpec.field_of(key)}",
                     "the worst case (all replicas plus rollout surge) exceeds the ResourceQuota",
                     f"{shown} ({'; '.join(shares[key])})",
                     f"at most {bound}",

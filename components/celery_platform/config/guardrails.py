@@ -148,6 +148,18 @@ class LimitRangeSpec:
         ]
 
 
+# Each ResourceQuota line and the QuotaSpec field (as the stack file spells it) that sets it.
+QUOTA_FIELDS = {
+    "requests.cpu": "requestsCpu",
+    "requests.memory": "requestsMemory",
+    "limits.cpu": "limitsCpu",
+    "limits.memory": "limitsMemory",
+    "pods": "pods",
+    "persistentvolumeclaims": "persistentVolumeClaims",
+    "requests.storage": "requestsStorage",
+}
+
+
 @args_schema
 @dataclass(frozen=True, kw_only=True)
 class QuotaSpec:
@@ -195,6 +207,11 @@ class QuotaSpec:
             "persistentvolumeclaims": str(self.persistent_volume_claims),
             "requests.storage": self.requests_storage,
         }
+
+    @staticmethod
+    def field_of(line: str) -> str:
+        """Return the config field (camelCase) that sets a ``spec.hard`` line: ``requests.cpu`` -> ``requestsCpu``."""
+        return QUOTA_FIELDS[line]
 
     def amounts(self) -> dict[str, Decimal]:
         """Return the hard limits as numbers, keyed like ``spec.hard``."""
