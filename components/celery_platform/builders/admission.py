@@ -42,6 +42,9 @@ class PodPlan:
     init_field: str = ""
     """The config field that sets the init containers' resources (``initResources``), so that their
     problems name it, once, instead of every pod that runs them. Default: name the pod's owner."""
+    resources_field: str = ""
+    """The config field that sets the app containers' resources (``broker.sentinel.resources``), so that
+    their problems name what the user writes. Default: ``<owner>.<container name>``."""
 
 
 def _amount(resource: str, value: Any) -> Decimal:
@@ -89,6 +92,8 @@ def check_limit_range(plan: PodPlan, limit_range: LimitRangeSpec) -> list[Proble
         where = f"{plan.owner}.{container['name']}"
         if kind == "initContainers" and plan.init_field:
             where = plan.init_field
+        elif kind == "containers" and plan.resources_field:
+            where = plan.resources_field
         requests, limits = effective_resources(container, limit_range)
         written = container.get("resources") or {}
         for r in RESOURCES:

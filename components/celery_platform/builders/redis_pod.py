@@ -91,4 +91,5 @@ def redis_plan(spec: RedisSpec, pod: PodSettings | None = None) -> PodPlan:
         surge=0,
         pod_spec=redis_pod_spec(spec, "secret", pod),
         claims=(spec.storage_size,) if spec.persistent else (),
+        resources_field="redis.resources",
     )

@@ -239,11 +239,13 @@ def sentinel_plans(redis: RedisSpec, spec: SentinelSpec, pod: PodSettings | None
             surge=0,
             pod_spec=node_pod_spec(redis, spec, _PLAN_REFS, names, pod),
             claims=(redis.storage_size,),
+            resources_field="redis.resources",
         ),
         PodPlan(
             owner="broker.sentinel",
             replicas=spec.sentinels,
             surge=0,
             pod_spec=sentinel_pod_spec(redis, spec, _PLAN_REFS, names, pod),
+            resources_field="broker.sentinel.resources",
         ),
     ]
