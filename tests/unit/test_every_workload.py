@@ -24,10 +24,17 @@ P = "celery-platform:"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
 SECURE = {"secure": "v1:c3RhbmQtaW4="}  # an encrypted value: the render puts a stand-in in its place
 CA_SECRET = {"name": "broker-ca", "key": "ca.crt"}
+DEV_CONFIG = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
 
 # Each broker mode as stack keys over the dev file (None: the key is removed).
 BROKER_MODES: dict[str, dict[str, Any]] = {
     "ours": {},
+    # Three data nodes with claims (dev's quota has none) and three Sentinels.
+    "ours with Sentinel": {
+        "broker": {"type": "sentinel"},
+        "redis": {**DEV_CONFIG[P + "redis"], "persistent": True},
+        "quota": {**DEV_CONFIG[P + "quota"], "persistentVolumeClaims": 3, "requestsStorage": "3Gi"},
+    },
     "external redis:// URL": {"broker": {"type": "external", "external": {"host": "10.30.0.4"}}, "brokerUrl": SECURE},
     "external rediss:// URL, CA Secret": {
         "broker": {"type": "external", "external": {"host": "10.30.0.4", "tls": True, "caSecret": CA_SECRET}},
@@ -102,6 +109,7 @@ APPLIES = {
     "celery-beat": PLACEMENT + IDENTITY + APP,
     "celery-exporter": PLACEMENT + IDENTITY,
     "redis": PLACEMENT,
+    "redis-sentinel": PLACEMENT,
 }
 
 
@@ -258,7 +266,30 @@ def test_every_workload_of_a_stack_with_every_option_carries_every_pod_setting_t
         assert template["spec"]["securityContext"]["runAsNonRoot"] is True, name
         for container in containers(template):
             assert container["securityContext"]["allowPrivilegeEscalation"] is False, (name, container["name"])
-    assert seen == set(APPLIES), seen
+    assert seen == set(APPLIES) - {"redis-sentinel"}, seen
+
+
+def test_every_workload_of_a_sentinel_stack_with_every_pod_setting_carries_those_that_apply(tmp_path: Path) -> None:
+    prod = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    sentinel = {
+        "pod": EVERY_POD_SETTING,
+        "broker": {"type": "sentinel"},
+        "quota": {**prod[P + "quota"], "persistentVolumeClaims": 3},
+    }
+    found = dict(workloads(render_variant(tmp_path, "prod", sentinel)))
+    assert {"StatefulSet/redis-node", "StatefulSet/redis-sentinel"} <= set(found), set(found)
+    for name, template in found.items():
+        app = template["metadata"]["labels"]["app.kubernetes.io/name"]
+        assert app in APPLIES, f"{name} ({app}): a workload the table does not know; say which pod settings apply"
+        assert [s for s in APPLIES[app] if not _has(template, s)] == [], name
+        assert [s for s in EVERY_POD_SETTING if s not in APPLIES[app] and _has(template, s)] == [], name
+        assert template["spec"]["securityContext"]["runAsNonRoot"] is True, name
+        for container in containers(template):
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False, (name, container["name"])
+    for name in ("StatefulSet/redis-node", "StatefulSet/redis-sentinel"):
+        # The broker spreads by its own setting (one pod per node, across zones), on its own selector.
+        spread = found[name]["spec"]["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in spread} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, name
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
