@@ -167,6 +167,7 @@ def exporter_plan(
         config_map="exporter",
         run_as_user=run_as_user,
         tls=tls,
+        sentinel=sentinel,
         pod=pod,
     )
     return PodPlan(owner="monitoring", replicas=1, surge=0, pod_spec=pod_spec)
