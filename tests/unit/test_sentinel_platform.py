@@ -173,6 +173,10 @@ def test_each_set_admits_only_the_platforms_pods_on_its_own_port_without_autosca
         assert policy["podSelector"] == named(objects, "StatefulSet", sts)["spec"]["selector"]
         assert policy["policyTypes"] == ["Ingress"]
         assert policy["ingress"] == [{"from": [PART_OF], "ports": [{"protocol": "TCP", "port": port}]}]
+    # The peers it admits: every Celery pod, and the nodes and Sentinels themselves (replication, monitoring).
+    selector = PART_OF["podSelector"]["matchLabels"].items()
+    for workload in [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]:
+        assert selector <= workload["spec"]["template"]["metadata"]["labels"].items(), workload["metadata"]["name"]
 
 
 # --------------------------------------------------------------------------- secrets and outputs
@@ -371,3 +375,16 @@ def test_fails_when_the_component_gets_an_ephemeral_redis_or_no_sentinel_passwor
         )
     assert [p.field for p in caught.value.problems] == ["secrets"]
     assert objects_of(mocks, "StatefulSet") == []
+
+
+def test_the_exporters_admission_plan_is_the_pod_it_runs_with_sentinel() -> None:
+    from celery_platform.builders.exporter import exporter_plan
+    from celery_platform.config.broker import SentinelClient
+    from celery_platform.config.monitoring import MonitoringSpec
+
+    client = SentinelClient(master_name="orders", addresses=("s-0:26379",), password=("keys", SENTINEL_PASSWORD))
+    plan = exporter_plan(image="app:1", spec=MonitoringSpec(), queues=["default"], run_as_user=10001, sentinel=client)
+    [container] = plan.pod_spec["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CELERY_BROKER_SENTINEL_MASTER"]["value"] == "orders"
+    assert env["CELERY_BROKER_SENTINEL_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == SENTINEL_PASSWORD
