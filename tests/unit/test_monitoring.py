@@ -105,7 +105,7 @@ def test_fails_when_the_quota_cannot_also_fit_the_exporter() -> None:
     # Room for Redis (100m), one worker and its rollout surge (2 x 100m) and beat (50m), not the exporter (50m).
     quota = "requestsCpu: 380m\nrequestsMemory: 8Gi\nlimitsCpu: '8'\nlimitsMemory: 16Gi\npods: 20"
     messages = problems_of({"quota": quota})
-    assert any("requests.cpu" in m and "monitoring 1 x 50m" in m for m in messages), messages
+    assert any(m.startswith("quota.requestsCpu: ") and "monitoring 1 x 50m" in m for m in messages), messages
     assert parse_stack_config({**VALID, "quota": quota, "monitoring": "enabled: false"}).monitoring.enabled is False
 
 
