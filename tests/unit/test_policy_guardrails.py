@@ -515,6 +515,22 @@ def test_the_rendered_autoscaled_stack_passes_both_autoscaling_policies(tmp_path
     assert len(a.autoscaled_replicas_violations(resources)) == 1
 
 
+def test_every_workload_of_the_rendered_sentinel_stack_passes_every_policy(tmp_path: Path) -> None:
+    from celery_platform.render import render_documents
+
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    document["config"]["celery-platform:broker"] = {"type": "sentinel"}
+    document["config"]["celery-platform:quota"]["persistentVolumeClaims"] = 3
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "infra").symlink_to(ROOT / "infra")
+    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document))
+    workloads = [d for d in render_documents("prod", tmp_path) if d["kind"] in ("Deployment", "StatefulSet")]
+    names = {d["metadata"]["name"] for d in workloads}
+    assert {"redis-node", "redis-sentinel", "celery-main", "celery-beat", "celery-exporter"} <= names, names
+    for doc in workloads:
+        assert all_violations(f"kubernetes:apps/v1:{doc['kind']}", doc) == [], doc["metadata"]["name"]
+
+
 # --- secrets in env -------------------------------------------------------------------------------
 
 
