@@ -41,7 +41,7 @@ Beat (``celery -A celery_platform_hooks:app beat ...`` with ``CELERY_PLATFORM_AP
     schedule file's mtime, ``celery inspect ping``, ``--loader``, ``sitecustomize``) and why each was
     refused are in docs/hooks.md.
 
-Sentinel (a ``sentinel://`` broker URL; the platform's own Sentinel mode is not built yet)
+Sentinel (a ``sentinel://`` broker URL: ``broker.type: sentinel``, or an external Sentinel-fronted broker)
     The URL lists every Sentinel, but kombu and Celery's result backend also need the master's name
     and the Sentinels' own password, which only transport options carry (``master_name``,
     ``sentinel_kwargs``). They come as ``$CELERY_BROKER_SENTINEL_MASTER`` and
