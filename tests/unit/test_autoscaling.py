@@ -19,10 +19,13 @@ from celery_platform.builders.celery_pods import celery_plans
 from celery_platform.config.autoscaling import (
     KOMBU_PRIORITY_STEPS,
     AutoscalingSpec,
+    BrokerAuth,
+    SentinelTarget,
     all_at_zero_warning,
     name_problems,
     priority_lists,
     scaled_object_spec,
+    trigger_authentication_spec,
 )
 from celery_platform.config.broker import ExternalBrokerSpec
 from celery_platform.config.env import KeyRef
@@ -117,6 +120,140 @@ def test_the_triggers_cover_every_list_kombu_uses_once_and_the_formula_adds_them
     assert spec["advanced"]["scalingModifiers"]["target"] == target
     assert {t["metadata"]["listLength"] for t in triggers} == {target}
     assert all(t["authenticationRef"] == {"name": "auth"} and "password" not in t["metadata"] for t in triggers)
+
+
+HOST_NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,3}", fullmatch=True)
+SENTINEL_HOSTS = st.lists(
+    st.tuples(HOST_NAMES, st.integers(1, 65535)),
+    min_size=1,
+    max_size=5,
+)
+
+
+@given(
+    queues=st.lists(QUEUE_NAMES, min_size=1, max_size=4, unique=True),
+    steps=st.sets(st.integers(1, 9), max_size=9).map(lambda s: (0, *sorted(s))),
+    concurrency=st.integers(1, 16),
+    backlog=st.none() | st.integers(1, 100),
+    sentinels=SENTINEL_HOSTS,
+    master=st.from_regex(r"[a-z][a-z0-9-]{0,30}", fullmatch=True),
+    database=st.integers(0, 15),
+    tls=st.booleans(),
+)
+def test_with_a_sentinel_target_every_trigger_is_redis_sentinel_on_the_same_lists_and_formula(
+    queues: list[str],
+    steps: tuple[int, ...],
+    concurrency: int,
+    backlog: int | None,
+    sentinels: list[tuple[str, int]],
+    master: str,
+    database: int,
+    tls: bool,
+) -> None:
+    pool = PoolSpec(
+        name="p",
+        queues=tuple(queues),
+        concurrency=concurrency,
+        autoscaling=AutoscalingSpec(max_replicas=3, priority_steps=steps, backlog_per_replica=backlog),
+    )
+    addresses = ",".join(f"{host}:{port}" for host, port in sentinels)
+    target = SentinelTarget(master_name=master, addresses=addresses)
+    common = {"database": database, "tls": tls, "auth_name": "auth"}
+    spec = scaled_object_spec("celery-p", pool, sentinel=target, **common)
+    triggers = spec["triggers"]
+    assert {t["type"] for t in triggers} == {"redis-sentinel"}
+    for trigger in triggers:
+        metadata = trigger["metadata"]
+        assert list(metadata) == [
+            "addresses",
+            "sentinelMaster",
+            "listName",
+            "listLength",
+            "databaseIndex",
+            "enableTLS",
+        ]
+        assert (metadata["addresses"], metadata["sentinelMaster"]) == (addresses, master)
+        assert (metadata["databaseIndex"], metadata["enableTLS"]) == (str(database), "true" if tls else "false")
+        assert trigger["authenticationRef"] == {"name": "auth"}
+    names = [t["metadata"]["listName"] for t in triggers]
+    assert sorted(names) == sorted({name for q in queues for name in kombu_lists(q, steps)})
+    assert len(names) == len(set(names))
+    assert sorted(spec["advanced"]["scalingModifiers"]["formula"].split(" + ")) == sorted(t["name"] for t in triggers)
+    # Only the connection differs from the plain redis ScaledObject: lists, names, targets and formula are shared.
+    plain = scaled_object_spec("celery-p", pool, address="redis:6379", **common)
+    for trigger in triggers:
+        trigger["type"] = "redis"
+        metadata = trigger["metadata"]
+        del metadata["addresses"], metadata["sentinelMaster"]
+        trigger["metadata"] = {"address": "redis:6379", **metadata}
+    assert json.dumps(spec) == json.dumps(plain)
+    # An address given beside the target is not used: KEDA's redis-sentinel would refuse both.
+    assert scaled_object_spec("celery-p", pool, address="redis:6379", sentinel=target, **common) == (
+        scaled_object_spec("celery-p", pool, sentinel=target, **common)
+    )
+
+
+def test_the_plain_redis_scaled_object_keeps_its_exact_shape() -> None:
+    pool = PoolSpec(
+        name="p",
+        queues=("a",),
+        concurrency=2,
+        autoscaling=AutoscalingSpec(max_replicas=3, priority_steps=(0, 5)),
+    )
+    spec = scaled_object_spec("celery-p", pool, address="redis:6379", database=1, tls=True, auth_name="auth")
+    metadata = {"listLength": "2", "databaseIndex": "1", "enableTLS": "true"}
+    triggers = [
+        {
+            "type": "redis",
+            "name": f"q0p{step}",
+            "metadata": {"address": "redis:6379", "listName": name, **metadata},
+            "authenticationRef": {"name": "auth"},
+        }
+        for step, name in ((0, "a"), (5, "a\x06\x165"))
+    ]
+    assert json.dumps(spec) == json.dumps(
+        {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "celery-p"},
+            "minReplicaCount": 0,
+            "maxReplicaCount": 3,
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}},
+                "scalingModifiers": {
+                    "formula": "q0p0 + q0p5",
+                    "target": "2",
+                    "activationTarget": "0",
+                    "metricType": "AverageValue",
+                },
+            },
+            "triggers": triggers,
+        }
+    )
+    with pytest.raises(ValueError, match="address"):
+        scaled_object_spec("celery-p", pool, database=1, tls=True, auth_name="auth")
+
+
+def test_the_trigger_authentication_reads_the_sentinel_password_from_its_secret_key() -> None:
+    auth = BrokerAuth(
+        password=("broker", "REDIS_PASSWORD"),
+        username=("broker", "REDIS_USERNAME"),
+        sentinel_password=("sentinel", "SENTINEL_PASSWORD"),
+        tls=True,
+        ca=KeyRef(name="ca", key="pem"),
+    )
+    assert trigger_authentication_spec(auth) == {
+        "secretTargetRef": [
+            {"parameter": "password", "name": "broker", "key": "REDIS_PASSWORD"},
+            {"parameter": "username", "name": "broker", "key": "REDIS_USERNAME"},
+            {"parameter": "sentinelPassword", "name": "sentinel", "key": "SENTINEL_PASSWORD"},
+            {"parameter": "ca", "name": "ca", "key": "pem"},
+        ]
+    }
+    without = BrokerAuth(password=("broker", "REDIS_PASSWORD"))
+    assert trigger_authentication_spec(without) == {
+        "secretTargetRef": [{"parameter": "password", "name": "broker", "key": "REDIS_PASSWORD"}]
+    }
 
 
 def test_a_scaled_pool_renders_a_scaled_object_a_trigger_authentication_and_no_replicas(mocks: RenderMocks) -> None:

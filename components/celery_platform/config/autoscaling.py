@@ -14,6 +14,12 @@ ScaledObject does the same: one trigger per (queue, step), and a ``scalingModifi
 them, so the whole backlog counts once and the HPA sees one metric (separate triggers would be
 combined with ``max``, not summed).
 
+Through Sentinel. With a :class:`SentinelTarget` every trigger is KEDA's ``redis-sentinel`` (KEDA
+2.21.0, ``pkg/scaling/scalers_builder.go``: ``NewRedisScaler(ctx, false, true, ...)``): it asks the
+Sentinels at ``addresses`` for the master named ``sentinelMaster`` (go-redis' failover client) and
+reads the same lists there, so a promotion moves KEDA to the new master without a change of ours. The
+Sentinels' own password is the TriggerAuthentication's ``sentinelPassword``.
+
 Everything here is plain data and pure functions: ``CeleryWorkers`` creates the resources.
 """
 
@@ -148,6 +154,16 @@ class BrokerAuth:
     """(Secret name, key) of the Sentinels' own password, for a Sentinel-fronted broker."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class SentinelTarget:
+    """The Sentinels that KEDA asks for the broker's master (KEDA's ``redis-sentinel`` trigger)."""
+
+    master_name: str
+    """The master's name, as the Sentinels monitor it (``sentinelMaster``)."""
+    addresses: Any
+    """Every Sentinel, ``"host:port,host:port,..."`` (a str or an Output[str]): KEDA asks each in turn."""
+
+
 def priority_lists(queue: str, steps: Sequence[int]) -> list[str]:
     """The Redis lists that hold ``queue``'s messages: kombu's ``Channel._q_for_pri`` for each step."""
     return [queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}" for step in steps]
@@ -164,12 +180,15 @@ def worst_case_replicas(pool: PoolSpec) -> int:
 
 
 def trigger_authentication_spec(auth: BrokerAuth) -> dict[str, Any]:
-    """The TriggerAuthentication's spec: the password, user and CA from Secrets (and a ConfigMap)."""
+    """The TriggerAuthentication's spec: the password, user, Sentinel password and CA from Secrets (and a ConfigMap)."""
     secret_refs = []
     if auth.password is not None:
         secret_refs.append({"parameter": "password", "name": auth.password[0], "key": auth.password[1]})
     if auth.username is not None:
         secret_refs.append({"parameter": "username", "name": auth.username[0], "key": auth.username[1]})
+    if auth.sentinel_password is not None:
+        name, key = auth.sentinel_password
+        secret_refs.append({"parameter": "sentinelPassword", "name": name, "key": key})
     if auth.tls and auth.ca is not None:
         secret_refs.append({"parameter": "ca", "name": auth.ca.name, "key": auth.ca.key})
     spec: dict[str, Any] = {"secretTargetRef": secret_refs}
@@ -184,29 +203,39 @@ def scaled_object_spec(
     deployment: Any,
     pool: PoolSpec,
     *,
-    address: Any,
+    address: Any = None,
     database: int,
     tls: bool,
     auth_name: Any,
+    sentinel: SentinelTarget | None = None,
 ) -> dict[str, Any]:
-    """The ScaledObject's spec for ``pool``'s Deployment (names and the address may be Outputs).
+    """The ScaledObject's spec for ``pool``'s Deployment (names and addresses may be Outputs).
 
-    One redis trigger per list (queue x priority step), named ``q<queue index>p<step>``; the formula
-    adds them all, and ``target`` is the backlog per pod. ``activationTarget`` 0: any waiting task
-    wakes a pool that is at zero.
+    One trigger per list (queue x priority step), named ``q<queue index>p<step>``; the formula adds them
+    all, and ``target`` is the backlog per pod. ``activationTarget`` 0: any waiting task wakes a pool
+    that is at zero. Without ``sentinel`` each trigger is ``redis`` on ``address`` (host:port); with it,
+    ``redis-sentinel`` on its ``addresses`` and ``sentinelMaster`` (``address`` is then not used).
     """
     scaling = pool.autoscaling
     assert scaling is not None
+    connection: dict[str, Any]
+    if sentinel is None:
+        if address is None:
+            raise ValueError("scaled_object_spec needs the broker's address, or a SentinelTarget")
+        kind, connection = "redis", {"address": address}
+    else:
+        kind = "redis-sentinel"
+        connection = {"addresses": sentinel.addresses, "sentinelMaster": sentinel.master_name}
     target = str(scaling.target(pool.concurrency))
     triggers: list[dict[str, Any]] = []
     for i, queue in enumerate(pool.queues):
         for step, list_name in zip(scaling.priority_steps, priority_lists(queue, scaling.priority_steps), strict=True):
             triggers.append(
                 {
-                    "type": "redis",
+                    "type": kind,
                     "name": f"q{i}p{step}",
                     "metadata": {
-                        "address": address,
+                        **connection,
                         "listName": list_name,
                         "listLength": target,
                         "databaseIndex": str(database),
@@ -299,6 +328,7 @@ __all__ = [
     "AutoscalingSpec",
     "BrokerAuth",
     "KedaOperator",
+    "SentinelTarget",
     "all_at_zero_warning",
     "autoscaling_problems",
     "is_autoscaled",
