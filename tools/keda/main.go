@@ -6,16 +6,23 @@
 //	{"scaledObject": {...}, "authParams": {"password": "..."}, "metadataOverrides": {"address": "127.0.0.1:6399"}}
 //
 // and, like KEDA's operator and metrics server, validates the ScaledObject (the checks of its admission
-// webhook that need no cluster), builds each redis trigger's scaler (scalers.NewRedisScaler, with the
-// ScalerConfig that KEDA's scale handler builds), reads each metric (GetMetricsAndActivity) and, when
-// spec.advanced.scalingModifiers.formula is set, combines them with modifiers.HandleScalingModifiers and
-// the formula compiled by kedav1alpha1.ValidateAndCompileScalingModifiers. It prints
+// webhook that need no cluster), builds each trigger's scaler as KEDA's scalers builder does
+// (pkg/scaling/scalers_builder.go, with the ScalerConfig that KEDA's scale handler builds): a "redis"
+// trigger with scalers.NewRedisScaler(ctx, false, false, config), a "redis-sentinel" trigger with
+// scalers.NewRedisScaler(ctx, false, true, config), which asks the Sentinels at its "addresses" for the
+// master named "sentinelMaster" and reads the list there; any other type is refused. It reads each
+// metric (GetMetricsAndActivity) and, when spec.advanced.scalingModifiers.formula is set, combines them
+// with modifiers.HandleScalingModifiers and the formula compiled by
+// kedav1alpha1.ValidateAndCompileScalingModifiers. It prints
 //
 //	{"triggers": {"<trigger name>": <value>}, "active": <any trigger active>,
 //	 "composite": <formula value or null>, "compositeActive": <formula value > activationTarget, or null>}
 //
-// metadataOverrides replaces trigger metadata keys (the rendered address is a cluster DNS name; the test's
-// Redis is on 127.0.0.1). Any error goes to stderr with exit status 1.
+// authParams stands in for the TriggerAuthentication's resolved parameters ("password", "username",
+// "sentinelPassword", "ca", ...). metadataOverrides replaces (or adds) trigger metadata keys in every
+// trigger: the rendered "address" or "addresses" are cluster DNS names, the test's Redis and Sentinels
+// are on 127.0.0.1 (e.g. {"addresses": "127.0.0.1:26379,127.0.0.1:26380"}). Any error goes to stderr
+// with exit status 1.
 package main
 
 import (
@@ -44,6 +51,11 @@ import (
 
 // KEDA's operator default for KEDA_HTTP_DEFAULT_TIMEOUT (3000 ms, cmd/operator/main.go).
 const globalHTTPTimeout = 3000 * time.Millisecond
+
+// The trigger types keda-backlog evaluates, and whether each goes through Sentinel: KEDA's scalers
+// builder maps "redis" to NewRedisScaler(ctx, false, false, ...) and "redis-sentinel" to
+// NewRedisScaler(ctx, false, true, ...).
+var triggerTypes = map[string]bool{"redis": false, "redis-sentinel": true}
 
 type input struct {
 	ScaledObject      json.RawMessage   `json:"scaledObject"`
@@ -169,8 +181,9 @@ func run(stdin io.Reader, stdout io.Writer) error {
 	var metrics []external_metrics.ExternalMetricValue
 	pairs := map[string]string{}
 	for i, trigger := range so.Spec.Triggers {
-		if trigger.Type != "redis" {
-			return fmt.Errorf("trigger %d (%q) has type %q; keda-backlog evaluates redis triggers only", i, trigger.Name, trigger.Type)
+		sentinel, known := triggerTypes[trigger.Type]
+		if !known {
+			return fmt.Errorf("trigger %d (%q) has type %q; keda-backlog evaluates redis and redis-sentinel triggers only", i, trigger.Name, trigger.Type)
 		}
 		metadata := maps.Clone(trigger.Metadata)
 		if metadata == nil {
@@ -199,7 +212,7 @@ func run(stdin io.Reader, stdout io.Writer) error {
 			ScaledObject:            withTriggers,
 			TriggerUniqueKey:        fmt.Sprintf("%s-%s-%s-%d", withTriggers.Kind, so.Namespace, so.Name, i),
 		}
-		value, active, metric, err := measure(ctx, config)
+		value, active, metric, err := measure(ctx, sentinel, config)
 		if err != nil {
 			return fmt.Errorf("trigger %d (%q): %w", i, trigger.Name, err)
 		}
@@ -246,9 +259,10 @@ func run(stdin io.Reader, stdout io.Writer) error {
 	return enc.Encode(out)
 }
 
-// measure builds the trigger's scaler and reads its one metric as the metrics server would.
-func measure(ctx context.Context, config *scalersconfig.ScalerConfig) (float64, bool, []external_metrics.ExternalMetricValue, error) {
-	scaler, err := scalers.NewRedisScaler(ctx, false, false, config)
+// measure builds the trigger's scaler (through the Sentinels when sentinel is true) and reads its one
+// metric as the metrics server would.
+func measure(ctx context.Context, sentinel bool, config *scalersconfig.ScalerConfig) (float64, bool, []external_metrics.ExternalMetricValue, error) {
+	scaler, err := scalers.NewRedisScaler(ctx, false, sentinel, config)
 	if err != nil {
 		return 0, false, nil, err
 	}
