@@ -11,6 +11,8 @@
 5. Sentinel failover under load: the primary SIGKILLed while tasks flow to the rendered prod worker,
    beat and exporter; promotion time, first task run after the kill, and the exact task counts
    (acknowledged, refused, completed, lost against the min-replicas-max-lag bound).
+6. KEDA through Sentinel (``--only keda-failover``): seconds from the primary's SIGKILL to the first
+   reading of KEDA's redis-sentinel scaler (keda-backlog) that equals the backlog kombu queued.
 
 The pods run run through the runtime tier's harness (``tests/runtime/harness/``), so the probes run
 with the rendered (or the report's) periods, delays, timeouts and thresholds. Nothing here asserts.
@@ -374,6 +376,49 @@ def sentinel_failover(workdir: Path, rounds: int) -> list[tuple[str, str, str, s
     ]
 
 
+def keda_sentinel_failover(workdir: Path, rounds: int) -> list[tuple[str, str, str, str]]:
+    """KEDA's redis-sentinel scaler after a primary SIGKILL, ``rounds`` times: seconds to its first correct read.
+
+    The runtime test's harness (tests/runtime/harness/keda_sentinel.py) on a fresh Sentinel deployment per
+    round: the backlog queued by kombu, replicated, the primary killed, keda-backlog run until it reads the
+    same backlog on the promoted master. The harness' Sentinels detect a down master after 1 s
+    (``down-after-milliseconds``); KEDA's polling interval in a cluster comes on top.
+    """
+    from tests.runtime.harness.keda_sentinel import (
+        EXPECTED,
+        enqueue,
+        producer,
+        read_after_kill,
+        replicated,
+        scaled_object,
+    )
+    from tests.runtime.harness.sentinel import SentinelCluster
+
+    seconds: list[float] = []
+    never = 0
+    for index in range(rounds):
+        cluster = SentinelCluster(workdir / f"keda-sentinel-{index}", PASSWORD, "bench-S3ntinel").start()
+        try:
+            app = producer(cluster)
+            enqueue(app)
+            app.close()
+            if replicated(cluster) != cluster.replicas:
+                raise RuntimeError("the replicas did not acknowledge the backlog before the kill")
+            after = read_after_kill(scaled_object(), cluster, EXPECTED)
+        finally:
+            cluster.shutdown()
+        if after.seconds is None:
+            never += 1
+        else:
+            seconds.append(after.seconds)
+    took = (
+        f"median {statistics.median(seconds):.2f} s (min {min(seconds):.2f}, max {max(seconds):.2f})"
+        if seconds
+        else "never"
+    )
+    return [("KEDA redis-sentinel: SIGKILL to first correct read", took, f"{never} of {rounds} never read", "-")]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--probe-rounds", type=int, default=5)
@@ -381,9 +426,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-late-seconds", type=float, default=10)
     parser.add_argument("--failover-rounds", type=int, default=3)
     parser.add_argument("--shutdown-task-seconds", type=int, default=300)
-    parser.add_argument("--only", choices=["probe", "cold", "shutdown", "program", "failover"], action="append")
+    choices = ["probe", "cold", "shutdown", "program", "failover", "keda-failover"]
+    parser.add_argument("--only", choices=choices, action="append")
     options = parser.parse_args(argv)
-    only = set(options.only or ["probe", "cold", "shutdown", "program", "failover"])
+    only = set(options.only or choices)
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="celery-bench-") as tmp:
         workdir = Path(tmp)
@@ -397,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += program_cost(workdir, options.render_rounds)
         if "failover" in only:
             rows += sentinel_failover(workdir, options.failover_rounds)
+        if "keda-failover" in only:
+            rows += keda_sentinel_failover(workdir, options.failover_rounds)
     header = ("measure", "ours", "baseline (ping / report / per object)", "ratio")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     line = "+".join("-" * (w + 2) for w in widths)

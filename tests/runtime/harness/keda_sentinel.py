@@ -1,0 +1,170 @@
+"""KEDA's ``redis-sentinel`` scaler on a real Sentinel deployment: what it reads, and when, after a SIGKILL.
+
+The oracle is keda-backlog (tools/keda/main.go): KEDA's own ``scalers.NewRedisScaler(ctx, false, true,
+...)``, which asks the Sentinels for the master (go-redis' failover client) and counts each trigger's
+list there, and KEDA's scalingModifiers formula. The messages are real Celery/kombu sends through the
+Sentinels (``sentinel://`` URL, ``master_name`` and the Sentinels' password in transport options), at
+every priority step of kombu's Redis transport. Shared by tests/runtime/test_keda_sentinel_backlog.py
+and ``make bench`` (KEDA through Sentinel).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Celery
+from kombu.entity import Exchange, Queue
+
+from celery_platform.config.autoscaling import API_VERSION, AutoscalingSpec, SentinelTarget, scaled_object_spec
+from celery_platform.config.specs import PoolSpec
+from tests.keda_tools import keda_backlog
+from tests.runtime.harness.sentinel import MASTER_NAME, Node, SentinelCluster
+
+QUEUES = ("default", "high")  # q0, q1 in the trigger names
+SEP = "\x06\x16"  # kombu's Redis transport: Channel.sep
+
+# (queue, priority or None, how many). kombu rounds a priority down to its step of [0, 3, 6, 9].
+SENT: list[tuple[str, int | None, int]] = [
+    ("default", None, 3),
+    ("default", 2, 1),  # step 0: the bare list
+    ("default", 4, 2),  # step 3
+    ("default", 6, 1),  # step 6
+    ("default", 9, 2),  # step 9
+    ("high", None, 1),
+    ("high", 3, 3),  # step 3
+    ("high", 8, 1),  # step 6; nothing at step 9, so that list does not exist in Redis
+]
+# What each trigger must read: the trigger name -> messages in its list.
+EXPECTED = {"q0p0": 4, "q0p3": 2, "q0p6": 1, "q0p9": 2, "q1p0": 1, "q1p3": 3, "q1p6": 1, "q1p9": 0}
+TOTAL = sum(count for _, _, count in SENT)
+# The Sentinels as a pod reaches them in a cluster; keda-backlog replaces them with the local ones.
+CLUSTER_ADDRESSES = ",".join(f"redis-node-{i}.redis-sentinel.team-a.svc.cluster.local:26379" for i in range(3))
+
+
+def scaled_object() -> dict[str, Any]:
+    """The ScaledObject of pool ``main`` (queues default and high), autoscaled through the Sentinels."""
+    pool = PoolSpec(name="main", queues=QUEUES, concurrency=2, autoscaling=AutoscalingSpec(max_replicas=5))
+    target = SentinelTarget(master_name=MASTER_NAME, addresses=CLUSTER_ADDRESSES)
+    spec = scaled_object_spec(
+        "celery-main", pool, database=0, tls=False, auth_name="celery-broker-auth", sentinel=target
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ScaledObject",
+        "metadata": {"name": "celery-main", "namespace": "team-a"},
+        "spec": spec,
+    }
+
+
+def producer(cluster: SentinelCluster) -> Celery:
+    """A producer of the sample app's tasks, configured for Sentinel as the platform configures apps."""
+    app = Celery("keda-sentinel-client", broker=cluster.url())
+    app.conf.broker_transport_options = cluster.transport_options()
+    app.conf.task_queues = [Queue(q, Exchange(q), routing_key=q) for q in QUEUES]  # type: ignore[no-untyped-call]
+    return app
+
+
+def enqueue(app: Celery) -> None:
+    """Send every message of :data:`SENT` through the Sentinels."""
+    for queue, priority, count in SENT:
+        for _ in range(count):
+            options = {} if priority is None else {"priority": priority}
+            app.send_task("sample_app.tasks.short_task", args=(1, 2), queue=queue, **options)
+
+
+def kombu_sizes(app: Celery) -> dict[str, int]:
+    """Each queue's size as kombu reports it (passive declare: LLEN summed over its priority lists)."""
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
+        return {q: channel.queue_declare(q, passive=True).message_count for q in QUEUES}
+
+
+def replicated(cluster: SentinelCluster) -> int:
+    """Wait until every replica has acknowledged everything the master holds; return how many did.
+
+    Replication is in order: a marker written after the messages and acknowledged by a replica (WAIT)
+    means that replica holds the messages too, so a SIGKILL loses none of them.
+    """
+    master = cluster.node_client(cluster.master())
+    master.set("keda-sentinel:replicated", str(time.time()))
+    acknowledged: int = master.wait(cluster.replicas, 10_000)
+    master.close()
+    return acknowledged
+
+
+def addresses(cluster: SentinelCluster) -> str:
+    """Every Sentinel as ``host:port,host:port,...``: the value of a redis-sentinel trigger's ``addresses``."""
+    return ",".join(f"{host}:{port}" for host, port in cluster.sentinel_addresses)
+
+
+def run_keda(
+    scaled_object: dict[str, Any], cluster: SentinelCluster, auth: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """keda-backlog on ``scaled_object``, its ``addresses`` replaced by the local Sentinels'.
+
+    ``auth`` stands in for the TriggerAuthentication's resolved parameters; default: the data nodes'
+    password and the Sentinels' own.
+    """
+    if auth is None:
+        auth = {"password": cluster.password, "sentinelPassword": cluster.sentinel_password}
+    return keda_backlog(
+        {"scaledObject": scaled_object, "authParams": auth, "metadataOverrides": {"addresses": addresses(cluster)}}
+    )
+
+
+def read(scaled_object: dict[str, Any], cluster: SentinelCluster) -> dict[str, Any]:
+    """KEDA's reading through the Sentinels; raises with KEDA's error if it fails."""
+    done = run_keda(scaled_object, cluster)
+    if done.returncode != 0:
+        raise RuntimeError(f"keda-backlog failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@dataclass
+class AfterKill:
+    """What KEDA read after the primary's SIGKILL, and when."""
+
+    killed: Node
+    reading: dict[str, Any] | None = None
+    seconds: float | None = None
+    """From the SIGKILL to the first reading equal to the expected backlog."""
+    attempts: int = 0
+    failures: list[str] = field(default_factory=list)
+    """KEDA's errors (last line) and wrong readings before that, in order."""
+
+    def summary(self) -> str:
+        took = "never" if self.seconds is None else f"{self.seconds:.2f} s"
+        first = f"; first failure: {self.failures[0]}" if self.failures else ""
+        return f"SIGKILL to KEDA's first correct read {took}, {self.attempts} keda-backlog runs{first}"
+
+
+def read_after_kill(
+    scaled_object: dict[str, Any], cluster: SentinelCluster, expected: dict[str, int], timeout: float = 60
+) -> AfterKill:
+    """SIGKILL the master, then run keda-backlog until it reads ``expected`` (or ``timeout`` passes).
+
+    Each run is a fresh scaler, as KEDA's operator rebuilds one after a failed read; the operator's own
+    polling interval is not counted (it adds up to ``pollingInterval`` seconds in a cluster).
+    """
+    result = AfterKill(killed=cluster.master())
+    result.killed.kill()
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        result.attempts += 1
+        done = run_keda(scaled_object, cluster)
+        if done.returncode == 0:
+            reading = json.loads(done.stdout)
+            if reading["triggers"] == {name: float(n) for name, n in expected.items()}:
+                result.seconds = time.monotonic() - start
+                result.reading = reading
+                return result
+            result.failures.append(f"read {reading['triggers']}")
+        else:
+            result.failures.append(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no stderr")
+        time.sleep(0.1)
+    return result
