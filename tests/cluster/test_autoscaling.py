@@ -18,7 +18,16 @@ from apply_rendered import finish_render, observe, read_object, render_stack, re
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from celery_platform.config.autoscaling import PRIORITY_SEP
+from celery_platform.config.autoscaling import (
+    API_VERSION,
+    PRIORITY_SEP,
+    AutoscalingSpec,
+    BrokerAuth,
+    SentinelTarget,
+    scaled_object_spec,
+    trigger_authentication_spec,
+)
+from celery_platform.config.specs import PoolSpec
 from tests.keda_tools import keda_crds
 from tests.operator_crds import install_crds
 
@@ -106,3 +115,45 @@ def test_a_full_scale_up_to_max_replicas_is_admitted_by_the_quota(scaled: tuple[
     for name in workers:
         pdb = policy.read_namespaced_pod_disruption_budget(f"{name}-pdb", NAMESPACE)
         assert pdb.spec.max_unavailable == 1 and pdb.spec.min_available is None
+
+
+def test_a_redis_sentinel_scaled_object_and_its_sentinel_password_auth_are_stored_exactly_as_built(
+    scaled: tuple[list[dict[str, Any]], KubeAPI],
+) -> None:
+    _, api = scaled
+    scaling = AutoscalingSpec(max_replicas=MAX_REPLICAS)
+    pool = PoolSpec(name="sentinel", queues=("default", "high"), autoscaling=scaling)
+    sentinels = ",".join(f"redis-node-{i}.redis-sentinel.{NAMESPACE}.svc.cluster.local:26379" for i in range(3))
+    auth = BrokerAuth(
+        password=("celery-redis", "REDIS_PASSWORD"), sentinel_password=("celery-redis", "SENTINEL_PASSWORD")
+    )
+    meta = {"namespace": NAMESPACE}
+    docs = [
+        {
+            "apiVersion": API_VERSION,
+            "kind": "TriggerAuthentication",
+            "metadata": {"name": "celery-sentinel-auth", **meta},
+            "spec": trigger_authentication_spec(auth),
+        },
+        {
+            "apiVersion": API_VERSION,
+            "kind": "ScaledObject",
+            "metadata": {"name": "celery-sentinel", **meta},
+            "spec": scaled_object_spec(
+                "celery-sentinel",
+                pool,
+                database=0,
+                tls=False,
+                auth_name="celery-sentinel-auth",
+                sentinel=SentinelTarget(master_name="celery", addresses=sentinels),
+            ),
+        },
+    ]
+    api.apply(docs)
+    for doc in docs:
+        assert read_object(api.api_client, doc)["spec"] == doc["spec"], doc["metadata"]["name"]
+    stored = read_object(api.api_client, docs[1])["spec"]["triggers"]
+    assert {t["type"] for t in stored} == {"redis-sentinel"} and len(stored) == 8
+    assert all("address" not in t["metadata"] and t["metadata"]["addresses"] == sentinels for t in stored)
+    refs = read_object(api.api_client, docs[0])["spec"]["secretTargetRef"]
+    assert {"parameter": "sentinelPassword", "name": "celery-redis", "key": "SENTINEL_PASSWORD"} in refs
