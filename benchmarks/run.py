@@ -387,6 +387,7 @@ def keda_sentinel_failover(workdir: Path, rounds: int) -> list[tuple[str, str, s
     from tests.runtime.harness.keda_sentinel import (
         EXPECTED,
         enqueue,
+        master_name,
         producer,
         read_after_kill,
         replicated,
@@ -397,7 +398,9 @@ def keda_sentinel_failover(workdir: Path, rounds: int) -> list[tuple[str, str, s
     seconds: list[float] = []
     never = 0
     for index in range(rounds):
-        cluster = SentinelCluster(workdir / f"keda-sentinel-{index}", PASSWORD, "bench-S3ntinel").start()
+        cluster = SentinelCluster(
+            workdir / f"keda-sentinel-{index}", PASSWORD, "bench-S3ntinel", master_name=master_name()
+        ).start()
         try:
             app = producer(cluster)
             enqueue(app)

@@ -274,16 +274,6 @@ def broker_problems(args: CeleryPlatformArgs) -> list[Problem]:
             problems.append(Problem("brokerUrl", f"is set, but broker.type is {args.broker.type}", shown_url, "unset"))
         if args.broker.sentinel_spec() is not None:
             problems += persistence_problems(args.redis)
-            scaled = [p.name for p in args.pools if is_autoscaled(p)]
-            if scaled:  # until the ScaledObject speaks KEDA's redis-sentinel scaler (issue 20, in progress)
-                problems.append(
-                    Problem(
-                        "broker.type",
-                        f"sentinel does not autoscale pools yet ({', '.join(scaled)})",
-                        "sentinel",
-                        "redis, or pools without autoscaling",
-                    )
-                )
         return problems
     external = args.broker.external
     plain = args.plain("broker_url")

@@ -25,6 +25,7 @@ from celery_platform.builders.workloads import Refs
 from celery_platform.config.addresses import host_port
 from celery_platform.config.autoscaling import API_VERSION as KEDA_API_VERSION
 from celery_platform.config.autoscaling import (
+    SentinelTarget,
     autoscaling_problems,
     is_autoscaled,
     name_problems,
@@ -201,6 +202,12 @@ class CeleryWorkers(pulumi.ComponentResource):
                     database=args.broker.database,
                     tls=args.broker.tls is not None,
                     auth_name=self._auth_name,
+                    # With Sentinel, KEDA asks the Sentinels for the master, as the workers do.
+                    sentinel=(
+                        SentinelTarget(master_name=client.master_name, addresses=client.joined(","))
+                        if (client := args.broker.sentinel) is not None
+                        else None
+                    ),
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, self.trigger_authentication]),
             )

@@ -10,20 +10,24 @@ and ``make bench`` (KEDA through Sentinel).
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from celery_platform.config.autoscaling import API_VERSION, AutoscalingSpec, SentinelTarget, scaled_object_spec
-from celery_platform.config.specs import PoolSpec
+from celery_platform.builders.secret_keys import REDIS_PASSWORD, SENTINEL_PASSWORD
 from tests.keda_tools import keda_backlog
-from tests.runtime.harness.sentinel import MASTER_NAME, Node, SentinelCluster
+from tests.runtime.harness.render import render_stack_file
+from tests.runtime.harness.sentinel import Node, SentinelCluster
 
+REPO = Path(__file__).resolve().parents[3]
 QUEUES = ("default", "high")  # q0, q1 in the trigger names
 SEP = "\x06\x16"  # kombu's Redis transport: Channel.sep
 
@@ -41,23 +45,64 @@ SENT: list[tuple[str, int | None, int]] = [
 # What each trigger must read: the trigger name -> messages in its list.
 EXPECTED = {"q0p0": 4, "q0p3": 2, "q0p6": 1, "q0p9": 2, "q1p0": 1, "q1p3": 3, "q1p6": 1, "q1p9": 0}
 TOTAL = sum(count for _, _, count in SENT)
-# The Sentinels as a pod reaches them in a cluster; keda-backlog replaces them with the local ones.
-CLUSTER_ADDRESSES = ",".join(f"redis-node-{i}.redis-sentinel.team-a.svc.cluster.local:26379" for i in range(3))
+
+
+@functools.cache
+def _rendered() -> str:
+    """The dev stack with ``broker.type: sentinel`` and pool ``main`` autoscaled on (default, high): its
+    ScaledObject and TriggerAuthentication as YAML.
+
+    A Sentinel broker keeps its data on volumes (``redis.persistent``), which the dev quota's storage
+    lines must then admit.
+    """
+    document = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
+    config = document["config"]
+    config["celery-platform:broker"] = {"type": "sentinel"}
+    config["celery-platform:redis"]["persistent"] = True
+    config["celery-platform:quota"] |= {
+        "persistentVolumeClaims": 10,
+        "requestsStorage": "20Gi",
+        "pods": 30,
+        "requestsCpu": "4",
+        "requestsMemory": "8Gi",
+        "limitsCpu": "8",
+        "limitsMemory": "16Gi",
+    }
+    main, other = config["celery-platform:pools"][:2]
+    other["queues"] = [q for q in main["queues"] if q not in QUEUES] + other["queues"]
+    main["queues"] = list(QUEUES)
+    del main["replicas"]
+    main["autoscaling"] = {"minReplicas": 0, "maxReplicas": 5}
+    docs = render_stack_file("dev", document)
+    [scaled] = [d for d in docs if d["kind"] == "ScaledObject" and d["spec"]["scaleTargetRef"]["name"] == "celery-main"]
+    [auth] = [d for d in docs if d["kind"] == "TriggerAuthentication"]
+    return yaml.safe_dump_all([scaled, auth])
 
 
 def scaled_object() -> dict[str, Any]:
-    """The ScaledObject of pool ``main`` (queues default and high), autoscaled through the Sentinels."""
-    pool = PoolSpec(name="main", queues=QUEUES, concurrency=2, autoscaling=AutoscalingSpec(max_replicas=5))
-    target = SentinelTarget(master_name=MASTER_NAME, addresses=CLUSTER_ADDRESSES)
-    spec = scaled_object_spec(
-        "celery-main", pool, database=0, tls=False, auth_name="celery-broker-auth", sentinel=target
-    )
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "ScaledObject",
-        "metadata": {"name": "celery-main", "namespace": "team-a"},
-        "spec": spec,
-    }
+    """A fresh copy of the rendered ScaledObject (tests change it)."""
+    doc: dict[str, Any] = next(yaml.safe_load_all(_rendered()))
+    return doc
+
+
+def trigger_authentication() -> dict[str, Any]:
+    """A fresh copy of the rendered TriggerAuthentication."""
+    doc: dict[str, Any] = list(yaml.safe_load_all(_rendered()))[1]
+    return doc
+
+
+def master_name() -> str:
+    """The master's name that the rendered triggers ask the Sentinels for (one for every trigger)."""
+    [name] = {t["metadata"]["sentinelMaster"] for t in scaled_object()["spec"]["triggers"]}
+    return str(name)
+
+
+def auth_params(cluster: SentinelCluster) -> dict[str, str]:
+    """What KEDA resolves from the rendered TriggerAuthentication: each parameter from its Secret key, the
+    platform Secret's keys holding ``cluster``'s passwords."""
+    values = {REDIS_PASSWORD: cluster.password, SENTINEL_PASSWORD: cluster.sentinel_password}
+    refs = trigger_authentication()["spec"]["secretTargetRef"]
+    return {ref["parameter"]: values[ref["key"]] for ref in refs}
 
 
 def producer(cluster: SentinelCluster) -> Celery:
@@ -106,11 +151,11 @@ def run_keda(
 ) -> subprocess.CompletedProcess[str]:
     """keda-backlog on ``scaled_object``, its ``addresses`` replaced by the local Sentinels'.
 
-    ``auth`` stands in for the TriggerAuthentication's resolved parameters; default: the data nodes'
-    password and the Sentinels' own.
+    ``auth`` stands in for the TriggerAuthentication's resolved parameters; default: the rendered
+    TriggerAuthentication's (:func:`auth_params`).
     """
     if auth is None:
-        auth = {"password": cluster.password, "sentinelPassword": cluster.sentinel_password}
+        auth = auth_params(cluster)
     return keda_backlog(
         {"scaledObject": scaled_object, "authParams": auth, "metadataOverrides": {"addresses": addresses(cluster)}}
     )
