@@ -180,14 +180,7 @@ class ExternalBrokerSpec:
         if self.sentinel is not None or (plain or "").startswith("sentinel://"):
             return self._sentinel_problems(field, plain, url_given)
         problems: list[Problem] = []
-        if self.url_secret is not None and url_given:
-            problems.append(Problem(field, "has two URL sources", "urlSecret and a URL value", "one of them"))
-        if self.url_secret is None and not url_given:
-            problems.append(
-                Problem(f"{field}.urlSecret", "no broker URL", "nothing", "urlSecret, or the brokerUrl secret value")
-            )
-        if self.url_secret is not None:
-            problems += self.url_secret.validate(f"{field}.urlSecret")
+        problems += self._url_source_problems(field, url_given)
         if plain is not None:
             problems += check_broker_url("brokerUrl", plain)
             if problems:
@@ -250,20 +243,23 @@ class ExternalBrokerSpec:
         problems += BrokerTLS(ca_secret=self.ca_secret, ca_config_map=self.ca_config_map).validate(field)
         return problems
 
+    def _url_source_problems(self, field: str, url_given: bool) -> list[Problem]:
+        """Exactly one URL source: the Secret of ``urlSecret``, or the brokerUrl secret value."""
+        if self.url_secret is not None and url_given:
+            return [Problem(field, "has two URL sources", "urlSecret and a URL value", "one of them")]
+        if self.url_secret is None and not url_given:
+            return [
+                Problem(f"{field}.urlSecret", "no broker URL", "nothing", "urlSecret, or the brokerUrl secret value")
+            ]
+        return self.url_secret.validate(f"{field}.urlSecret") if self.url_secret is not None else []
+
     def _sentinel_problems(self, field: str, plain: str | None, url_given: bool) -> list[Problem]:
         """The problems of a Sentinel-fronted external broker: one URL source, the Sentinels, egress, no TLS."""
         problems: list[Problem] = []
         if self.sentinel is None:
             return [Problem(f"{field}.sentinel", "is required for a sentinel:// URL", "nothing", "masterName")]
         problems += self.sentinel.validate(f"{field}.sentinel")
-        if self.url_secret is not None and url_given:
-            problems.append(Problem(field, "has two URL sources", "urlSecret and a URL value", "one of them"))
-        if self.url_secret is None and not url_given:
-            problems.append(
-                Problem(f"{field}.urlSecret", "no broker URL", "nothing", "urlSecret, or the brokerUrl secret value")
-            )
-        if self.url_secret is not None:
-            problems += self.url_secret.validate(f"{field}.urlSecret")
+        problems += self._url_source_problems(field, url_given)
         if not self.sentinel.sentinels and plain is None:
             problems.append(
                 Problem(

@@ -174,16 +174,7 @@ class PlatformSecrets(pulumi.ComponentResource):
         # With an external broker there is no password of ours to generate, keep or rotate.
         self.redis_password = None
         if args.holds_redis_password and args.redis_password is None:
-            password = random.RandomPassword(
-                f"{resource_name}-redis-password",
-                length=REDIS_PASSWORD_LENGTH,
-                special=False,
-                keepers=keepers["redisPassword"],
-                opts=child,
-            )
-            generated.append("redisPassword")
-            self.generators.append(password)
-            self.redis_password = _checked(subject, "redisPassword", password.result, check_redis_password)
+            self.redis_password = self._password(resource_name, "redisPassword", keepers, generated, subject)
         elif args.holds_redis_password:
             assert args.redis_password is not None
             self.redis_password = _checked(subject, "redisPassword", args.redis_password, check_redis_password)
@@ -191,16 +182,7 @@ class PlatformSecrets(pulumi.ComponentResource):
         # The Sentinels' own password: generated only for a Sentinel broker of ours.
         self.sentinel_password: pulumi.Output[str] | None = None
         if args.holds_sentinel_password:
-            sentinel = random.RandomPassword(
-                f"{resource_name}-sentinel-password",
-                length=REDIS_PASSWORD_LENGTH,
-                special=False,
-                keepers=keepers["sentinelPassword"],
-                opts=child,
-            )
-            generated.append("sentinelPassword")
-            self.generators.append(sentinel)
-            self.sentinel_password = _checked(subject, "sentinelPassword", sentinel.result, check_redis_password)
+            self.sentinel_password = self._password(resource_name, "sentinelPassword", keepers, generated, subject)
 
         self.database_url = _checked(subject, "databaseUrl", args.database_url, check_database_url)
         self.sentry_dsn = (
@@ -240,6 +222,22 @@ class PlatformSecrets(pulumi.ComponentResource):
                 "redis_password": self.redis_password,
             }
         )
+
+    def _password(
+        self, resource_name: str, key: str, keepers: dict[str, dict[str, str]], generated: list[str], subject: str
+    ) -> pulumi.Output[str]:
+        """Generate a URL-safe password (letters and digits) under its own keeper, checked like a given one."""
+        kebab = "".join(f"-{c.lower()}" if c.isupper() else c for c in key)
+        password = random.RandomPassword(
+            f"{resource_name}-{kebab}",
+            length=REDIS_PASSWORD_LENGTH,
+            special=False,
+            keepers=keepers[key],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        generated.append(key)
+        self.generators.append(password)
+        return _checked(subject, key, password.result, check_redis_password)
 
 
 __all__ = ["PlatformSecrets", "Rotation", "SecretsArgs", "ValidationError", "fernet_key_from_base64"]
