@@ -46,6 +46,18 @@ def _pool_resources(requests: dict[str, str], limits: dict[str, str]) -> list[An
     return _pools(resources={"requests": requests, "limits": limits})
 
 
+def _prod_sentinel(redis: dict[str, Any] | None = None, pvcs: int = 4, **sentinel: Any) -> dict[str, Any]:
+    """prod switched to ``broker.type: sentinel`` (its claims quota raised to ``pvcs``), ``sentinel`` set."""
+    quota: dict[str, Any] = dict(yaml.safe_load((REPO / "Pulumi.prod.yaml").read_text())["config"][P + "quota"])
+    config: dict[str, Any] = {
+        P + "broker": {"type": "sentinel", **({"sentinel": sentinel} if sentinel else {})},
+        P + "quota": {**quota, "persistentVolumeClaims": pvcs},
+    }
+    if redis is not None:
+        config[P + "redis"] = redis
+    return config
+
+
 def _limit_range(**change: Any) -> dict[str, Any]:
     limit_range: dict[str, Any] = _dev_yaml("limitRange")
     limit_range.update(change)
@@ -84,6 +96,7 @@ VALID = [
     Case("an existing service account", None, {P + "pod": {"serviceAccount": {"name": "celery-app"}}}),
     Case("an autoscaled pool", None, {P + "pools": _pools(autoscaling={"minReplicas": 0, "maxReplicas": 3})}),
     Case("KEDA in another namespace", None, {P + "kedaOperator": {"namespace": "platform-keda"}}),
+    Case("prod with Sentinel, its claims quota raised", None, _prod_sentinel(), base="prod"),
     Case("every structured key at its default, spelled out", None, {P + "taskRoutes": {}, P + "monitoring": {}}),
 ]
 
@@ -157,6 +170,29 @@ INVALID = [
     Case("egress to an address that is no CIDR", "egress", {P + "egress": [{"cidr": "10.1.0.0/33", "ports": [5432]}]}),
     Case("an unknown pod setting", "pod", {P + "pod": {"hostNetwork": True}}),
     Case("an unknown broker type", "broker", {P + "broker": {"type": "rabbitmq"}}),
+    Case("two Sentinels", "broker.sentinel.sentinels", _prod_sentinel(sentinels=2), base="prod"),
+    Case("a quorum above the Sentinels", "broker.sentinel.quorum", _prod_sentinel(quorum=4), base="prod"),
+    Case(
+        "Sentinel over a Redis without volumes",
+        "redis.persistent",
+        _prod_sentinel(redis={"persistent": False}),
+        base="prod",
+    ),
+    Case(
+        "a write bound that no replica may miss",
+        "broker.sentinel.minReplicasToWrite",
+        _prod_sentinel(minReplicasToWrite=2),
+        base="prod",
+    ),
+    Case(
+        "a master name with a space", "broker.sentinel.masterName", _prod_sentinel(masterName="my master"), base="prod"
+    ),
+    Case(
+        "Sentinel on prod's claims quota, which holds one Redis volume",
+        "quota.persistentvolumeclaims",
+        _prod_sentinel(pvcs=2),
+        base="prod",
+    ),
     Case("an unknown monitoring setting", "monitoring", {P + "monitoring": {"grafana": True}}),
     Case("a KEDA namespace with capitals", "kedaOperator", {P + "kedaOperator": {"namespace": "KEDA"}}),
     Case(
