@@ -92,7 +92,7 @@ pytest: pytest-parallel $(addprefix pytest-serial-,$(notdir $(SERIAL_TIERS))) py
 # preflight refusals, make dev-cluster) run as a second process with a cluster of its own, beside the rest.
 # Most of their time is the engine and the API server waiting on each other, not the CPU. Both processes
 # share one toolchain build (tools/pulumi-engine/build.sh holds a lock).
-ENGINE_GUIDES := $(wildcard tests/engine/test_operations_guide.py tests/engine/test_tls_broker_switch.py tests/engine/test_preflight.py tests/engine/test_dev_cluster.py)
+ENGINE_GUIDES := $(wildcard tests/engine/test_operations_guide.py tests/engine/test_tls_broker_switch.py tests/engine/test_sentinel_switch.py tests/engine/test_preflight.py tests/engine/test_dev_cluster.py)
 
 pytest-parallel: setup
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(addprefix --ignore=,$(SERIAL_TIERS))
