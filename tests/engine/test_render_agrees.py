@@ -189,7 +189,7 @@ INVALID = [
     ),
     Case(
         "Sentinel on prod's claims quota, which holds one Redis volume",
-        "quota.persistentvolumeclaims",
+        "quota.persistentVolumeClaims",
         _prod_sentinel(pvcs=2),
         base="prod",
     ),
