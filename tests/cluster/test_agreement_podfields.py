@@ -183,7 +183,8 @@ spread = st.lists(
             "topologyKey": st.sampled_from(["kubernetes.io/hostname", "topology.kubernetes.io/zone"]),
             "maxSkew": numbers,
             "whenUnsatisfiable": st.sampled_from(["ScheduleAnyway", "DoNotSchedule"]),
-        }
+        },
+        optional={"nodeTaintsPolicy": st.sampled_from(["Honor", "Ignore", "", "honor", "Always"])},
     ),
     max_size=3,
 )

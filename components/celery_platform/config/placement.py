@@ -14,6 +14,7 @@ from celery_platform.config.validation import check_count, check_qualified_name,
 TOLERATION_OPERATORS = ("Equal", "Exists", "")
 TAINT_EFFECTS = ("", "NoSchedule", "PreferNoSchedule", "NoExecute")
 SPREAD_WHEN = ("ScheduleAnyway", "DoNotSchedule")
+NODE_INCLUSION_POLICIES = ("Honor", "Ignore")
 DEFAULT_SPREAD_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
 
 
@@ -85,6 +86,10 @@ class SpreadConstraint:
     """Largest allowed difference of pods between two domains. Default: ``1``."""
     when_unsatisfiable: str = "ScheduleAnyway"
     """``ScheduleAnyway`` (a preference) or ``DoNotSchedule`` (a rule). Default: ``"ScheduleAnyway"``."""
+    node_taints_policy: str = ""
+    """``Honor``: nodes whose taints the pod does not tolerate are no domain of the spread (a tainted GPU pool
+    then cannot hold a ``DoNotSchedule`` rule's pods Pending); ``Ignore``: they count. Default: ``""``
+    (the API server's default, ``Ignore``)."""
 
     def validate(self, field: str) -> list[Problem]:
         """Return the problems of the constraint."""
@@ -97,6 +102,16 @@ class SpreadConstraint:
                     f"{field}.whenUnsatisfiable", "unknown", shown(self.when_unsatisfiable), " or ".join(SPREAD_WHEN)
                 )
             )
+        # The API server's NodeInclusionPolicy values (pkg/apis/core/validation: Honor, Ignore).
+        if self.node_taints_policy not in ("", *NODE_INCLUSION_POLICIES):
+            problems.append(
+                Problem(
+                    f"{field}.nodeTaintsPolicy",
+                    "unknown",
+                    shown(self.node_taints_policy),
+                    " or ".join(NODE_INCLUSION_POLICIES) + ", or unset",
+                )
+            )
         return problems
 
     def to_k8s(self, selector: Mapping[str, str]) -> dict[str, Any]:
@@ -106,6 +121,7 @@ class SpreadConstraint:
             "topologyKey": self.topology_key,
             "whenUnsatisfiable": self.when_unsatisfiable,
             "labelSelector": {"matchLabels": dict(selector)},
+            **({"nodeTaintsPolicy": self.node_taints_policy} if self.node_taints_policy else {}),
         }
 
 

@@ -26,12 +26,15 @@ MAX_SENTINELS = 9
 MAX_REPLICAS = 8
 # Redis's own rule for a Sentinel master name: no whitespace, and our scripts and URLs need no quoting.
 _MASTER_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-# The data nodes and the Sentinels must not share a node or a zone when the cluster has more than one:
-# DoNotSchedule on hostnames (a one-node dev cluster still schedules: one domain has no skew), a
-# preference across zones (a one-zone cluster still schedules).
+# The data nodes, and apart from them the Sentinels, spread as evenly as the nodes allow: DoNotSchedule on
+# hostnames (one per node when there are as many nodes as pods; a one-node dev cluster still schedules, as
+# one domain has no skew), a preference across zones. Nodes whose taints the pods do not tolerate are no
+# domain (Honor): an empty tainted GPU node would otherwise hold a pod Pending.
 DEFAULT_BROKER_SPREAD = (
-    SpreadConstraint(topology_key="kubernetes.io/hostname", when_unsatisfiable="DoNotSchedule"),
-    SpreadConstraint(topology_key="topology.kubernetes.io/zone"),
+    SpreadConstraint(
+        topology_key="kubernetes.io/hostname", when_unsatisfiable="DoNotSchedule", node_taints_policy="Honor"
+    ),
+    SpreadConstraint(topology_key="topology.kubernetes.io/zone", node_taints_policy="Honor"),
 )
 
 
@@ -64,8 +67,11 @@ class SentinelSpec:
     resources: PodResources = field(default_factory=lambda: pod_resources("50m", "32Mi", "100m", "64Mi"))
     """Each Sentinel container's resources. Default: ``50m``/``32Mi`` requests, ``100m``/``64Mi`` limits."""
     topology_spread: tuple[SpreadConstraint, ...] = DEFAULT_BROKER_SPREAD
-    """How the data nodes, and apart from them the Sentinels, spread (each set on its own selector).
-    Default: one per node (``DoNotSchedule`` on ``kubernetes.io/hostname``) and across zones when possible."""
+    """How the data nodes, and apart from them the Sentinels, spread (each set on its own selector), counting
+    only nodes whose taints the pods tolerate (``nodeTaintsPolicy: Honor``): as evenly over nodes as they allow
+    (``DoNotSchedule``, ``maxSkew`` 1 on ``kubernetes.io/hostname``: one per node with at least as many nodes
+    as pods), and across zones when possible.
+    Default: those two constraints, on ``kubernetes.io/hostname`` and ``topology.kubernetes.io/zone``."""
 
     def effective_quorum(self) -> int:
         """The quorum: the setting, else a majority of the Sentinels."""
