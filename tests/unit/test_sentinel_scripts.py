@@ -18,7 +18,11 @@ from celery_platform.builders.sentinel_pods import SentinelNames, SentinelPodRef
 from celery_platform.config.sentinel import SentinelSpec
 from celery_platform.config.specs import RedisSpec
 
-SCRIPTS = {"REDIS_NODE_SCRIPT": scripts.REDIS_NODE_SCRIPT, "SENTINEL_SCRIPT": scripts.SENTINEL_SCRIPT}
+SCRIPTS = {
+    "REDIS_NODE_SCRIPT": scripts.REDIS_NODE_SCRIPT,
+    "SENTINEL_SCRIPT": scripts.SENTINEL_SCRIPT,
+    "REDIS_NODE_PRESTOP_SCRIPT": scripts.REDIS_NODE_PRESTOP_SCRIPT,
+}
 PROBES = {
     "REDIS_NODE_PROBE": scripts.REDIS_NODE_PROBE,
     "REDIS_NODE_LIVENESS_PROBE": scripts.REDIS_NODE_LIVENESS_PROBE,
@@ -68,3 +72,24 @@ def test_only_readiness_asks_for_a_master_so_a_master_outage_restarts_no_pod(
 ) -> None:
     probes = {k: v["exec"]["command"] for k, v in _containers()[container].items() if k.endswith("Probe")}
     assert probes == {"startupProbe": liveness, "livenessProbe": liveness, "readinessProbe": readiness}
+
+
+def test_the_data_node_runs_the_prestop_hook_under_its_bound_and_its_grace_period_covers_hook_and_shutdown() -> None:
+    spec, names = SentinelSpec(), SentinelNames("redis")
+    refs = SentinelPodRefs(secret_name="s", node_domain="d", sentinel_domain="d", nodes="n:1", sentinels="s:1")
+    pod_spec = pods.node_pod_spec(RedisSpec(persistent=True), spec, refs, names)
+    hook = pod_spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    assert hook == [
+        "timeout",
+        str(scripts.PRESTOP_SECONDS),
+        "sh",
+        "-c",
+        scripts.REDIS_NODE_PRESTOP_SCRIPT,
+        "redis-prestop",
+    ]
+    # The kubelet's one grace period holds the hook, then a master's SIGTERM (shutdown-timeout), with room.
+    assert pod_spec["terminationGracePeriodSeconds"] > scripts.PRESTOP_SECONDS + scripts.REDIS_SHUTDOWN_SECONDS
+
+
+def test_only_the_data_node_has_a_prestop_hook() -> None:
+    assert "lifecycle" not in _containers()["sentinel"]

@@ -20,8 +20,11 @@ from celery_platform.builders.redis_pod import REDIS_UID, placement_only
 from celery_platform.builders.secret_keys import REDIS_PASSWORD, SENTINEL_PASSWORD
 from celery_platform.builders.sentinel_scripts import (
     REDIS_NODE_LIVENESS_PROBE,
+    PRESTOP_SECONDS,
+    REDIS_NODE_PRESTOP_SCRIPT,
     REDIS_NODE_PROBE,
     REDIS_NODE_SCRIPT,
+    REDIS_SHUTDOWN_SECONDS,
     SENTINEL_LIVENESS_PROBE,
     SENTINEL_PROBE,
     SENTINEL_SCRIPT,
@@ -42,6 +45,9 @@ CONF_DIR = "/conf"
 # The generated config holds the passwords: in memory, never on the node's disk or the data volume.
 CONF_VOLUME = {"name": "conf", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
 CONF_MOUNT = {"name": "conf", "mountPath": CONF_DIR}
+# A data node's grace period covers its preStop hook (a master hands over its role: at most PRESTOP_SECONDS)
+# and then redis-server's SIGTERM (a master that kept its role waits up to shutdown-timeout for its replicas).
+NODE_GRACE_SECONDS = PRESTOP_SECONDS + REDIS_SHUTDOWN_SECONDS + 5
 
 
 @dataclass(frozen=True)
@@ -187,9 +193,21 @@ def node_pod_spec(
         "startupProbe": exec_probe(REDIS_NODE_LIVENESS_PROBE, period=2, failures=60),
         "livenessProbe": exec_probe(REDIS_NODE_LIVENESS_PROBE, period=10, failures=3),
         "readinessProbe": exec_probe(REDIS_NODE_PROBE, period=5, failures=2),
+        # A master being stopped (a roll-out, a drain) first hands its role to an in-sync replica.
+        "lifecycle": {
+            "preStop": {
+                "exec": {
+                    "command": ["timeout", str(PRESTOP_SECONDS), "sh", "-c", REDIS_NODE_PRESTOP_SCRIPT, "redis-prestop"]
+                }
+            }
+        },
     }
     pod_spec = build_pod_spec(
-        container=container, init_containers=[], volumes=[CONF_VOLUME], run_as_user=REDIS_UID, grace_seconds=30
+        container=container,
+        init_containers=[],
+        volumes=[CONF_VOLUME],
+        run_as_user=REDIS_UID,
+        grace_seconds=NODE_GRACE_SECONDS,
     )
     return _placed(pod_spec, spec, pod, names.node_selector())
 

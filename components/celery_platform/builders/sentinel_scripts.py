@@ -63,6 +63,10 @@ from __future__ import annotations
 
 #: How long a restarting master waits for the Sentinels that hold it down to elect another master.
 FAILOVER_WAIT_SECONDS = 30
+#: The data node's preStop hook's bound: its own deadline, and the ``timeout`` its command runs under.
+PRESTOP_SECONDS = 20
+#: Redis' own ``shutdown-timeout`` (the default): how long a master's SIGTERM waits for lagging replicas.
+REDIS_SHUTDOWN_SECONDS = 10
 #: How long a starting Sentinel waits for the master's DNS name to resolve before it exits (and is restarted).
 RESOLVE_WAIT_SECONDS = 60
 
@@ -206,6 +210,81 @@ log "monitoring $SENTINEL_MASTER at $master ($why)"
 exec redis-server "$conf" --sentinel
 """
 ).replace("__RESOLVE_WAIT_SECONDS__", str(RESOLVE_WAIT_SECONDS))
+
+# The data node's preStop hook: a master hands its role to an in-sync replica before it stops, so that a
+# roll-out (a StatefulSet restarts the master, node 0, last) costs clients a pause, not a restart in place
+# (a new replication id, every replica's full resync, NOREPLICAS until one is done).
+#  1. Not the master, or no replica online that acknowledged within the last second: do nothing.
+#  2. Pause writes (CLIENT PAUSE WRITE, as Redis' own FAILOVER does); wait until every online replica has every byte.
+#  3. Ask the Sentinels, in turn, for SENTINEL FAILOVER; once the Sentinel that ran it and then every one
+#     that answers name the promoted node, and it has the replicas min-replicas-to-write asks for, kill
+#     this node's client connections and make it a replica of the new master (what Sentinel itself does
+#     ~10 s later: "+convert-to-slave"). Clients reconnect through the Sentinels, to the new master; a
+#     killed connection is a connection error, which Celery retries (an error reply, e.g. UNBLOCKED
+#     or NOREPLICAS, is fatal to a Celery 5.7 worker).
+# Every wait has one deadline (PRESTOP_SECONDS, also the command's own `timeout`); whatever fails or runs
+# out, writes are resumed and the node stops as it would without the hook.
+REDIS_NODE_PRESTOP_SCRIPT = (
+    _COMMON
+    + r"""
+self_addr="127.0.0.1:${REDIS_SELF##*:}"
+deadline=$(($(date +%s) + __PRESTOP_SECONDS__ - 2))
+in_time() { [ "$(date +%s)" -lt "$deadline" ]; }
+info() { ask_node "$1" info replication | tr -d '\r'; }
+field() { sed -n "s/^$1://p"; }
+# Every Sentinel that answers names $1 (a client asks them in turn and takes the first answer).
+all_name() {
+  for s in $SENTINELS; do
+    a=$(ask_sentinel "$s" sentinel get-master-addr-by-name "$SENTINEL_MASTER" | tr '\n' ':')
+    [ -z "$a" ] || [ "${a%:}" = "$1" ] || return 1
+  done
+}
+resume() { ask_node "$self_addr" client unpause >/dev/null; log "$1: writes resumed, stopping as master"; exit 0; }
+state=$(info "$self_addr")
+case "$state" in *role:master*) ;; *) log "not the master: nothing to do"; exit 0;; esac
+synced=$(printf '%s\n' "$state" | grep -c '^slave[0-9]*:.*state=online,.*lag=[01]$' || true)
+[ "$synced" -gt 0 ] || { log "no replica in sync: stopping as master"; exit 0; }
+ask_node "$self_addr" client pause "$((__PRESTOP_SECONDS__ * 1000))" write >/dev/null
+log "writes paused; waiting until every replica has every write"
+# Every online replica: the Sentinels pick by priority, then by the offset they last saw, which may be old.
+until state=$(info "$self_addr"); offset=$(printf '%s\n' "$state" | field master_repl_offset);
+  online=$(printf '%s\n' "$state" | grep -c '^slave[0-9]*:.*state=online' || true);
+  current=$(printf '%s\n' "$state" | grep '^slave[0-9]*:.*state=online' | grep -c ",offset=$offset," || true);
+  [ "$online" -gt 0 ] && [ "$current" -eq "$online" ]; do
+  in_time || resume "the replicas did not catch up"
+  sleep 0.1
+done
+asked=""
+for s in $SENTINELS; do
+  answer=$(ask_sentinel "$s" sentinel failover "$SENTINEL_MASTER" | head -n 1)
+  [ "$answer" = OK ] && { asked=$s; break; }
+  log "$s: failover refused: ${answer:-no answer}"
+done
+[ -n "$asked" ] || resume "no Sentinel ran a failover"
+log "$asked runs the failover"
+named=""
+until [ -n "$named" ] && [ "$named" != "$REDIS_SELF" ] && [ "$(node_role "$named")" = master ]; do
+  in_time || resume "no other master was elected"
+  sleep 0.1
+  named=$(ask_sentinel "$asked" sentinel get-master-addr-by-name "$SENTINEL_MASTER" | tr '\n' ':')
+  named=${named%:}
+done
+# Every Sentinel names it, and it takes writes: it has the replicas that min-replicas-to-write asks for.
+need=$(ask_node "$named" config get min-replicas-to-write | sed -n 2p)
+until all_name "$named" && good=$(info "$named" | field min_slaves_good_slaves) &&
+  [ "${good:-0}" -ge "${need:-0}" ]; do
+  in_time || { log "the Sentinels or $named not settled in time: going on"; break; }
+  sleep 0.2
+done
+printf 'MULTI\nCLIENT KILL TYPE normal\nREPLICAOF %s %s\nEXEC\nCLIENT UNPAUSE\n' "${named%:*}" "${named##*:}" |
+  REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -h 127.0.0.1 -p "${REDIS_SELF##*:}" >/dev/null 2>&1 || true
+until [ "$(node_role "$self_addr")" = slave ]; do
+  in_time || resume "still not a replica"
+  sleep 0.1
+done
+log "now a replica of $named: stopping"
+"""
+).replace("__PRESTOP_SECONDS__", str(PRESTOP_SECONDS))
 
 # Probes run inside the container with its env (the kubelet bounds them by timeoutSeconds).
 # Readiness of a data node: it has loaded its data, and is a master, or a replica whose link to its
