@@ -1,10 +1,13 @@
 """The two Celery reports about Sentinel and restarts, replayed on the rendered prod pods through Sentinel.
 
+The broker is our own rendered Redis+Sentinel pods (``tests/runtime/harness/sentinel.py``).
+
 * celery#6348, "no failover when the Sentinel master is lost": the master dies while the workers
   are idle (blocked in BRPOP, nothing in flight); after Sentinel promotes a replica, new tasks must
   be consumed.
 * celery#8990, "workers stop consuming after a broker restart": the master restarts in place
-  (SIGTERM, AOF on disk, the same port again); afterwards new tasks must be consumed.
+  (SIGTERM with no preStop hook, as a process restart
+  sends it; AOF on disk, the same port again); afterwards new tasks must be consumed.
 
 Each scenario ends the same way: tasks sent after the event all run, and the worker, beat and
 exporter pods are ready; a restart, if any, comes from the kubelet (container exit or probe), never
@@ -84,7 +87,7 @@ def test_celery_6348_idle_workers_consume_new_tasks_after_the_sentinel_master_is
         restarts = {name: (p.restarts, [k.reason for k in p.kills]) for name, p in pods.items()}
         with capsys.disabled():
             print(
-                f"\ncelery#6348: {old.role} SIGKILLed, {new.role} promoted; first task run {first:.1f} s after the kill"
+                f"\ncelery#6348: {old.name} SIGKILLed, {new.name} promoted; first task run {first:.1f} s after the kill"
             )
             print(f"  (sent {IDLE_SECONDS} s after promotion); restarts (count, probe kills): {restarts}")
 
@@ -103,7 +106,7 @@ def test_celery_8990_workers_consume_after_the_master_restarts_in_place(
         master = cluster.master()
         restarts = {name: (p.restarts, [k.reason for k in p.kills]) for name, p in pods.items()}
         with capsys.disabled():
-            print(f"\ncelery#8990: {old.role} restarted in place; master now {master.role}; first task run ")
+            print(f"\ncelery#8990: {old.name} restarted in place; master now {master.name}; first task run ")
             print(f"  {first:.1f} s after the restart began; restarts (count, probe kills): {restarts}")
 
 

@@ -1,7 +1,8 @@
 """Loss, exactly as it is: writes acknowledged while no replica receives them are lost in a failover, and
 ``min-replicas-max-lag`` bounds how long the master keeps acknowledging them.
 
-Redis replication is asynchronous: the master replies to an LPUSH before any replica has it. Here
+The broker is our own rendered pods (``tests/runtime/harness/sentinel.py``), the lag set through the
+SentinelSpec. Redis replication is asynchronous: the master replies to an LPUSH before any replica has it. Here
 the replication links are cut (a partition: bytes dropped both ways, connections left open), tasks
 keep being sent, and the primary is then SIGKILLed; Sentinel promotes a replica that never saw
 those writes. The test counts, from the tasks' ids on the new master's queue:
@@ -21,12 +22,14 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.runtime.harness import wait_until
 from tests.runtime.harness.failover import Sends, client_app, produce
+from tests.runtime.harness.sentinel import SCENARIO_SPEC
 
 if TYPE_CHECKING:
     from tests.runtime.harness.sentinel import SentinelCluster
@@ -38,11 +41,10 @@ REPLICA_ACK_PERIOD_SECONDS = 1
 def test_writes_acknowledged_after_the_replicas_are_cut_off_are_lost_and_only_within_the_max_lag_window(
     sentinel_cluster: Callable[..., SentinelCluster], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cluster = sentinel_cluster(
-        replication_through_links=True,
-        min_replicas_max_lag_seconds=MAX_LAG_SECONDS,
-        failover_timeout_milliseconds=180_000,
-    )
+    # Through the render: the lag, and a failover timeout that outlasts the test (else the Sentinels repoint
+    # the replicas, which follow node 0 through their links, to its direct address).
+    spec = replace(SCENARIO_SPEC, min_replicas_max_lag_seconds=MAX_LAG_SECONDS, failover_timeout_milliseconds=180_000)
+    cluster = sentinel_cluster(replication_through_links=True, spec=spec)
     client = client_app(cluster)
     sends, stop = Sends(), threading.Event()
     producer = threading.Thread(target=produce, args=(client, stop, sends, 0.02, "w"), daemon=True)

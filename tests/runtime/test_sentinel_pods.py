@@ -20,25 +20,16 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from celery_platform.builders import secret_keys
-from celery_platform.builders import sentinel_pods as pods
-from celery_platform.builders.sentinel_pods import SentinelNames
-from celery_platform.builders.workloads import REDIS_DATA
 from celery_platform.config.sentinel import SentinelSpec
-from celery_platform.config.specs import RedisSpec
+from tests.runtime.harness.sentinel import FAST_SYNC_ARGS, rendered_deployment
 from tests.runtime.harness.sentinel_pods import (
     Deployment,
     ScriptPod,
-    binary,
     command,
-    free_port,
     known_sentinels,
-    local_container,
-    make_spy_dir,
     start_all,
     wait_for,
 )
@@ -46,56 +37,17 @@ from tests.runtime.harness.sentinel_pods import (
 # Quotes, a backslash and a space: the config files must quote them, and no command line may show them.
 REDIS_PASSWORD = 'r3dis "Pa55" w\\0rd'
 SENTINEL_PASSWORD = "s3ntinel 'Pa55' w0rd"
-SECRETS = {secret_keys.REDIS_PASSWORD: REDIS_PASSWORD, secret_keys.SENTINEL_PASSWORD: SENTINEL_PASSWORD}
 # Short on purpose, to keep the tier fast; not the schema's minimum (1 s), which on a loaded 2-core CI machine
 # can judge a just-promoted master down and fail over twice. The failover timeout is the schema's minimum, 4x.
 SPEC = SentinelSpec(replicas=2, sentinels=3, down_after_milliseconds=2000, failover_timeout_milliseconds=8000)
 MASTER_NAME = SPEC.master_name
 DOWN_AFTER_MS = SPEC.down_after_milliseconds
 QUORUM = SPEC.effective_quorum()
-NAMESPACE, DOMAIN = "celery", "cluster.local"
-# Test speed only, after the rendered args: a replica's sync starts at once; the nodes listen on loopback.
-NODE_TEST_ARGS = ["--repl-diskless-sync-delay", "0", "--bind", "127.0.0.1"]
 
 
 def _deployment(root: Path) -> Deployment:
     """The rendered data-node and Sentinel containers (``builders.sentinel_pods``), as local pods."""
-    for tool in ("redis-server", "redis-cli", "timeout", "sh"):
-        binary(tool)
-    argv_log = root / "argv.log"
-    spy_dir = make_spy_dir(root / "spy", argv_log)
-    names = SentinelNames("redis")
-    nodes = pods.node_addresses(names, SPEC, NAMESPACE, DOMAIN)
-    sentinels = pods.sentinel_addresses(names, SPEC, NAMESPACE, DOMAIN)
-    addresses = {stable: f"127.0.0.1:{free_port()}" for stable in [*nodes, *sentinels]}
-    refs = pods.SentinelPodRefs(
-        secret_name="celery-secrets",
-        node_domain=pods.pod_domain(names.nodes_headless, NAMESPACE, DOMAIN),
-        sentinel_domain=pods.pod_domain(names.sentinels_headless, NAMESPACE, DOMAIN),
-        nodes=" ".join(nodes),
-        sentinels=" ".join(sentinels),
-    )
-    redis_spec = RedisSpec(persistent=True)
-
-    def pod(kind: str, index: int, stable: str, container: dict[str, Any], extra_args: list[str]) -> ScriptPod:
-        workdir = root / f"{kind}-{index}"
-        paths = {pods.CONF_DIR: workdir / "conf", REDIS_DATA: workdir / "data"}
-        paths[REDIS_DATA].mkdir(parents=True)
-        pod_name = f"{stable.split('.')[0]}"
-        argv, env, probes = local_container(container, pod_name, SECRETS, addresses, paths, spy_dir)
-        port = int(addresses[stable].rsplit(":", 1)[1])
-        return ScriptPod(f"{kind}-{index}", port, [*argv, *extra_args], env, probes, workdir, paths[pods.CONF_DIR])
-
-    node_container = pods.node_pod_spec(redis_spec, SPEC, refs, names)["containers"][0]
-    sentinel_container = pods.sentinel_pod_spec(redis_spec, SPEC, refs, names)["containers"][0]
-    return Deployment(
-        nodes=[pod("node", i, a, node_container, NODE_TEST_ARGS) for i, a in enumerate(nodes)],
-        sentinels=[pod("sentinel", i, a, sentinel_container, []) for i, a in enumerate(sentinels)],
-        password=REDIS_PASSWORD,
-        sentinel_password=SENTINEL_PASSWORD,
-        master_name=MASTER_NAME,
-        argv_log=argv_log,
-    )
+    return rendered_deployment(root, SPEC, REDIS_PASSWORD, SENTINEL_PASSWORD, node_args=FAST_SYNC_ARGS)
 
 
 @pytest.fixture(scope="module")

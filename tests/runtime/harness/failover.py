@@ -105,6 +105,28 @@ class Sends:
     acknowledged: dict[str, float] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
     refused_at: dict[str, float] = field(default_factory=dict)
+    took: dict[str, float] = field(default_factory=dict)
+    """Seconds each send took (a send waits while the master pauses writes, or while Celery retries)."""
+
+    def refused_seconds(self) -> tuple[float, float]:
+        """Seconds during which sends were refused, in all and the longest spell: each spell runs from its
+        first refusal to the next acknowledged send (or its last refusal, when none followed)."""
+        events = sorted(
+            [(at, True) for at in self.acknowledged.values()] + [(at, False) for at in self.refused_at.values()]
+        )
+        spells: list[float] = []
+        began: float | None = None
+        last_refusal = 0.0
+        for at, ok in events:
+            if not ok:
+                began = at if began is None else began
+                last_refusal = at
+            elif began is not None:
+                spells.append(at - began)
+                began = None
+        if began is not None:
+            spells.append(last_refusal - began)
+        return sum(spells), max(spells, default=0.0)
 
 
 def produce(client: Celery, stop: threading.Event, sends: Sends, every: float, prefix: str) -> None:
@@ -113,6 +135,7 @@ def produce(client: Celery, stop: threading.Event, sends: Sends, every: float, p
     while not stop.is_set():
         token = f"{prefix}-{number}"
         number += 1
+        began = time.monotonic()
         try:
             client.send_task(JOURNAL_TASK, args=(token,), queue="default", task_id=token)
         except Exception as exc:  # refused: the producer sees it and could retry; not a silent loss
@@ -120,6 +143,7 @@ def produce(client: Celery, stop: threading.Event, sends: Sends, every: float, p
             sends.refused_at[token] = time.monotonic()
         else:
             sends.acknowledged[token] = time.monotonic()
+        sends.took[token] = time.monotonic() - began
         stop.wait(every)
 
 
@@ -210,6 +234,39 @@ def unacked_task_ids(redis: Any) -> set[str]:
     return {json.loads(value)[0]["headers"]["id"] for value in redis.hvals("unacked")}
 
 
+def drain_and_sweep(
+    cluster: SentinelCluster, redis: Any, sends: Sends, watch: JournalWatch, pods: list[Pod]
+) -> list[str]:
+    """Wait until every acknowledged task ran, or the queue is empty, the pods ready and nothing ran for 5 s
+    (a restarted worker may take its back-off first); then redeliver what sits in the unacked hash.
+
+    Delivered to a worker and not acknowledged when its connection broke: kombu redelivers those once they
+    are older than the visibility timeout (600 s here). The exporter's sweep is what does it when no worker
+    does; it runs here with a 1 s timeout, which is what it does 600 s later with the real one. Returns the
+    task ids it found there.
+    """
+    last = [len(watch.first_seen), time.monotonic()]
+
+    def drained() -> bool:
+        if set(sends.acknowledged) <= set(watch.first_seen):
+            return True
+        if len(watch.first_seen) != last[0]:
+            last[:] = [len(watch.first_seen), time.monotonic()]
+        ready = all(p.ready for p in pods)
+        return bool(ready and redis.llen("default") == 0 and time.monotonic() - last[1] > 5)
+
+    wait_until(drained, 180, interval=0.2)
+    pending = sorted(unacked_task_ids(redis))
+    if pending:
+        sweeper = client_app(cluster)
+        sweeper.conf.broker_transport_options = {**cluster.transport_options(), "visibility_timeout": 1}
+        time.sleep(1.5)
+        restore_unacked(sweeper)
+        sweeper.close()
+        wait_until(lambda: set(pending) <= set(watch.first_seen), 60)
+    return pending
+
+
 def failover_under_load(
     workdir: Path,
     cluster: SentinelCluster,
@@ -246,32 +303,8 @@ def failover_under_load(
             time.sleep(after_seconds)
             stop.set()
             producer.join(timeout=60)
-            # Drain: every acknowledged task has run, or the queue is empty, the pods are ready and
-            # nothing ran for 5 s (a restarted worker may take its back-off first).
             redis = cluster.node_client(new)
-            last = [len(watch.first_seen), time.monotonic()]
-
-            def drained() -> bool:
-                if set(sends.acknowledged) <= set(watch.first_seen):
-                    return True
-                if len(watch.first_seen) != last[0]:
-                    last[:] = [len(watch.first_seen), time.monotonic()]
-                ready = all(p.ready for p in pods.values())
-                return bool(ready and redis.llen("default") == 0 and time.monotonic() - last[1] > 5)
-
-            wait_until(drained, 180, interval=0.2)
-            # Delivered to the worker before the kill and not acknowledged: the unacked hash holds them,
-            # and kombu redelivers them once they are older than the visibility timeout (600 s here).
-            # The exporter's sweep is what does it when no worker does; run it now with a 1 s timeout,
-            # which is what it does 600 s later with the real one.
-            pending = sorted(unacked_task_ids(redis))
-            if pending:
-                sweeper = client_app(cluster)
-                sweeper.conf.broker_transport_options = {**cluster.transport_options(), "visibility_timeout": 1}
-                time.sleep(1.5)
-                restore_unacked(sweeper)
-                sweeper.close()
-                wait_until(lambda: set(pending) <= set(watch.first_seen), 60)
+            pending = drain_and_sweep(cluster, redis, sends, watch, list(pods.values()))
         # Beat keeps sending its periodic task (every second) through the new master.
         results = len(redis.keys("celery-task-meta-*"))
         periodic_after_failover = wait_until(lambda: len(redis.keys("celery-task-meta-*")) > results, 30)
@@ -311,6 +344,7 @@ __all__ = [
     "JournalWatch",
     "Sends",
     "client_app",
+    "drain_and_sweep",
     "failover_under_load",
     "produce",
     "sentinel_kubelet",

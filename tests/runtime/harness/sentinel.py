@@ -1,28 +1,20 @@
-"""A Redis Sentinel deployment as local processes: one primary, replicas and Sentinels, all with auth.
+"""The broker of the Celery-level Sentinel scenarios: our own pods (``builders.sentinel_pods``), run as rendered.
 
-Real ``redis-server`` processes for the data nodes and real ``redis-sentinel`` processes (Debian's
-redis-sentinel package; the same binary run in Sentinel mode) for the Sentinels, configured the way
-the platform's ``broker.type: sentinel`` configures its pods:
+There is one home for the broker's config: the render. :func:`rendered_deployment` builds the data-node
+and Sentinel containers from a :class:`SentinelSpec` and runs them through ``harness.sentinel_pods``
+(command, args, env, probes, preStop hook and grace period as built; only DNS, Secrets and paths
+stood in). A scenario that needs another setting (a short ``down-after``, a lag) passes another spec.
+:class:`SentinelCluster` adds what Celery scenarios use: the ``sentinel://`` URL, the client env and
+transport options, the master by the Sentinels' majority, and replication links that can be cut.
 
-* ``requirepass``/``masterauth`` on every data node, ``requirepass`` on every Sentinel, and the
-  Sentinels authenticate to the data nodes (``auth-pass``) and to each other (``sentinel-pass``);
-* ``min-replicas-to-write``/``min-replicas-max-lag`` on every data node (a promoted replica keeps
-  the bound), ``maxmemory-policy noeviction``, AOF persistence;
-* a quorum of 2 among 3 Sentinels. Detection is shortened (``down-after-milliseconds``), to keep
-  the tier fast; production values come from the platform's config.
-
-Killing the primary with SIGKILL is a node crash: no shutdown, no last replication flush.
+Killing a node with SIGKILL is a node crash: no shutdown, no last replication flush.
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import signal
 import socket
-import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,77 +22,102 @@ from typing import Any
 import redis
 from redis.sentinel import Sentinel
 
-MASTER_NAME = "celery"
-DOWN_AFTER_MILLISECONDS = 1000
-FAILOVER_TIMEOUT_MILLISECONDS = 10000
+from celery_platform.builders import secret_keys
+from celery_platform.builders import sentinel_pods as pods
+from celery_platform.builders.sentinel_pods import SentinelNames
+from celery_platform.builders.workloads import REDIS_DATA
+from celery_platform.config.sentinel import SentinelSpec
+from celery_platform.config.specs import RedisSpec
+from tests.runtime.harness.sentinel_pods import (
+    Deployment,
+    ScriptPod,
+    binary,
+    free_port,
+    known_replicas,
+    known_sentinels,
+    local_container,
+    make_spy_dir,
+    start_all,
+    wait_for,
+)
+
+NAMESPACE, DOMAIN = "celery", "cluster.local"
+#: Test speed only, after the rendered args: a replica's sync starts at once; the nodes listen on loopback.
+FAST_SYNC_ARGS = ["--repl-diskless-sync-delay", "0", "--bind", "127.0.0.1"]
+#: The rendered args alone (Redis' own 5 s diskless-sync delay), listening on loopback.
+AS_RENDERED_ARGS = ["--bind", "127.0.0.1"]
+#: The Celery scenarios' Sentinels: detection at the schema's minimum (1 s), to keep the tier fast.
+SCENARIO_SPEC = SentinelSpec(replicas=2, sentinels=3, down_after_milliseconds=1000, failover_timeout_milliseconds=10000)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def rendered_deployment(
+    root: Path,
+    spec: SentinelSpec,
+    password: str,
+    sentinel_password: str,
+    *,
+    node_args: list[str] = FAST_SYNC_ARGS,
+    pre_stop: bool = True,
+    links: list[Link] | None = None,
+) -> Deployment:
+    """The rendered data-node and Sentinel containers of ``spec`` as local pods (not started).
 
+    ``pre_stop=False`` drops the data node's preStop hook (the comparison that shows what it does).
+    ``links`` (one per replica) become each replica's address for node 0's stable name (what its DNS
+    answers), each a :class:`Link` to node 0: its replication stream takes a path that can be cut.
+    """
+    for tool in ("redis-server", "redis-cli", "timeout", "sh"):
+        binary(tool)
+    argv_log = root / "argv.log"
+    spy_dir = make_spy_dir(root / "spy", argv_log)
+    secrets = {secret_keys.REDIS_PASSWORD: password, secret_keys.SENTINEL_PASSWORD: sentinel_password}
+    names = SentinelNames("redis")
+    nodes = pods.node_addresses(names, spec, NAMESPACE, DOMAIN)
+    sentinels = pods.sentinel_addresses(names, spec, NAMESPACE, DOMAIN)
+    addresses = {stable: f"127.0.0.1:{free_port()}" for stable in [*nodes, *sentinels]}
+    for link in links or []:
+        link.target = int(addresses[nodes[0]].rsplit(":", 1)[1])
+    refs = pods.SentinelPodRefs(
+        secret_name="celery-secrets",
+        node_domain=pods.pod_domain(names.nodes_headless, NAMESPACE, DOMAIN),
+        sentinel_domain=pods.pod_domain(names.sentinels_headless, NAMESPACE, DOMAIN),
+        nodes=" ".join(nodes),
+        sentinels=" ".join(sentinels),
+    )
+    redis_spec = RedisSpec(persistent=True)
 
-def _binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        # A missing tool fails the tier, never skips it; `make system-deps` installs both packages.
-        raise RuntimeError(f"{name} is not installed; run `make system-deps` (apt: redis-server redis-sentinel)")
-    return path
+    def pod(kind: str, index: int, stable: str, pod_spec: dict[str, Any], extra_args: list[str]) -> ScriptPod:
+        container = pod_spec["containers"][0]
+        workdir = root / f"{kind}-{index}"
+        paths = {pods.CONF_DIR: workdir / "conf", REDIS_DATA: workdir / "data"}
+        paths[REDIS_DATA].mkdir(parents=True)
+        view = dict(addresses)
+        if kind == "node" and index and links:
+            view[nodes[0]] = f"127.0.0.1:{links[index - 1].port}"
+        argv, env, probes = local_container(container, stable.split(".")[0], secrets, view, paths, spy_dir)
+        hook = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
+        return ScriptPod(
+            f"{kind}-{index}",
+            int(addresses[stable].rsplit(":", 1)[1]),
+            [*argv, *extra_args],
+            env,
+            probes,
+            workdir,
+            paths[pods.CONF_DIR],
+            pre_stop=list(hook) if hook and pre_stop else None,
+            grace_seconds=float(pod_spec["terminationGracePeriodSeconds"]),
+        )
 
-
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if predicate():
-                return
-        except redis.RedisError:
-            pass
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"timed out after {timeout} s waiting until {what}")
-        time.sleep(0.1)
-
-
-@dataclass
-class Node:
-    """One redis-server or redis-sentinel process on a fixed port; it can be killed and started again."""
-
-    role: str
-    port: int
-    workdir: Path
-    argv: list[str]
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        log = (self.workdir / f"{self.role}.log").open("ab")
-        self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
-        log.close()
-
-    def kill(self) -> None:
-        """SIGKILL: what a node crash does; nothing is flushed to replicas or disk."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.process = None
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log(self) -> str:
-        path = self.workdir / f"{self.role}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+    node_spec = pods.node_pod_spec(redis_spec, spec, refs, names)
+    sentinel_spec = pods.sentinel_pod_spec(redis_spec, spec, refs, names)
+    return Deployment(
+        nodes=[pod("node", i, a, node_spec, node_args) for i, a in enumerate(nodes)],
+        sentinels=[pod("sentinel", i, a, sentinel_spec, []) for i, a in enumerate(sentinels)],
+        password=password,
+        sentinel_password=sentinel_password,
+        master_name=spec.master_name,
+        argv_log=argv_log,
+    )
 
 
 class Link:
@@ -170,142 +187,101 @@ class Link:
 
 @dataclass
 class SentinelCluster:
-    """1 primary + ``replicas`` replicas + ``sentinels`` Sentinels on 127.0.0.1, with auth everywhere."""
+    """Our rendered Redis+Sentinel pods on 127.0.0.1 (node 0 master at first start), with auth everywhere."""
 
     workdir: Path
     password: str
     sentinel_password: str
-    replicas: int = 2
-    sentinels: int = 3
-    quorum: int = 2
-    min_replicas_to_write: int = 1
-    min_replicas_max_lag_seconds: int = 5
-    master_name: str = MASTER_NAME
+    spec: SentinelSpec = SCENARIO_SPEC
     replication_through_links: bool = False
-    """Replicas reach the primary through :class:`Link` proxies, which :meth:`partition` can cut.
-
-    Sentinel repoints a replica that follows another address than the master's once the failover
-    timeout has passed: give such a cluster a failover timeout longer than the test."""
-    failover_timeout_milliseconds: int = FAILOVER_TIMEOUT_MILLISECONDS
-    data_nodes: list[Node] = field(default_factory=list)
-    sentinel_nodes: list[Node] = field(default_factory=list)
+    """Replicas reach node 0 through :class:`Link` proxies (their DNS view of it), which :meth:`partition`
+    cuts. Sentinel repoints a replica that follows another address than the master's once the failover
+    timeout has passed: give such a cluster a spec whose failover timeout outlasts the test."""
+    pre_stop: bool = True
+    """Run the data nodes with their rendered preStop hook (False: the same pods without it)."""
+    node_args: list[str] = field(default_factory=lambda: list(FAST_SYNC_ARGS))
     links: list[Link] = field(default_factory=list)
+    pods: Deployment = field(init=False)
 
     def __post_init__(self) -> None:
-        ports = [_free_port() for _ in range(1 + self.replicas)]
-        for index, port in enumerate(ports):
-            role = "primary" if index == 0 else f"replica-{index}"
-            argv = self._data_argv(port, self.workdir / f"redis-{index}")
-            if index:
-                upstream = ports[0]
-                if self.replication_through_links:
-                    link = Link(ports[0])
-                    self.links.append(link)
-                    upstream = link.port
-                argv += ["--replicaof", "127.0.0.1", str(upstream)]
-            self.data_nodes.append(Node(role, port, self.workdir / f"redis-{index}", argv))
-        for index in range(self.sentinels):
-            port = _free_port()
-            workdir = self.workdir / f"sentinel-{index}"
-            workdir.mkdir(parents=True, exist_ok=True)
-            config = workdir / "sentinel.conf"  # Sentinel rewrites its config file: it must be writable
-            config.write_text(self._sentinel_config(port, ports[0]))
-            self.sentinel_nodes.append(
-                Node(f"sentinel-{index}", port, workdir, [_binary("redis-sentinel"), str(config)])
-            )
-
-    # -- configuration --------------------------------------------------------------------------
-
-    def _data_argv(self, port: int, workdir: Path) -> list[str]:
-        return [
-            _binary("redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(workdir),
-            "--requirepass",
+        if self.replication_through_links:
+            self.links = [Link(0) for _ in range(self.spec.replicas)]  # each aimed at node 0 by the render below
+        self.pods = rendered_deployment(
+            self.workdir,
+            self.spec,
             self.password,
-            "--masterauth",
-            self.password,
-            "--maxmemory-policy",
-            "noeviction",
-            "--appendonly",
-            "yes",
-            "--save",
-            "",
-            "--min-replicas-to-write",
-            str(self.min_replicas_to_write),
-            "--min-replicas-max-lag",
-            str(self.min_replicas_max_lag_seconds),
-        ]
-
-    def _sentinel_config(self, port: int, primary_port: int) -> str:
-        name = self.master_name
-        return "\n".join(
-            [
-                f"port {port}",
-                "bind 127.0.0.1",
-                f"dir {self.workdir}",
-                f"requirepass {self.sentinel_password}",
-                f"sentinel sentinel-pass {self.sentinel_password}",
-                f"sentinel monitor {name} 127.0.0.1 {primary_port} {self.quorum}",
-                f"sentinel auth-pass {name} {self.password}",
-                f"sentinel down-after-milliseconds {name} {DOWN_AFTER_MILLISECONDS}",
-                f"sentinel failover-timeout {name} {self.failover_timeout_milliseconds}",
-                f"sentinel parallel-syncs {name} 1",
-                "",
-            ]
+            self.sentinel_password,
+            node_args=self.node_args,
+            pre_stop=self.pre_stop,
+            links=self.links or None,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> SentinelCluster:
+        """Start the data nodes, then the Sentinels once the replicas are synced; wait for a healthy set."""
         for link in self.links:
             link.start()
-        for node in self.data_nodes:
-            node.workdir.mkdir(parents=True, exist_ok=True)
-            node.start()
-        for node in self.sentinel_nodes:
-            node.start()
-        primary = self.data_nodes[0]
-        _wait(lambda: self.node_client(primary).ping(), 10, f"the primary answers on {primary.port}")
-        _wait(
-            lambda: self.good_replicas(primary) == self.replicas,
-            20,
-            "every replica is connected to the primary and has acknowledged (min-replicas-to-write counts it)",
+        start_all(self.pods.nodes)
+        node_0 = self.pods.nodes[0]
+        wait_for(
+            lambda: self.good_replicas(node_0) == len(self.pods.nodes) - 1,
+            30,
+            "every replica is synced with node 0 (min-replicas-to-write counts it)",
+            self.logs,
         )
-        # Every Sentinel knows the primary, every replica and every other Sentinel: failover can run.
-        for node in self.sentinel_nodes:
-            _wait(lambda node=node: self._sentinel_sees_everyone(node), 30, f"{node.role} sees the deployment")
+        start_all(self.pods.sentinels)
+        if not self.links:
+            self.pods.wait_healthy(60)
+            return self
+        # Replicas through links follow the links' address, which the full health check does not accept.
+        wait_for(self._sentinels_see_everyone, 60, "every Sentinel sees node 0, its replicas and its peers", self.logs)
         return self
 
-    def _sentinel_sees_everyone(self, node: Node) -> bool:
-        client = redis.Redis(host="127.0.0.1", port=node.port, password=self.sentinel_password)
-        try:
-            replicas = client.sentinel_slaves(self.master_name)
-            others = client.sentinel_sentinels(self.master_name)
-            return len(replicas) == self.replicas and len(others) == self.sentinels - 1
-        finally:
-            client.close()
+    def _sentinels_see_everyone(self) -> bool:
+        for sentinel in self.pods.sentinels:
+            client = self.pods.sentinel_client(sentinel)
+            if self.pods.named_master(sentinel) != self.pods.nodes[0].address:
+                return False
+            replicas = known_replicas(client, self.master_name)
+            if (
+                len(replicas) != self.spec.replicas
+                or len(known_sentinels(client, self.master_name)) != len(self.pods.sentinels) - 1
+            ):
+                return False
+        return True
 
     def shutdown(self) -> None:
-        for node in [*self.sentinel_nodes, *self.data_nodes]:
-            node.kill()
+        self.pods.shutdown()
         for link in self.links:
             link.close()
 
     def partition(self) -> None:
-        """Cut every replica off the primary: bytes in flight and from now on are dropped, both ways."""
+        """Cut every replica off node 0: bytes in flight and from now on are dropped, both ways."""
         for link in self.links:
             link.cut()
 
-    # -- addresses and clients ----------------------------------------------------------------
+    # -- settings, addresses and clients ------------------------------------------------------------
+
+    @property
+    def master_name(self) -> str:
+        return self.spec.master_name
+
+    @property
+    def quorum(self) -> int:
+        return self.spec.effective_quorum()
+
+    @property
+    def min_replicas_max_lag_seconds(self) -> int:
+        return self.spec.min_replicas_max_lag_seconds
+
+    @property
+    def data_nodes(self) -> list[ScriptPod]:
+        return self.pods.nodes
 
     @property
     def sentinel_addresses(self) -> list[tuple[str, int]]:
-        return [("127.0.0.1", node.port) for node in self.sentinel_nodes]
+        return [("127.0.0.1", pod.port) for pod in self.pods.sentinels]
 
     def url(self, db: int = 0) -> str:
         """The Celery/kombu broker URL: every Sentinel, ``;``-separated; the password is the data nodes'."""
@@ -330,50 +306,46 @@ class SentinelCluster:
             socket_timeout=2,
         )
 
-    def client(self, db: int = 0) -> redis.Redis:
-        """A client of whichever node Sentinel currently names as the master."""
-        return self.sentinel().master_for(self.master_name, db=db)
+    def node_client(self, node: ScriptPod) -> redis.Redis:
+        return self.pods.node_client(node)
 
-    def node_client(self, node: Node) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=node.port, password=self.password, socket_timeout=2)
-
-    def good_replicas(self, node: Node) -> int:
+    def good_replicas(self, node: ScriptPod) -> int:
         """Replicas that ``node`` counts for ``min-replicas-to-write``: acknowledged within the max lag."""
         return int(self.node_client(node).info("replication").get("min_slaves_good_slaves", 0))
 
     def master_port(self) -> int:
         """The master's port, by a majority of Sentinels that answer (raises while they disagree)."""
         answers = []
-        for host, port in self.sentinel_addresses:
+        for sentinel in self.pods.sentinels:
+            if not sentinel.running():
+                continue
             try:
-                client = redis.Redis(host=host, port=port, password=self.sentinel_password, socket_timeout=1)
-                answer = client.sentinel_get_master_addr_by_name(self.master_name)
-                client.close()
+                named = self.pods.named_master(sentinel)
             except redis.RedisError:
                 continue
-            if answer:
-                answers.append(int(answer[1]))
+            if named:
+                answers.append(int(named.rsplit(":", 1)[1]))
         best = max(set(answers), key=answers.count) if answers else None
         if best is None or answers.count(best) < self.quorum:
             raise RuntimeError(f"the Sentinels do not agree on a master: {answers}")
         return best
 
-    def master(self) -> Node:
+    def master(self) -> ScriptPod:
         port = self.master_port()
-        return next(node for node in self.data_nodes if node.port == port)
+        return next(node for node in self.pods.nodes if node.port == port)
 
-    def wait_for_new_master(self, old: Node, timeout: float = 30) -> Node:
-        """Wait until the Sentinels name another node master, and that node really is one and takes writes."""
+    def wait_for_new_master(self, old: ScriptPod, timeout: float = 30) -> ScriptPod:
+        """Wait until the Sentinels name another node master, and that node really is one."""
 
         def promoted() -> bool:
             port = self.master_port()
             if port == old.port:
                 return False
-            node = next(n for n in self.data_nodes if n.port == port)
+            node = next(n for n in self.pods.nodes if n.port == port)
             return self.node_client(node).info("replication")["role"] == "master"
 
-        _wait(promoted, timeout, "Sentinel has promoted a replica")
+        wait_for(promoted, timeout, "Sentinel has promoted a replica", self.logs)
         return self.master()
 
     def logs(self) -> str:
-        return "\n".join(f"==> {n.role}\n{n.log()[-3000:]}" for n in [*self.data_nodes, *self.sentinel_nodes])
+        return self.pods.describe()

@@ -16,6 +16,7 @@ the scripts ever ran, not only the processes alive at one ``ps``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import signal
@@ -99,6 +100,10 @@ class ScriptPod:
     probes: dict[str, list[str]]
     workdir: Path
     conf_dir: Path
+    pre_stop: list[str] | None = None
+    """The container's preStop exec command, as rendered (None: the container has none)."""
+    grace_seconds: float = 30
+    """The pod's terminationGracePeriodSeconds, as rendered."""
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -130,6 +135,47 @@ class ScriptPod:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
         self.process = None
+
+    def stop(self) -> None:
+        """SIGTERM, as a process restart sends it (no preStop hook); SIGKILL after the grace period."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=self.grace_seconds)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+
+    def terminate(self, run_pre_stop: bool = True) -> float:
+        """Delete the pod as the kubelet does: the preStop hook (in the container's env), then SIGTERM, within
+        one grace period; SIGKILL when it runs out. The hook's output goes to the pod's log. Returns the
+        seconds the hook took (0 without one)."""
+        started = time.monotonic()
+        if run_pre_stop and self.pre_stop is not None and self.running():
+            with self.log_path.open("ab") as log:
+                log.write(b"--- preStop ---\n")
+                log.flush()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    subprocess.run(
+                        self.pre_stop, env=self.env, stdout=log, stderr=subprocess.STDOUT, timeout=self.grace_seconds
+                    )
+                log.write(b"--- preStop done ---\n")
+        hook_seconds = time.monotonic() - started
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:  # the kubelet grants at least 2 s after a hook that used the whole period
+                self.process.wait(timeout=max(self.grace_seconds - hook_seconds, 2))
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+        return hook_seconds
+
+    def last_pre_stop_log(self) -> str:
+        """What the last preStop hook printed ('' when none ran)."""
+        log = self.log()
+        if "--- preStop ---" not in log:
+            return ""
+        return log.rsplit("--- preStop ---", 1)[1].split("--- preStop done ---", 1)[0]
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
