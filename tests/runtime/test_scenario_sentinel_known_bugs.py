@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,11 +27,13 @@ import pytest
 
 from tests.runtime.harness import Pod, wait_until
 from tests.runtime.harness.failover import JOURNAL, WORKLOADS, JournalWatch, client_app, free_port, sentinel_kubelet
+from tests.runtime.harness.sentinel import SCENARIO_SPEC
 
 if TYPE_CHECKING:
     from tests.runtime.harness.sentinel import SentinelCluster
 
 IDLE_SECONDS = 5
+IN_PLACE_SPEC = replace(SCENARIO_SPEC, down_after_milliseconds=5000, failover_timeout_milliseconds=20000)
 TASKS = 20
 
 
@@ -95,7 +98,9 @@ def test_celery_6348_idle_workers_consume_new_tasks_after_the_sentinel_master_is
 def test_celery_8990_workers_consume_after_the_master_restarts_in_place(
     sentinel_cluster: Callable[..., SentinelCluster], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cluster = sentinel_cluster()
+    # In place: back before the Sentinels hold it down. At the 1 s minimum the rendered start script may find
+    # it held down and wait for a failover instead; the default detection (5 s) leaves room for the restart.
+    cluster = sentinel_cluster(spec=IN_PLACE_SPEC)
     with platform_on(cluster, tmp_path / "kubelet") as pods:
         old = cluster.master()
         stopped_at = time.monotonic()
