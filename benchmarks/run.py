@@ -10,9 +10,13 @@
    in-process, and the cost of an added pool object at each step; linear means the same at every size.
 5. Sentinel failover under load: the primary SIGKILLed while tasks flow to the rendered prod worker,
    beat and exporter; promotion time, first task run after the kill, and the exact task counts
-   (acknowledged, refused, completed, lost against the min-replicas-max-lag bound).
+   (acknowledged, refused, completed, lost against the min-replicas-max-lag bound). The broker is our
+   own rendered data-node and Sentinel pods (tests/runtime/harness/sentinel.py).
 6. KEDA through Sentinel (``--only keda-failover``): seconds from the primary's SIGKILL to the first
    reading of KEDA's redis-sentinel scaler (keda-backlog) that equals the backlog kombu queued.
+7. Broker roll-out: every data node replaced in StatefulSet order (the master last) while tasks flow to
+   the rendered main worker, with the data node's preStop hook against the same pods without it:
+   seconds of refused sends, worker restarts, and the exact task counts.
 
 The pods run run through the runtime tier's harness (``tests/runtime/harness/``), so the probes run
 with the rendered (or the report's) periods, delays, timeouts and thresholds. Nothing here asserts.
@@ -422,14 +426,80 @@ def keda_sentinel_failover(workdir: Path, rounds: int) -> list[tuple[str, str, s
     return [("KEDA redis-sentinel: SIGKILL to first correct read", took, f"{never} of {rounds} never read", "-")]
 
 
+def broker_rollout(workdir: Path, rounds: int) -> list[tuple[str, str, str, str]]:
+    """Roll the data nodes under load ``rounds`` times with the preStop hook and as many without, in turn.
+
+    The runtime test's harness (tests/runtime/harness/rollout.py) on a fresh deployment per round, with
+    the SentinelSpec's production defaults and the rendered args as they are.
+    """
+    from celery_platform.config.sentinel import SentinelSpec
+    from tests.runtime.harness.rollout import RolloutResult
+    from tests.runtime.harness.rollout import broker_rollout as roll
+    from tests.runtime.harness.sentinel import AS_RENDERED_ARGS, SentinelCluster
+
+    results: dict[bool, list[RolloutResult]] = {True: [], False: []}
+    for index in range(rounds):
+        for hook in (True, False):
+            where = workdir / f"rollout-{index}-{'hook' if hook else 'none'}"
+            cluster = SentinelCluster(
+                where / "broker",
+                PASSWORD,
+                "bench-S3ntinel",
+                spec=SentinelSpec(),
+                node_args=AS_RENDERED_ARGS,
+                pre_stop=hook,
+            ).start()
+            try:
+                results[hook].append(roll(where / "platform", cluster))
+            finally:
+                cluster.shutdown()
+
+    def total(hook: bool, of: Callable[[RolloutResult], float]) -> float:
+        return sum(of(r) for r in results[hook])
+
+    def pair(label: str, of: Callable[[RolloutResult], float], fmt: str = "{:.0f}") -> tuple[str, str, str, str]:
+        ours, theirs = total(True, of), total(False, of)
+        ratio = f"{theirs / ours:.1f}x fewer" if ours else ("-" if not theirs else "none with the hook")
+        return (f"roll-out ({rounds} rounds): {label}", fmt.format(ours), fmt.format(theirs), ratio)
+
+    def counts(hook: bool) -> str:
+        acknowledged = total(hook, lambda r: r.acknowledged)
+        return (
+            f"sent {total(hook, lambda r: r.acknowledged + r.refused):.0f}: acknowledged {acknowledged:.0f}, "
+            f"completed {total(hook, lambda r: r.completed):.0f}, lost {total(hook, lambda r: len(r.lost)):.0f}"
+        )
+
+    return [
+        pair("seconds of refused sends", lambda r: r.refused_seconds, "{:.2f}"),
+        pair("refused sends", lambda r: r.refused),
+        pair("refused with NOREPLICAS", lambda r: sum(n for k, n in r.refusals.items() if "NOREPLICAS" in k)),
+        pair("worker container restarts", lambda r: r.worker_restarts),
+        (
+            f"roll-out ({rounds} rounds): longest single send, s",
+            f"{max(r.longest_send_seconds for r in results[True]):.2f}",
+            f"{max(r.longest_send_seconds for r in results[False]):.2f}",
+            "-",
+        ),
+        (f"roll-out ({rounds} rounds): tasks", counts(True), counts(False), "-"),
+        pair("run twice", lambda r: len(r.duplicated)),
+        (
+            "roll-out: master's preStop hook, s (median)",
+            f"{statistics.median(r.hook_seconds['node-0'] for r in results[True]):.2f}",
+            "-",
+            "-",
+        ),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--probe-rounds", type=int, default=5)
     parser.add_argument("--render-rounds", type=int, default=3)
     parser.add_argument("--redis-late-seconds", type=float, default=10)
     parser.add_argument("--failover-rounds", type=int, default=3)
+    parser.add_argument("--rollout-rounds", type=int, default=2)
     parser.add_argument("--shutdown-task-seconds", type=int, default=300)
-    choices = ["probe", "cold", "shutdown", "program", "failover", "keda-failover"]
+    choices = ["probe", "cold", "shutdown", "program", "failover", "keda-failover", "rollout"]
     parser.add_argument("--only", choices=choices, action="append")
     options = parser.parse_args(argv)
     only = set(options.only or choices)
@@ -448,7 +518,9 @@ def main(argv: list[str] | None = None) -> int:
             rows += sentinel_failover(workdir, options.failover_rounds)
         if "keda-failover" in only:
             rows += keda_sentinel_failover(workdir, options.failover_rounds)
-    header = ("measure", "ours", "baseline (ping / report / per object)", "ratio")
+        if "rollout" in only:
+            rows += broker_rollout(workdir, options.rollout_rounds)
+    header = ("measure", "ours", "baseline (ping / report / per object / no preStop hook)", "ratio")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     line = "+".join("-" * (w + 2) for w in widths)
     print(line)
