@@ -19,8 +19,8 @@ from celery_platform.builders.labels import selector_labels
 from celery_platform.builders.redis_pod import REDIS_UID, placement_only
 from celery_platform.builders.secret_keys import REDIS_PASSWORD, SENTINEL_PASSWORD
 from celery_platform.builders.sentinel_scripts import (
-    REDIS_NODE_LIVENESS_PROBE,
     PRESTOP_SECONDS,
+    REDIS_NODE_LIVENESS_PROBE,
     REDIS_NODE_PRESTOP_SCRIPT,
     REDIS_NODE_PROBE,
     REDIS_NODE_SCRIPT,
