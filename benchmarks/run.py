@@ -391,11 +391,11 @@ def keda_sentinel_failover(workdir: Path, rounds: int) -> list[tuple[str, str, s
     from tests.runtime.harness.keda_sentinel import (
         EXPECTED,
         enqueue,
-        master_name,
         producer,
         read_after_kill,
         replicated,
         scaled_object,
+        sentinel_spec,
     )
     from tests.runtime.harness.sentinel import SentinelCluster
 
@@ -403,7 +403,7 @@ def keda_sentinel_failover(workdir: Path, rounds: int) -> list[tuple[str, str, s
     never = 0
     for index in range(rounds):
         cluster = SentinelCluster(
-            workdir / f"keda-sentinel-{index}", PASSWORD, "bench-S3ntinel", master_name=master_name()
+            workdir / f"keda-sentinel-{index}", PASSWORD, "bench-S3ntinel", spec=sentinel_spec()
         ).start()
         try:
             app = producer(cluster)

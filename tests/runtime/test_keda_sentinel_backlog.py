@@ -22,13 +22,13 @@ from tests.runtime.harness.keda_sentinel import (
     auth_params,
     enqueue,
     kombu_sizes,
-    master_name,
     producer,
     read,
     read_after_kill,
     replicated,
     run_keda,
     scaled_object,
+    sentinel_spec,
     trigger_authentication,
 )
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 def test_keda_reads_through_the_sentinels_exactly_the_backlog_kombu_queued_priorities_included(
     sentinel_cluster: Callable[..., SentinelCluster],
 ) -> None:
-    cluster = sentinel_cluster(master_name=master_name())
+    cluster = sentinel_cluster(spec=sentinel_spec())
     so = scaled_object()
     assert {t["type"] for t in so["spec"]["triggers"]} == {"redis-sentinel"}
     refs = trigger_authentication()["spec"]["secretTargetRef"]
@@ -75,7 +75,7 @@ def test_keda_reads_through_the_sentinels_exactly_the_backlog_kombu_queued_prior
 def test_after_a_sigkill_of_the_primary_keda_reads_the_same_backlog_on_the_promoted_master(
     sentinel_cluster: Callable[..., SentinelCluster], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cluster = sentinel_cluster(master_name=master_name())
+    cluster = sentinel_cluster(spec=sentinel_spec())
     so = scaled_object()
     app = producer(cluster)
     enqueue(app)
@@ -114,7 +114,7 @@ def test_after_a_sigkill_of_the_primary_keda_reads_the_same_backlog_on_the_promo
 def test_fails_when_the_sentinel_or_redis_password_is_wrong(
     sentinel_cluster: Callable[..., SentinelCluster], auth: dict[str, str | None], refusal: str
 ) -> None:
-    cluster = sentinel_cluster(master_name=master_name())
+    cluster = sentinel_cluster(spec=sentinel_spec())
     given = {key: value for key, value in {**auth_params(cluster), **auth}.items() if value is not None}
     done = run_keda(scaled_object(), cluster, given)
     assert done.returncode == 1, done.stdout

@@ -1,6 +1,7 @@
 """Failover under load: the Sentinel primary is SIGKILLed while tasks flow; all recovers, no loss goes uncounted.
 
-Real redis-server and redis-sentinel processes (1 primary, 2 replicas, 3 Sentinels, quorum 2, auth on
+Our own rendered data-node and Sentinel pods (``tests/runtime/harness/sentinel.py``: real redis-server
+and redis-sentinel processes; 1 primary, 2 replicas, 3 Sentinels, quorum 2, auth on
 all, ``min-replicas-to-write 1``, ``min-replicas-max-lag 5``), a real worker, beat and exporter run
 with the platform's hooks, exporter module and probes, configured only through the env the platform
 gives a Sentinel client. The harness (``tests/runtime/harness/failover.py``) explains what is

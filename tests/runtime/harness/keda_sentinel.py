@@ -14,7 +14,7 @@ import functools
 import json
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,11 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from celery_platform.builders.secret_keys import REDIS_PASSWORD, SENTINEL_PASSWORD
+from celery_platform.config.sentinel import SentinelSpec
 from tests.keda_tools import keda_backlog
 from tests.runtime.harness.render import render_stack_file
-from tests.runtime.harness.sentinel import Node, SentinelCluster
+from tests.runtime.harness.sentinel import SCENARIO_SPEC, SentinelCluster
+from tests.runtime.harness.sentinel_pods import ScriptPod
 
 REPO = Path(__file__).resolve().parents[3]
 QUEUES = ("default", "high")  # q0, q1 in the trigger names
@@ -95,6 +97,11 @@ def master_name() -> str:
     """The master's name that the rendered triggers ask the Sentinels for (one for every trigger)."""
     [name] = {t["metadata"]["sentinelMaster"] for t in scaled_object()["spec"]["triggers"]}
     return str(name)
+
+
+def sentinel_spec() -> SentinelSpec:
+    """The scenarios' Sentinel settings, with the master's name that the rendered triggers ask for."""
+    return replace(SCENARIO_SPEC, master_name=master_name())
 
 
 def auth_params(cluster: SentinelCluster) -> dict[str, str]:
@@ -174,7 +181,7 @@ def read(scaled_object: dict[str, Any], cluster: SentinelCluster) -> dict[str, A
 class AfterKill:
     """What KEDA read after the primary's SIGKILL, and when."""
 
-    killed: Node
+    killed: ScriptPod
     reading: dict[str, Any] | None = None
     seconds: float | None = None
     """From the SIGKILL to the first reading equal to the expected backlog."""

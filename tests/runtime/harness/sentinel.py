@@ -46,8 +46,14 @@ NAMESPACE, DOMAIN = "celery", "cluster.local"
 FAST_SYNC_ARGS = ["--repl-diskless-sync-delay", "0", "--bind", "127.0.0.1"]
 #: The rendered args alone (Redis' own 5 s diskless-sync delay), listening on loopback.
 AS_RENDERED_ARGS = ["--bind", "127.0.0.1"]
-#: The Celery scenarios' Sentinels: detection at the schema's minimum (1 s), to keep the tier fast.
-SCENARIO_SPEC = SentinelSpec(replicas=2, sentinels=3, down_after_milliseconds=1000, failover_timeout_milliseconds=10000)
+#: The Celery scenarios' Sentinels: detection at the schema's minimum (1 s), to keep the tier fast; a 5 s lag.
+SCENARIO_SPEC = SentinelSpec(
+    replicas=2,
+    sentinels=3,
+    down_after_milliseconds=1000,
+    failover_timeout_milliseconds=10000,
+    min_replicas_max_lag_seconds=5,
+)
 
 
 def rendered_deployment(
@@ -276,6 +282,10 @@ class SentinelCluster:
         return self.spec.min_replicas_max_lag_seconds
 
     @property
+    def replicas(self) -> int:
+        return self.spec.replicas
+
+    @property
     def data_nodes(self) -> list[ScriptPod]:
         return self.pods.nodes
 
@@ -305,6 +315,10 @@ class SentinelCluster:
             password=self.password,
             socket_timeout=2,
         )
+
+    def client(self, db: int = 0) -> redis.Redis:
+        """A client of whichever node Sentinel currently names as the master."""
+        return self.sentinel().master_for(self.master_name, db=db)
 
     def node_client(self, node: ScriptPod) -> redis.Redis:
         return self.pods.node_client(node)
