@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from apply_rendered import Observation, finish_render, observe, read_object, render_stack, snapshot
+from apply_rendered import Observation, finish_render, observe, read_object, render_stack
 from kubernetes.client.rest import ApiException
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import TypeAdapter
@@ -384,7 +384,11 @@ def outcomes(kube_api: KubeAPI, tmp_path_factory: pytest.TempPathFactory) -> dic
         observe(kube_api.api_client, outcome.namespace, outcome.docs, settle_s=0)
     time.sleep(SETTLE_S)  # once for all namespaces: a refusal's event is written asynchronously
     for outcome in applied:
-        outcome.seen = snapshot(kube_api.api_client, outcome.namespace, _workloads(outcome.docs))
+        # Each namespace again until it settles (every pod, or a refusal): on a loaded machine the controllers
+        # may lag behind the first pass's 30 s; a settled namespace costs one more read.
+        outcome.seen = observe(
+            kube_api.api_client, outcome.namespace, _workloads(outcome.docs), timeout_s=120, settle_s=0
+        )
         outcome.server, outcome.server_owners = _refusals(outcome.seen)
         if outcome.case.rollout and not outcome.server:
             rolled = _roll_out(kube_api, outcome.docs, outcome.namespace)

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from apply_rendered import Observation, finish_render, observe, render_stack, report, snapshot
+from apply_rendered import Observation, finish_render, observe, render_stack, report
 from kubernetes.client.rest import ApiException
 from kubernetes.utils.quantity import parse_quantity
 from test_stacks import Deployed, _limit_range
@@ -258,7 +258,8 @@ def outcomes(kube_api: KubeAPI, sentinel_stack: tuple[Path, Docs]) -> dict[str, 
         if outcome.server:
             continue
         workloads = [d for d in outcome.docs if d["kind"] in ("Deployment", "StatefulSet")]
-        outcome.seen = snapshot(kube_api.api_client, outcome.namespace, workloads)
+        # Again until it settles (every pod, or a refusal): controllers may lag on a loaded machine.
+        outcome.seen = observe(kube_api.api_client, outcome.namespace, workloads, timeout_s=120, settle_s=0)
         outcome.server = outcome.seen.failed_create
         outcome.server_owners = {OWNERS[k] for k, s in outcome.seen.workloads.items() if s.failed_create}
     return results
