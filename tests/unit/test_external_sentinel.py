@@ -155,3 +155,21 @@ def test_a_sentinel_password_rotation_without_sentinels_of_ours_is_said_to_be_ig
     [secret] = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].startswith("celery-secrets")]
     annotations = secret["metadata"].get("annotations", {})
     assert ("celery-platform/rotation.sentinelPassword" in annotations) is not warned
+
+
+def test_the_docs_example_of_a_sentinel_fronted_broker_is_a_valid_stack_setting() -> None:
+    from celery_platform.config.stack import parse_stack_config
+
+    page = (ROOT / "docs" / "operations" / "external-broker.md").read_text()
+    block = page.split("    celery-platform:broker:\n", 1)[1].split("\n\n", 1)[0]
+    broker = yaml.safe_load("\n".join(line[6:] for line in block.splitlines()))
+    config = parse_stack_config(
+        {
+            "image": "registry.example.com/app:1.0.0",
+            "databaseUrl": "postgresql://app:pw@10.20.1.5:5432/app",
+            "pools": yaml.safe_dump([{"name": "main", "queues": ["default"]}]),
+            "broker": yaml.safe_dump(broker),
+        }
+    )
+    assert config.broker.external is not None and config.broker.external.sentinel is not None
+    assert config.broker.external.sentinel.master_name == "mymaster"
