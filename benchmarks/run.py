@@ -388,8 +388,8 @@ def keda_sentinel_failover(workdir: Path, rounds: int) -> list[tuple[str, str, s
     same backlog on the promoted master. The harness' Sentinels detect a down master after 1 s
     (``down-after-milliseconds``); KEDA's polling interval in a cluster comes on top.
     """
+    from tests.keda_tools import EXPECTED
     from tests.runtime.harness.keda_sentinel import (
-        EXPECTED,
         enqueue,
         producer,
         read_after_kill,

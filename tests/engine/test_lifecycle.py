@@ -17,6 +17,7 @@ import yaml
 from kubernetes import client
 
 from tests.engine.conftest import REPO, Project, Toolchain, brought_up, make_project
+from tests.engine.guide import type_and_name
 from tests.kube_testenv import KubeAPI
 
 STACK = "prod"
@@ -85,11 +86,6 @@ CHANGES = {
 }
 
 
-def _type_and_name(urn: str) -> tuple[str, str]:
-    parts = urn.split("::")
-    return parts[2].split("$")[-1], parts[3]
-
-
 @pytest.fixture(scope="module")
 def deployed(
     tmp_path_factory: pytest.TempPathFactory, toolchain: Toolchain, cluster: KubeAPI, shared_venvs: None
@@ -110,7 +106,7 @@ def test_a_config_change_previews_exactly_its_steps(deployed: Project, change: s
     try:
         for key, value in settings.items():
             deployed.set_config(STACK, f"celery-platform:{key}", value())
-        steps = {_type_and_name(urn): op for urn, op in deployed.preview_steps(STACK).items()}
+        steps = {type_and_name(urn): op for urn, op in deployed.preview_steps(STACK).items()}
         steps.pop(("pulumi:pulumi:Stack", f"celery-platform-{STACK}"), None)  # outputs may change
         assert steps == expected
     finally:

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.engine.conftest import REPO, Project, Toolchain, brought_up, make_project
+from tests.engine.guide import type_and_name
 from tests.kube_testenv import KubeAPI
 
 STACK = "dev"
@@ -23,11 +24,6 @@ P = "celery-platform:"
 DATABASE_URL = "postgresql://app:engine-pw@db.internal:5432/app"
 OLD_DEV = REPO / "tests" / "unit" / "fixtures" / "Pulumi.dev.before-native-config.yaml"
 BROKER_HOST = "10.30.0.4"
-
-
-def _type_and_name(urn: str) -> tuple[str, str]:
-    parts = urn.split("::")
-    return parts[2].split("$")[-1], parts[3]
 
 
 def _others(config: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +53,7 @@ def test_setting_one_pool_field_with_path_previews_exactly_that_deployments_upda
         assert _others(after) == _others(before)
         preview = json.loads(deployed.pulumi("preview", "--stack", STACK, "--json").stdout)
         changed = [s for s in preview.get("steps", []) if s["op"] != "same" and "pulumi:pulumi:Stack" not in s["urn"]]
-        assert {_type_and_name(s["urn"]): s["op"] for s in changed} == {
+        assert {type_and_name(s["urn"]): s["op"] for s in changed} == {
             ("kubernetes:apps/v1:Deployment", "celery-main"): "update"
         }
         # ... and within it, the replica count alone.
@@ -83,7 +79,7 @@ def test_switching_to_an_external_broker_field_by_field_previews_the_switch(depl
             "external": {"host": BROKER_HOST, "urlSecret": {"name": "celery-broker", "key": "url"}},
         }
         preview = json.loads(deployed.pulumi("preview", "--stack", STACK, "--json").stdout)
-        steps = {_type_and_name(s["urn"]): s["op"] for s in preview.get("steps", []) if s["op"] != "same"}
+        steps = {type_and_name(s["urn"]): s["op"] for s in preview.get("steps", []) if s["op"] != "same"}
         # Our Redis goes; the workers are updated to the external host, which the egress policy admits.
         assert steps[("kubernetes:apps/v1:StatefulSet", "celery-redis")] == "delete", steps
         assert steps[("kubernetes:apps/v1:Deployment", "celery-main")] == "update", steps

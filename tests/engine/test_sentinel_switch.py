@@ -28,6 +28,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.engine.conftest import NODES, REPO, Project, Toolchain, brought_up, make_project
+from tests.engine.guide import marked_blocks, type_and_name
 from tests.kube_testenv import KubeAPI
 
 STACK = "prod"
@@ -58,17 +59,7 @@ POOL_NODE: dict[str, Any] = {
 
 def guide_blocks() -> list[list[str]]:
     """The command lines of each ``sh`` block that follows this test's marker in the guide."""
-    blocks = []
-    for part in GUIDE.read_text().split(MARKER)[1:]:
-        block = part.split("```sh\n", 1)[1].split("```", 1)[0]
-        lines = [line.split("  #", 1)[0].strip() for line in block.splitlines()]
-        blocks.append([line for line in lines if line and not line.startswith("#")])
-    return blocks
-
-
-def _type_and_name(urn: str) -> tuple[str, str]:
-    parts = urn.split("::")
-    return parts[2].split("$")[-1], parts[3]
+    return marked_blocks(GUIDE, MARKER)
 
 
 def _ready(obj: client.V1StatefulSet | None) -> str:
@@ -126,7 +117,7 @@ def test_switching_prod_to_sentinel_follows_the_guide_and_converges(
     started = time.monotonic()
     split = switch.index(f"make preview STACK={STACK}")
     deployed.sh("\n".join(switch[:split]))
-    plan = {_type_and_name(urn): op for urn, op in deployed.preview_steps(STACK).items()}
+    plan = {type_and_name(urn): op for urn, op in deployed.preview_steps(STACK).items()}
     plan.pop(("pulumi:pulumi:Stack", f"celery-platform-{STACK}"), None)
     deployed.sh("\n".join(switch[split:]), timeout=1800)
     switched = time.monotonic() - started

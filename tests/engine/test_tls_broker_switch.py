@@ -20,6 +20,7 @@ import pytest
 from kubernetes import client
 
 from tests.engine.conftest import REPO, Project, Toolchain, brought_up, make_project
+from tests.engine.guide import marked_blocks, type_and_name
 from tests.kube_testenv import KubeAPI
 
 STACK = "dev"
@@ -32,25 +33,14 @@ CA_PATH = "/etc/celery-platform/broker-ca/ca.crt"
 
 def guide_blocks() -> list[list[str]]:
     """The command lines of each ``sh`` block that follows this test's marker in the guide."""
-    text = GUIDE.read_text()
-    blocks = []
-    for part in text.split(MARKER)[1:]:
-        block = part.split("```sh\n", 1)[1].split("```", 1)[0]
-        lines = [line.split("  #", 1)[0].strip() for line in block.splitlines()]
-        blocks.append([line for line in lines if line and not line.startswith("#")])
-    return blocks
-
-
-def _type_and_name(urn: str) -> tuple[str, str]:
-    parts = urn.split("::")
-    return parts[2].split("$")[-1], parts[3]
+    return marked_blocks(GUIDE, MARKER)
 
 
 def _run_previewing(project: Project, lines: list[str]) -> dict[tuple[str, str], str]:
     """Run the block's lines verbatim; just before its ``make preview``, return the plan (type, name) -> op."""
     split = lines.index(f"make preview STACK={STACK}")
     project.sh("\n".join(lines[:split]))
-    steps = {_type_and_name(urn): op for urn, op in project.preview_steps(STACK).items()}
+    steps = {type_and_name(urn): op for urn, op in project.preview_steps(STACK).items()}
     steps.pop(("pulumi:pulumi:Stack", f"celery-platform-{STACK}"), None)
     project.sh("\n".join(lines[split:]), timeout=1800)
     return steps

@@ -33,6 +33,7 @@ import pytest
 import yaml
 
 from tests.engine.conftest import REPO, Project, Toolchain, make_project
+from tests.engine.guide import type_and_name
 from tests.kube_testenv import KubeAPI
 
 # The last landed release: the tree whose state a deployed stack holds today. Move it with each release.
@@ -62,7 +63,7 @@ def rolls_shipped_code(step: dict[str, Any]) -> bool:
     code_reasons = {f'data["{name}"]' for name in SHIPPED_CODE}
     return (
         step["op"] in {"replace", "create-replacement", "delete-replaced"}
-        and _type_and_name(step["urn"])[0] == CONFIG_MAP
+        and type_and_name(step["urn"])[0] == CONFIG_MAP
         and bool(reasons)
         and set(reasons) <= code_reasons
     )
@@ -133,17 +134,12 @@ def stack_export(project: Project, stack: str) -> list[dict[str, Any]]:
     return list(json.loads(out)["deployment"]["resources"])
 
 
-def _type_and_name(urn: str) -> tuple[str, str]:
-    parts = urn.split("::")
-    return parts[2].split("$")[-1], parts[3]
-
-
 def components_under(resources: list[dict[str, Any]], parent_type: str) -> set[tuple[str, str]]:
     """(type, name) of each component resource whose parent is of ``parent_type``."""
     return {
-        _type_and_name(r["urn"])
+        type_and_name(r["urn"])
         for r in resources
-        if not r.get("custom") and r.get("parent") and _type_and_name(r["parent"])[0] == parent_type
+        if not r.get("custom") and r.get("parent") and type_and_name(r["parent"])[0] == parent_type
     }
 
 
@@ -155,7 +151,7 @@ def identities(resources: list[dict[str, Any]]) -> dict[tuple[str, str, str], st
             continue
         metadata = (r.get("outputs") or {}).get("metadata")
         uid = metadata.get("uid", "") if isinstance(metadata, dict) else ""
-        found[(r["type"], str(r.get("id", "")), str(uid))] = _type_and_name(r["urn"])[1]
+        found[(r["type"], str(r.get("id", "")), str(uid))] = type_and_name(r["urn"])[1]
     return found
 
 
@@ -216,7 +212,7 @@ def upgrade(stack: str, old: Project, new: Project) -> Upgrade:
             for s in steps
             if s["op"] in CHURN_OPS and not rolls_shipped_code(s)
         ]
-        rolled = {_type_and_name(s["urn"])[1] for s in steps if rolls_shipped_code(s)}
+        rolled = {type_and_name(s["urn"])[1] for s in steps if rolls_shipped_code(s)}
         assert not churn, f"{stack}: the upgrade replaces or deletes:\n" + "\n".join(churn)
 
         result.timed("up", lambda: new.sh(f"make up STACK={stack}", timeout=1200))

@@ -18,38 +18,13 @@ import yaml
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from tests.keda_tools import backlog, keda_backlog
+from tests.keda_tools import EXPECTED, QUEUES, SENT, SEP, backlog, keda_backlog
 from tests.runtime.harness.render import render_stack_file
 
 if TYPE_CHECKING:
     from tests.runtime.conftest import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
-QUEUES = ("default", "high")  # q0, q1 in the rendered trigger names
-SEP = "\x06\x16"  # kombu's Redis transport: Channel.sep
-
-# (queue, priority or None, how many). kombu rounds a priority down to its step of [0, 3, 6, 9].
-SENT: list[tuple[str, int | None, int]] = [
-    ("default", None, 3),
-    ("default", 2, 1),  # step 0: the bare list
-    ("default", 4, 2),  # step 3
-    ("default", 6, 1),  # step 6
-    ("default", 9, 2),  # step 9
-    ("high", None, 1),
-    ("high", 3, 3),  # step 3
-    ("high", 8, 1),  # step 6; nothing at step 9, so that list does not exist in Redis
-]
-# What each trigger must read: the rendered trigger name -> messages in that list.
-EXPECTED = {
-    "q0p0": 4,
-    "q0p3": 2,
-    "q0p6": 1,
-    "q0p9": 2,
-    "q1p0": 1,
-    "q1p3": 3,
-    "q1p6": 1,
-    "q1p9": 0,
-}
 
 
 @functools.cache

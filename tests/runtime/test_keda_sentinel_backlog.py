@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.keda_tools import EXPECTED
 from tests.runtime.harness.keda_sentinel import (
-    EXPECTED,
     TOTAL,
     auth_params,
     enqueue,
