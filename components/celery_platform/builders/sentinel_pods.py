@@ -153,55 +153,76 @@ def _placed(pod_spec: dict[str, Any], spec: SentinelSpec, pod: PodSettings | Non
     return apply_to_pod(pod_spec, settings, selector=selector, service_account_default="")
 
 
+def _script_container(
+    name: str,
+    image: str,
+    script: tuple[str, str],
+    port: tuple[str, int],
+    *,
+    env: list[dict[str, Any]],
+    resources: dict[str, Any],
+    mounts: list[dict[str, Any]],
+    probes: tuple[list[str], list[str]],
+    startup_failures: int,
+) -> dict[str, Any]:
+    """One of the broker's containers: a start script of ``sentinel_scripts`` (its text, its ``$0``) in the Redis
+    image, restricted, with startup and liveness asking only that the server answers (``probes[0]``),
+    readiness more (``probes[1]``)."""
+    live, ready = probes
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", *script],
+        "env": env,
+        "ports": [{"name": port[0], "containerPort": port[1], "protocol": "TCP"}],
+        "resources": resources,
+        "securityContext": security_context(),
+        "volumeMounts": mounts,
+        "startupProbe": exec_probe(live, period=2, failures=startup_failures),
+        "livenessProbe": exec_probe(live, period=10, failures=3),
+        "readinessProbe": exec_probe(ready, period=5, failures=2),
+    }
+
+
 def node_pod_spec(
     redis: RedisSpec, spec: SentinelSpec, refs: SentinelPodRefs, names: SentinelNames, pod: PodSettings | None = None
 ) -> dict[str, Any]:
     """Return a data node's pod spec: its role from the Sentinels at start, AOF, noeviction, the write bound."""
-    container = {
-        "name": "redis",
-        "image": redis.image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["sh", "-c", REDIS_NODE_SCRIPT, "redis-node"],
-        "args": [
-            "--maxmemory",
-            str(redis.maxmemory_bytes()),
-            # kombu keeps queue bindings in plain keys: evicting one silently loses a queue.
-            "--maxmemory-policy",
-            "noeviction",
-            "--appendonly",
-            "yes",
-            "--save",
-            "",
-            "--dir",
-            REDIS_DATA,
-            "--min-replicas-to-write",
-            str(spec.min_replicas_to_write),
-            "--min-replicas-max-lag",
-            str(spec.min_replicas_max_lag_seconds),
-        ],
-        "env": [
-            *_self_env("REDIS_SELF", refs.node_domain, REDIS_PORT),
-            *_shared_env(spec, refs),
-        ],
-        "ports": [{"name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
-        "resources": redis.resources.to_k8s(),
-        "securityContext": security_context(),
-        "volumeMounts": [{"name": "data", "mountPath": REDIS_DATA}, CONF_MOUNT],
-        # Startup and liveness ask only that the server answers: a replica whose master is down stays alive
-        # (a restart would not bring the master back). Startup allows two minutes: the script may wait up
-        # to FAILOVER_WAIT_SECONDS for a failover of this node before redis-server opens its port.
-        "startupProbe": exec_probe(REDIS_NODE_LIVENESS_PROBE, period=2, failures=60),
-        "livenessProbe": exec_probe(REDIS_NODE_LIVENESS_PROBE, period=10, failures=3),
-        "readinessProbe": exec_probe(REDIS_NODE_PROBE, period=5, failures=2),
-        # A master being stopped (a roll-out, a drain) first hands its role to an in-sync replica.
-        "lifecycle": {
-            "preStop": {
-                "exec": {
-                    "command": ["timeout", str(PRESTOP_SECONDS), "sh", "-c", REDIS_NODE_PRESTOP_SCRIPT, "redis-prestop"]
-                }
-            }
-        },
-    }
+    # Startup and liveness ask only that the server answers: a replica whose master is down stays alive
+    # (a restart would not bring the master back). Startup allows two minutes: the script may wait up
+    # to FAILOVER_WAIT_SECONDS for a failover of this node before redis-server opens its port.
+    container = _script_container(
+        "redis",
+        redis.image,
+        (REDIS_NODE_SCRIPT, "redis-node"),
+        ("redis", REDIS_PORT),
+        env=[*_self_env("REDIS_SELF", refs.node_domain, REDIS_PORT), *_shared_env(spec, refs)],
+        resources=redis.resources.to_k8s(),
+        mounts=[{"name": "data", "mountPath": REDIS_DATA}, CONF_MOUNT],
+        probes=(REDIS_NODE_LIVENESS_PROBE, REDIS_NODE_PROBE),
+        startup_failures=60,
+    )
+    container["args"] = [
+        "--maxmemory",
+        str(redis.maxmemory_bytes()),
+        # kombu keeps queue bindings in plain keys: evicting one silently loses a queue.
+        "--maxmemory-policy",
+        "noeviction",
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--dir",
+        REDIS_DATA,
+        "--min-replicas-to-write",
+        str(spec.min_replicas_to_write),
+        "--min-replicas-max-lag",
+        str(spec.min_replicas_max_lag_seconds),
+    ]
+    # A master being stopped (a roll-out, a drain) first hands its role to an in-sync replica.
+    prestop = ["timeout", str(PRESTOP_SECONDS), "sh", "-c", REDIS_NODE_PRESTOP_SCRIPT, "redis-prestop"]
+    container["lifecycle"] = {"preStop": {"exec": {"command": prestop}}}
     pod_spec = build_pod_spec(
         container=container,
         init_containers=[],
@@ -216,27 +237,24 @@ def sentinel_pod_spec(
     redis: RedisSpec, spec: SentinelSpec, refs: SentinelPodRefs, names: SentinelNames, pod: PodSettings | None = None
 ) -> dict[str, Any]:
     """Return a Sentinel's pod spec: it monitors the current master, announces its stable name."""
-    container = {
-        "name": "sentinel",
-        "image": redis.image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["sh", "-c", SENTINEL_SCRIPT, "sentinel"],
-        "env": [
+    # A Sentinel whose master is down is doing its job: only readiness asks that it holds a master up.
+    container = _script_container(
+        "sentinel",
+        redis.image,
+        (SENTINEL_SCRIPT, "sentinel"),
+        ("sentinel", SENTINEL_PORT),
+        env=[
             *_self_env("SENTINEL_SELF", refs.sentinel_domain, SENTINEL_PORT),
             *_shared_env(spec, refs),
             {"name": "SENTINEL_QUORUM", "value": str(spec.effective_quorum())},
             {"name": "SENTINEL_DOWN_AFTER_MS", "value": str(spec.down_after_milliseconds)},
             {"name": "SENTINEL_FAILOVER_TIMEOUT_MS", "value": str(spec.failover_timeout_milliseconds)},
         ],
-        "ports": [{"name": "sentinel", "containerPort": SENTINEL_PORT, "protocol": "TCP"}],
-        "resources": spec.resources.to_k8s(),
-        "securityContext": security_context(),
-        "volumeMounts": [CONF_MOUNT],
-        # A Sentinel whose master is down is doing its job: only readiness asks that it holds a master up.
-        "startupProbe": exec_probe(SENTINEL_LIVENESS_PROBE, period=2, failures=30),
-        "livenessProbe": exec_probe(SENTINEL_LIVENESS_PROBE, period=10, failures=3),
-        "readinessProbe": exec_probe(SENTINEL_PROBE, period=5, failures=2),
-    }
+        resources=spec.resources.to_k8s(),
+        mounts=[CONF_MOUNT],
+        probes=(SENTINEL_LIVENESS_PROBE, SENTINEL_PROBE),
+        startup_failures=30,
+    )
     pod_spec = build_pod_spec(
         container=container, init_containers=[], volumes=[CONF_VOLUME], run_as_user=REDIS_UID, grace_seconds=10
     )
