@@ -17,6 +17,7 @@ config keys) and ``observe`` (the wait and the report).
 from __future__ import annotations
 
 import argparse
+import copy
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,17 @@ def load_documents(path: Path) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- apply
+
+
+def in_namespace(docs: Sequence[Mapping[str, Any]], namespace: str) -> list[dict[str, Any]]:
+    """A deep copy of a render moved to ``namespace``: the Namespace renamed, every other object in it."""
+    moved = copy.deepcopy([dict(d) for d in docs])
+    for doc in moved:
+        if doc["kind"] == "Namespace":
+            doc["metadata"]["name"] = namespace
+        else:
+            doc["metadata"]["namespace"] = namespace
+    return moved
 
 
 def apply_documents(

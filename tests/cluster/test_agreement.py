@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from apply_rendered import Observation, finish_render, observe, read_object, render_stack
+from apply_rendered import Observation, finish_render, in_namespace, observe, read_object, render_stack
 from kubernetes.client.rest import ApiException
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import TypeAdapter
@@ -333,12 +333,8 @@ def _ours(case: Case, docs: Docs) -> list[str]:
 
 
 def _cluster_docs(case: Case, base: Docs, namespace: str) -> Docs:
-    docs = copy.deepcopy(base)
+    docs = in_namespace(base, namespace)
     for doc in docs:
-        if doc["kind"] == "Namespace":
-            doc["metadata"]["name"] = namespace
-        else:
-            doc["metadata"]["namespace"] = namespace
         if doc["kind"] == "LimitRange" and "limitRange" in case.overrides:
             doc["spec"]["limits"] = _limit_range(case.overrides).to_k8s_limits()
         if doc["kind"] == "ResourceQuota" and "quota" in case.overrides:

@@ -11,7 +11,6 @@ exactly where the API server and its controllers refuse, naming the same workloa
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from apply_rendered import Observation, finish_render, observe, render_stack, report
+from apply_rendered import Observation, finish_render, in_namespace, observe, render_stack, report
 from kubernetes.client.rest import ApiException
 from kubernetes.utils.quantity import parse_quantity
 from test_stacks import Deployed, _limit_range
@@ -220,12 +219,8 @@ def _ours(case: Case) -> list[str]:
 
 
 def _cluster_docs(case: Case, base: Docs, namespace: str) -> Docs:
-    docs = copy.deepcopy(base)
+    docs = in_namespace(base, namespace)
     for doc in docs:
-        if doc["kind"] == "Namespace":
-            doc["metadata"]["name"] = namespace
-        else:
-            doc["metadata"]["namespace"] = namespace
         if doc["kind"] == "ResourceQuota":
             quota = QuotaSpec(**{_snake(k): v for k, v in {**QUOTA, **case.quota}.items()})
             doc["spec"]["hard"] = quota.hard()
